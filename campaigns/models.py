@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from campaigns.fields import EncryptedTextField
+
+
+class Environment(models.TextChoices):
+    SANDBOX = "sandbox", "Sandbox"
+    LIVE = "live", "Live"
+
+
+class Campaign(models.Model):
+    name = models.CharField("display name", max_length=200)
+    campaign_id = models.CharField(
+        "Mokugift campaign ID", max_length=100, help_text="As Mokugift issued it."
+    )
+    # The API base URL follows from the environment and the settings, never from a field a
+    # person types in: nobody can point the server at an internal address.
+    environment = models.CharField(max_length=10, choices=Environment, default=Environment.SANDBOX)
+    passcode = EncryptedTextField(blank=True, default="")
+    enabled = models.BooleanField(default=True)
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "campaign_id"], name="campaign_id_unique_per_environment"
+            )
+        ]
+        # The three roles are made of these (see migration 0002_roles).
+        permissions = [
+            ("manage_campaigns", "Can manage campaigns and their credentials"),
+            ("send_rewards", "Can send rewards"),
+            ("view_reports", "Can browse rewards and read reports"),
+            ("export_rewards", "Can export rewards and reports"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.campaign_id}, {self.environment})"
+
+    @property
+    def api_base_url(self) -> str:
+        if self.environment == Environment.LIVE:
+            return settings.MOKUGIFT_LIVE_URL
+        return settings.MOKUGIFT_SANDBOX_URL
+
+
+class CampaignAuditEvent(models.Model):
+    """One change to a campaign or its credentials: who, when, what. Never the passcode."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+        PASSCODE_REPLACED = "passcode_replaced", "Passcode replaced"
+        ENABLED = "enabled", "Enabled"
+        DISABLED = "disabled", "Disabled"
+        KEY_ROTATED = "key_rotated", "Passcode re-encrypted under a new key"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=20, choices=Action)
+    # {"field": [old, new]} for plain fields; the passcode appears only as {"passcode": "set"}.
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_action_display()} by {self.actor or 'system'} at {self.at:%Y-%m-%d %H:%M}"
+        )

@@ -1,0 +1,131 @@
+"""The ledger: one row per intended reward, written before anything is sent.
+
+The database, not the broker, is the source of truth. A row moves only by a conditional
+UPDATE (`Send.objects.filter(pk=..., state=...).update(...)`), so two workers, a redelivered
+task or a double click can never both send it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Mode(models.TextChoices):
+    # The API's three ways to make a reward, in words a marketer uses.
+    EMAIL = "email", "Mokugift emails it"
+    LINK = "link", "Give me the link (email address)"
+    LINK_ID = "link-id", "Give me the link (our recipient ID)"
+
+
+class Batch(models.Model):
+    class State(models.TextChoices):
+        SENDING = "sending", "Sending"
+        PAUSED = "paused", "Paused"
+        CANCELLED = "cancelled", "Cancelled"
+        DONE = "done", "Done"
+
+    class Source(models.TextChoices):
+        SINGLE = "single", "One reward"
+        CSV = "csv", "CSV upload"
+        COMMAND = "command", "Command line"
+
+    campaign = models.ForeignKey(
+        "campaigns.Campaign", on_delete=models.PROTECT, related_name="batches"
+    )
+    mode = models.CharField(max_length=10, choices=Mode)
+    source = models.CharField(max_length=10, choices=Source)
+    state = models.CharField(max_length=10, choices=State, default=State.SENDING)
+    # Why a batch is paused (e.g. Mokugift error 105, no moku-coins left), shown as a banner.
+    paused_reason = models.TextField(blank=True)
+    filename = models.CharField(max_length=255, blank=True)
+    # A key the form carries: a double-submitted form finds the batch it already made.
+    idempotency_key = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    # Upload rows left out because they did not pass: [{"row", "column", "message"}].
+    left_out = models.JSONField(default=list, blank=True)
+    # Who said "send anyway" to recipients rewarded by this campaign in the last 30 days.
+    send_anyway_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    send_anyway_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "batches"
+
+    def __str__(self) -> str:
+        return f"Batch {self.pk} ({self.get_source_display()}, {self.campaign_id})"
+
+
+class Send(models.Model):
+    """One intended reward. The state machine:
+
+    waiting -> sending -> sent | failed | unknown
+    unknown -> sent (found at Mokugift) | waiting (provably absent: may be tried again)
+    waiting -> cancelled (the batch was cancelled before the row was claimed)
+    """
+
+    class State(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        UNKNOWN = "unknown", "Outcome unknown"
+        CANCELLED = "cancelled", "Cancelled"
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="sends")
+    row_number = models.PositiveIntegerField(
+        help_text="The row in the upload, counting the header as 1."
+    )
+    # An email address, or for the link-id mode our own recipient ID.
+    recipient = models.CharField(max_length=254)
+    name = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=10, choices=State, default=State.WAITING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # When the current attempt was claimed: reconciliation looks for rewards made after it.
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    remote_id = models.CharField("Mokugift reward ID", max_length=100, blank=True, db_index=True)
+    url = models.URLField(max_length=500, blank=True)
+    # Found by reconciliation: the query calls do not return reward URLs.
+    link_not_recovered = models.BooleanField(default=False)
+    transaction_id = models.CharField(max_length=100, blank=True)
+    error_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_message = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["batch", "row_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "row_number"], name="send_row_unique_in_batch")
+        ]
+        indexes = [
+            models.Index(fields=["batch", "state"]),
+            models.Index(fields=["state", "updated_at"]),
+            models.Index(fields=["recipient"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Send {self.pk} to {self.recipient} ({self.state})"
+
+
+class SendEvent(models.Model):
+    """The history of a ledger row: every state change, with why."""
+
+    send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    from_state = models.CharField(max_length=10, blank=True)
+    to_state = models.CharField(max_length=10)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.from_state or 'new'} -> {self.to_state}"

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+from django.db import connection
+from django.test import override_settings
+
+from campaigns.crypto import DecryptionError
+from campaigns.models import Campaign
+from campaigns.services import campaign_create, campaigns_rotate_encryption_keys
+
+SECRET = "tr33s-are-gr8-passcode"
+
+
+def _campaign(campaign_id: str = "c-1", passcode: str = SECRET) -> Campaign:
+    return campaign_create(
+        actor=None, name="Spring", campaign_id=campaign_id, environment="sandbox", passcode=passcode
+    )
+
+
+def _raw_row(pk: int) -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM campaigns_campaign WHERE id = %s", [pk])
+        return cursor.fetchone()
+
+
+@pytest.mark.django_db
+def test_the_raw_row_holds_no_trace_of_the_passcode():
+    campaign = _campaign()
+    row = " ".join(str(value) for value in _raw_row(campaign.pk))
+    assert SECRET not in row
+    for i in range(len(SECRET) - 5):  # nor any six characters of it
+        assert SECRET[i : i + 6] not in row
+    assert Campaign.objects.get(pk=campaign.pk).passcode == SECRET
+
+
+@pytest.mark.django_db
+def test_a_wrong_key_raises_an_error_naming_the_setting_never_the_ciphertext():
+    campaign = _campaign()
+    ciphertext = next(v for v in _raw_row(campaign.pk) if isinstance(v, str) and v.startswith("gA"))
+    wrong_key = Fernet.generate_key().decode()
+    with (
+        override_settings(FIELD_ENCRYPTION_KEYS=[wrong_key]),
+        pytest.raises(DecryptionError) as excinfo,
+    ):
+        Campaign.objects.get(pk=campaign.pk)
+    message = str(excinfo.value)
+    assert "FIELD_ENCRYPTION_KEYS" in message
+    assert ciphertext not in message and ciphertext[:20] not in message
+    assert SECRET not in message
+    assert excinfo.value.__cause__ is None
+
+
+@pytest.mark.django_db
+def test_rotation_leaves_every_passcode_readable_under_the_new_key_alone(settings):
+    old_key = settings.FIELD_ENCRYPTION_KEYS[0]
+    passcodes = {f"c-{i}": f"passcode-{i}" for i in range(7)}
+    for campaign_id, passcode in passcodes.items():
+        _campaign(campaign_id, passcode)
+    new_key = Fernet.generate_key().decode()
+
+    settings.FIELD_ENCRYPTION_KEYS = [new_key, old_key]
+    assert campaigns_rotate_encryption_keys(batch_size=3) == 7
+
+    settings.FIELD_ENCRYPTION_KEYS = [new_key]
+    readable = {c.campaign_id: c.passcode for c in Campaign.objects.all()}
+    assert readable == passcodes
+
+
+@pytest.mark.django_db
+def test_rotation_refuses_a_passcode_no_key_fits(settings):
+    _campaign()
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(DecryptionError, match="FIELD_ENCRYPTION_KEYS"):
+        campaigns_rotate_encryption_keys()
+
+
+@pytest.mark.django_db
+def test_the_rotate_command_says_how_many_it_did(settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    _campaign("a")
+    _campaign("b")
+    settings.FIELD_ENCRYPTION_KEYS = [
+        Fernet.generate_key().decode(),
+        *settings.FIELD_ENCRYPTION_KEYS,
+    ]
+    out = StringIO()
+    call_command("rotate_encryption_keys", stdout=out)
+    assert "Re-encrypted 2 passcode(s)" in out.getvalue()
