@@ -1,10 +1,12 @@
 from django.urls import path
 
-from rewards import views
+from rewards.views import browse, reports, send
 
 app_name = "rewards"
 urlpatterns = [
-    path("send/", views.send, name="send"),
-    path("", views.reward_list, name="list"),
-    path("reports/", views.report, name="report"),
+    # Sending (Marketing)
+    path("send/", send.send, name="send"),
+    # Browsing, reports and export (Manager)
+    path("", browse.reward_list, name="list"),
+    path("reports/", reports.report, name="report"),
 ]

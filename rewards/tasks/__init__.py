@@ -1,0 +1,1 @@
+"""Celery tasks of the rewards app. Celery's autodiscovery imports this module."""
