@@ -1,0 +1,457 @@
+"""Reading a recipient list (an uploaded CSV or pasted text) into rows the ledger can take.
+
+Nothing here writes: the parse is run once for the preview and again, on the same bytes, when
+the person confirms, so what is sent is exactly what was shown.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from rewards.models import MirroredReward, Send
+from rewards.models.ledger import Mode
+
+try:
+    from rewards.services.sending import RecipientRow
+except ImportError:  # pragma: no cover - until the sending service lands (same fields)
+
+    @dataclass(frozen=True)
+    class RecipientRow:
+        row_number: int
+        recipient: str
+        name: str = ""
+
+
+MAX_ROWS = 50_000
+RECENT_DAYS = 30
+# The ledger's columns: a longer value could not be stored, so it cannot be sent either.
+MAX_NAME_LENGTH = Send._meta.get_field("name").max_length
+MAX_RECIPIENT_LENGTH = Send._meta.get_field("recipient").max_length
+# How many recipients go into one `IN (...)` when looking for recent rewards.
+_LOOKUP_CHUNK = 5_000
+
+# Headers as people write them, reduced by `_header_key` (case, spaces, "-", "_" and a BOM
+# do not matter): "E-mail", "Email Address", "Full Name", "Recipient ID" all match.
+EMAIL_HEADERS = {"email", "mail", "emailaddress", "mailaddress", "recipientemail"}
+NAME_HEADERS = {"name", "fullname", "recipientname"}
+ID_HEADERS = {"id", "recipientid", "userid", "customerid"}
+
+# `recipient_list` is "Full Name <address>, ...": a comma ends an item and angle brackets
+# delimit the address, so a name or an ID holding them cannot be expressed (see the protocol
+# notes); control characters (a line break inside a quoted cell) would not survive either.
+_UNCARRIABLE = re.compile(r"[,<>\x00-\x1f\x7f]")
+_ID_UNCARRIABLE = re.compile(r"[,<>\s\x00-\x1f\x7f]")
+
+_email_validator = EmailValidator()
+
+
+class Kind:
+    """What kind of problem a row has; the preview groups and the tests match on these."""
+
+    BAD_EMAIL = "bad_email"
+    BAD_ID = "bad_id"
+    MISSING_RECIPIENT = "missing_recipient"
+    BAD_NAME = "bad_name"
+    NAME_TOO_LONG = "name_too_long"
+    DUPLICATE = "duplicate"
+    RECENTLY_REWARDED = "recently_rewarded"
+
+
+@dataclass(frozen=True)
+class CsvProblem:
+    row: int
+    column: str
+    message: str
+    kind: str
+
+    def as_left_out(self) -> dict:
+        return {"row": self.row, "column": self.column, "message": self.message}
+
+
+@dataclass
+class CsvParseResult:
+    # Every row that passed the rules, recently rewarded ones included.
+    rows: list[RecipientRow] = field(default_factory=list)
+    problems: list[CsvProblem] = field(default_factory=list)
+    total_rows: int = 0
+    # Rows among `rows` whose recipient got a reward from this campaign in the last 30 days:
+    # sent only when someone says "send anyway".
+    recently_rewarded: list[RecipientRow] = field(default_factory=list)
+    # Row numbers that did not pass a rule and will not be sent, whatever is confirmed.
+    left_out_rows: list[int] = field(default_factory=list)
+    # Set when the file as a whole cannot be read (encoding, size, no recipient column).
+    error: str = ""
+    recipient_column: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def rows_to_send(self, *, send_anyway: bool) -> list[RecipientRow]:
+        if send_anyway:
+            return list(self.rows)
+        recent = {r.row_number for r in self.recently_rewarded}
+        return [r for r in self.rows if r.row_number not in recent]
+
+    def left_out(self, *, send_anyway: bool) -> list[dict]:
+        """The rows not sent, with why, as `Batch.left_out` keeps them."""
+        left_out = [
+            p.as_left_out()
+            for p in self.problems
+            if p.kind != Kind.RECENTLY_REWARDED or not send_anyway
+        ]
+        return sorted(left_out, key=lambda p: p["row"])
+
+
+def recipient_problem(*, mode: str, recipient: str) -> tuple[str, str] | None:
+    """(kind, message) when the recipient cannot be sent in this mode, else None."""
+    if not recipient:
+        what = "recipient ID" if mode == Mode.LINK_ID else "email address"
+        return Kind.MISSING_RECIPIENT, f"The {what} is missing."
+    if mode == Mode.LINK_ID:
+        if len(recipient) > MAX_RECIPIENT_LENGTH:
+            return Kind.BAD_ID, f"The ID is longer than {MAX_RECIPIENT_LENGTH} characters."
+        if _ID_UNCARRIABLE.search(recipient):
+            return (
+                Kind.BAD_ID,
+                "The ID holds a space, a comma, < or >, which Mokugift's recipient list "
+                "cannot carry.",
+            )
+        return None
+    try:
+        _email_validator(recipient)
+    except ValidationError:
+        return Kind.BAD_EMAIL, f"“{_shorten(recipient)}” is not a valid email address."
+    if len(recipient) > MAX_RECIPIENT_LENGTH:
+        return Kind.BAD_EMAIL, f"The address is longer than {MAX_RECIPIENT_LENGTH} characters."
+    return None
+
+
+def name_problem(*, name: str) -> tuple[str, str] | None:
+    if len(name) > MAX_NAME_LENGTH:
+        return Kind.NAME_TOO_LONG, f"The name is longer than {MAX_NAME_LENGTH} characters."
+    if _UNCARRIABLE.search(name):
+        return (
+            Kind.BAD_NAME,
+            "The name holds a comma, < or > (or a line break), which Mokugift's recipient list "
+            "cannot carry: remove them.",
+        )
+    return None
+
+
+def recipients_parse_csv(
+    *, data: bytes, mode: str, campaign=None, max_rows: int = MAX_ROWS
+) -> CsvParseResult:
+    result = CsvParseResult()
+    text = _decode(data, result)
+    if text is None:
+        return result
+    records = _records(text, result)
+    if records is None:
+        return result
+
+    try:
+        header_row, header = next(records)
+    except StopIteration:
+        result.error = "The file is empty: there are no rows to read."
+        return result
+    except csv.Error as error:
+        result.error = f"The first row could not be read as CSV: {error}."
+        return result
+    columns = _columns(header=header, mode=mode, result=result)
+    if columns is None:
+        return result
+    recipient_index, name_index, headerless = columns
+    recipient_column = "recipient_id" if mode == Mode.LINK_ID else "email"
+    if not headerless:
+        recipient_column = header[recipient_index].strip().lstrip("\ufeff") or recipient_column
+    result.recipient_column = recipient_column
+    name_column = (
+        header[name_index].strip() if name_index is not None and not headerless else "name"
+    )
+
+    data_records: Iterable[tuple[int, list[str]]] = records
+    if headerless:
+        data_records = _chain_first((header_row, header), records)
+
+    first_row_of: dict[str, int] = {}
+    row_number = header_row
+    try:
+        for row_number, record in data_records:
+            result.total_rows += 1
+            if result.total_rows > max_rows:
+                result.error = (
+                    f"This file has more than {max_rows:,} rows, the most one upload can take. "
+                    f"Split it into files of at most {max_rows:,} rows and send each."
+                )
+                result.rows, result.problems, result.left_out_rows = [], [], []
+                return result
+            _read_row(
+                row_number=row_number,
+                record=record,
+                mode=mode,
+                recipient_index=recipient_index,
+                name_index=name_index,
+                recipient_column=recipient_column,
+                name_column=name_column,
+                first_row_of=first_row_of,
+                result=result,
+            )
+    except csv.Error as error:
+        result.error = f"The file could not be read as CSV near row {row_number + 1}: {error}."
+        result.rows, result.problems, result.left_out_rows = [], [], []
+        return result
+
+    if result.total_rows == 0:
+        result.error = "The file has a header but no rows of recipients."
+        return result
+    if campaign is not None and result.rows:
+        _flag_recently_rewarded(result=result, mode=mode, campaign=campaign)
+    result.problems.sort(key=lambda p: p.row)
+    return result
+
+
+def csv_template(*, mode: str) -> str:
+    """The header and one example row, for the template a person downloads."""
+    if mode == Mode.LINK_ID:
+        return "recipient_id,name\r\nuser1234,Sally Chan\r\n"
+    return "email,name\r\nsally@example.com,Sally Chan\r\n"
+
+
+# --- Reading -------------------------------------------------------------------------------
+
+
+def _decode(data: bytes, result: CsvParseResult) -> str | None:
+    try:
+        # utf-8-sig drops a BOM when there is one (Excel's "CSV UTF-8" writes it).
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        result.error = (
+            "The file is not UTF-8 text. Save it from your spreadsheet as “CSV UTF-8 "
+            "(comma delimited)” and upload it again."
+        )
+        return None
+    if "\x00" in text:
+        result.error = (
+            "This does not look like a CSV text file (it holds binary data). Upload a .csv file, "
+            "not a spreadsheet (.xlsx) or another kind of file."
+        )
+        return None
+    return text
+
+
+def _records(text: str, result: CsvParseResult):
+    delimiter = _sniff_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+
+    def numbered():
+        # A spreadsheet shows one row per record (a quoted line break stays inside its cell)
+        # and counts blank lines too: so does this, header = row 1.
+        for row_number, record in enumerate(reader, start=1):
+            if any(cell.strip() for cell in record):
+                yield row_number, record
+
+    return numbered()
+
+
+def _sniff_delimiter(text: str) -> str:
+    # The first line that holds anything is the header (or the first recipient): whichever
+    # of comma, semicolon and tab (a paste from a spreadsheet) it has most of, outside quotes.
+    for line in text.splitlines():
+        if line.strip():
+            unquoted = re.sub(r'"[^"]*"', "", line)
+            counts = {d: unquoted.count(d) for d in (",", ";", "\t")}
+            best = max(counts, key=lambda d: counts[d])
+            return best if counts[best] else ","
+    return ","
+
+
+def _header_key(cell: str) -> str:
+    return re.sub(r"[\s_\-\ufeff]", "", cell).lower()
+
+
+def _columns(*, header: list[str], mode: str, result: CsvParseResult):
+    keys = [_header_key(cell) for cell in header]
+    email_index = _find(keys, EMAIL_HEADERS)
+    id_index = _find(keys, ID_HEADERS)
+    name_index = _find(keys, NAME_HEADERS)
+    wanted = id_index if mode == Mode.LINK_ID else email_index
+    if wanted is not None:
+        return wanted, name_index, False
+
+    # A pasted list of addresses with no header: the first cell is already a recipient.
+    first = header[0].strip() if header else ""
+    if mode != Mode.LINK_ID and first and recipient_problem(mode=mode, recipient=first) is None:
+        return 0, 1, True
+
+    if mode == Mode.LINK_ID:
+        hint = ""
+        if email_index is not None:
+            hint = (
+                " This file has an email column: to send to email addresses, choose "
+                "“Give me the link (email address)” or “Mokugift emails it”."
+            )
+        result.error = (
+            "No recipient ID column found. The first row must hold the headers, "
+            f"for example “recipient_id,name”.{hint}"
+        )
+    else:
+        hint = ""
+        if id_index is not None:
+            hint = (
+                " This file has a recipient ID column: to send by ID, choose "
+                "“Give me the link (our recipient ID)”."
+            )
+        result.error = (
+            "No email column found. The first row must hold the headers, for example "
+            f"“email,name” (also accepted: e-mail, Email Address, mail).{hint}"
+        )
+    return None
+
+
+def _find(keys: list[str], names: set[str]) -> int | None:
+    for index, key in enumerate(keys):
+        if key in names:
+            return index
+    return None
+
+
+def _chain_first(first, rest):
+    yield first
+    yield from rest
+
+
+def _read_row(
+    *,
+    row_number: int,
+    record: list[str],
+    mode: str,
+    recipient_index: int,
+    name_index: int | None,
+    recipient_column: str,
+    name_column: str,
+    first_row_of: dict[str, int],
+    result: CsvParseResult,
+) -> None:
+    recipient = _cell(record, recipient_index)
+    name = _cell(record, name_index) if name_index is not None else ""
+    # Spreadsheets pad and wrap: runs of blanks (a line break in a cell too) become one space.
+    name = " ".join(name.split())
+    problems = []
+    problem = recipient_problem(mode=mode, recipient=recipient)
+    if problem:
+        problems.append(CsvProblem(row_number, recipient_column, problem[1], problem[0]))
+    problem = name_problem(name=name)
+    if problem:
+        problems.append(CsvProblem(row_number, name_column, problem[1], problem[0]))
+    if not problems:
+        key = _recipient_key(mode=mode, recipient=recipient)
+        first = first_row_of.get(key)
+        if first is not None:
+            problems.append(
+                CsvProblem(
+                    row_number,
+                    recipient_column,
+                    f"{_shorten(recipient)} is already in row {first}; each recipient is "
+                    "sent once per upload.",
+                    Kind.DUPLICATE,
+                )
+            )
+        else:
+            first_row_of[key] = row_number
+    if problems:
+        result.problems.extend(problems)
+        result.left_out_rows.append(row_number)
+        return
+    result.rows.append(RecipientRow(row_number=row_number, recipient=recipient, name=name))
+
+
+def _cell(record: list[str], index: int) -> str:
+    return record[index].strip() if index < len(record) else ""
+
+
+def _recipient_key(*, mode: str, recipient: str) -> str:
+    # Addresses are compared without case (nobody owns both Sally@ and sally@); IDs are ours
+    # and compared exactly.
+    return recipient if mode == Mode.LINK_ID else recipient.lower()
+
+
+def _shorten(value: str, limit: int = 60) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+# --- Recently rewarded -----------------------------------------------------------------------
+
+
+def _flag_recently_rewarded(*, result: CsvParseResult, mode: str, campaign) -> None:
+    """Flag rows whose recipient this campaign rewarded in the last 30 days.
+
+    Both the ledger (what we sent) and the mirror (what Mokugift reports, including rewards
+    sent from elsewhere) count. A few queries for the whole file, chunked for `IN (...)`.
+    """
+    since = timezone.now() - timedelta(days=RECENT_DAYS)
+    by_id = mode == Mode.LINK_ID
+    keys = [_recipient_key(mode=mode, recipient=r.recipient) for r in result.rows]
+    found: set[str] = set()
+    for start in range(0, len(keys), _LOOKUP_CHUNK):
+        chunk = keys[start : start + _LOOKUP_CHUNK]
+        ledger = Send.objects.filter(
+            batch__campaign=campaign, state=Send.State.SENT, sent_at__gte=since
+        )
+        # The same recipient string means an ID in link-id batches, an address otherwise.
+        if by_id:
+            ledger = ledger.filter(batch__mode=Mode.LINK_ID, recipient__in=chunk)
+            found.update(ledger.values_list("recipient", flat=True))
+            mirror = MirroredReward.objects.filter(
+                campaign=campaign, date__gte=since, recipient_id__in=chunk
+            )
+            found.update(mirror.values_list("recipient_id", flat=True))
+        else:
+            ledger = (
+                ledger.exclude(batch__mode=Mode.LINK_ID)
+                .annotate(key=Lower("recipient"))
+                .filter(key__in=chunk)
+            )
+            found.update(ledger.values_list("key", flat=True))
+            mirror = (
+                MirroredReward.objects.filter(campaign=campaign, date__gte=since)
+                .annotate(key=Lower("recipient_email"))
+                .filter(key__in=chunk)
+            )
+            found.update(mirror.values_list("key", flat=True))
+    if not found:
+        return
+    for row in result.rows:
+        if _recipient_key(mode=mode, recipient=row.recipient) in found:
+            result.recently_rewarded.append(row)
+            result.problems.append(
+                CsvProblem(
+                    row.row_number,
+                    result.recipient_column,
+                    f"{_shorten(row.recipient)} got a reward from this campaign in the last "
+                    f"{RECENT_DAYS} days.",
+                    Kind.RECENTLY_REWARDED,
+                )
+            )
+
+
+__all__ = [
+    "CsvParseResult",
+    "CsvProblem",
+    "Kind",
+    "MAX_ROWS",
+    "csv_template",
+    "name_problem",
+    "recipient_problem",
+    "recipients_parse_csv",
+]

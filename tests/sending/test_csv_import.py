@@ -1,0 +1,297 @@
+"""The rules of a recipient upload, one test per rule."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from campaigns.services import campaign_create
+from rewards.models import Batch, MirroredReward, Send
+from rewards.services.csv_import import (
+    MAX_ROWS,
+    Kind,
+    csv_template,
+    recipients_parse_csv,
+)
+
+
+def parse(text: str | bytes, mode: str = "email", **kwargs):
+    data = text.encode() if isinstance(text, str) else text
+    return recipients_parse_csv(data=data, mode=mode, **kwargs)
+
+
+def kinds(result) -> list[tuple[int, str, str]]:
+    return [(p.row, p.column, p.kind) for p in result.problems]
+
+
+@pytest.fixture
+def campaign(db):
+    return campaign_create(
+        actor=None, name="Spring", campaign_id="spring-1", environment="sandbox", passcode="pw"
+    )
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["email,name", "E-mail,Name", "Email Address,Full Name", "MAIL , full name", "e_mail;name"],
+)
+def test_it_matches_email_and_name_headers_without_fuss(header):
+    delimiter = ";" if ";" in header else ","
+    result = parse(f"{header}\nsally@example.com{delimiter}Sally Chan\n")
+    assert result.ok, result.error
+    assert [(r.row_number, r.recipient, r.name) for r in result.rows] == [
+        (2, "sally@example.com", "Sally Chan")
+    ]
+
+
+@pytest.mark.parametrize("header", ["id,name", "recipient_id,name", "Recipient ID,Full Name"])
+def test_it_matches_id_headers_in_the_link_id_mode(header):
+    result = parse(f"{header}\nuser1234,Sally Chan\n", mode="link-id")
+    assert result.ok, result.error
+    assert [(r.recipient, r.name) for r in result.rows] == [("user1234", "Sally Chan")]
+
+
+def test_it_reads_the_columns_in_any_order_and_ignores_others():
+    result = parse("Company,Full Name,Email Address\nAcme,Sally Chan,sally@example.com\n")
+    assert [(r.recipient, r.name) for r in result.rows] == [("sally@example.com", "Sally Chan")]
+
+
+def test_it_reads_utf8_with_a_bom():
+    result = parse("\ufeffemail,name\nzoe@example.com,Zoë Ōtani\n".encode())
+    assert result.ok, result.error
+    assert result.rows[0].name == "Zoë Ōtani"
+
+
+def test_it_reads_utf8_without_a_bom():
+    result = parse("email,name\nzoe@example.com,Zoë Ōtani\n".encode())
+    assert result.rows[0].name == "Zoë Ōtani"
+
+
+def test_it_refuses_a_file_that_is_not_utf8_with_a_clear_error():
+    result = parse("email,name\nzoe@example.com,Zoë\n".encode("latin-1"))
+    assert not result.ok
+    assert "UTF-8" in result.error
+    assert result.rows == []
+
+
+def test_it_refuses_a_spreadsheet_or_other_binary_file():
+    result = parse(b"PK\x03\x04\x14\x00\x00\x00\x08\x00email")
+    assert not result.ok
+    assert "CSV" in result.error
+
+
+def test_it_reads_semicolons():
+    result = parse("email;name\nsally@example.com;Chan Sally\nbob@example.com;Bob\n")
+    assert [r.recipient for r in result.rows] == ["sally@example.com", "bob@example.com"]
+
+
+def test_it_reads_tabs_pasted_from_a_spreadsheet():
+    result = parse("Email\tName\nsally@example.com\tSally Chan\n")
+    assert [(r.recipient, r.name) for r in result.rows] == [("sally@example.com", "Sally Chan")]
+
+
+def test_it_reads_quoted_fields():
+    result = parse('email,name\n"sally@example.com","Sally ""Sal"" Chan; jr"\n')
+    assert result.ok
+    assert result.rows[0].name == 'Sally "Sal" Chan; jr'
+
+
+def test_it_ignores_blank_lines_but_numbers_rows_as_a_spreadsheet_does():
+    result = parse("email,name\n\nsally@example.com,Sally\n , \nnot-an-email,Bob\n\n")
+    assert result.total_rows == 2
+    assert [r.row_number for r in result.rows] == [3]
+    assert kinds(result) == [(5, "email", Kind.BAD_EMAIL)]
+
+
+def test_it_reads_a_pasted_list_of_addresses_without_a_header():
+    result = parse("sally@example.com\nbob@example.com, Bob\n")
+    assert [(r.row_number, r.recipient, r.name) for r in result.rows] == [
+        (1, "sally@example.com", ""),
+        (2, "bob@example.com", "Bob"),
+    ]
+
+
+def test_it_names_a_bad_email_with_its_row_and_column():
+    result = parse("Email Address,name\nsally@example.com,Sally\nbob@example,Bob\n")
+    assert kinds(result) == [(3, "Email Address", Kind.BAD_EMAIL)]
+    assert "bob@example" in result.problems[0].message
+    assert result.left_out_rows == [3]
+
+
+def test_it_names_a_missing_recipient():
+    result = parse("email,name\n,Sally\n")
+    assert kinds(result) == [(2, "email", Kind.MISSING_RECIPIENT)]
+
+
+def test_it_names_a_missing_recipient_id():
+    result = parse("recipient_id,name\n,Sally\n", mode="link-id")
+    assert kinds(result) == [(2, "recipient_id", Kind.MISSING_RECIPIENT)]
+    assert "ID" in result.problems[0].message
+
+
+@pytest.mark.parametrize("name", ["Chan, Sally", "Sally <boss>", "a > b"])
+def test_it_flags_a_name_the_recipient_list_cannot_carry(name):
+    result = parse(f'email,name\nsally@example.com,"{name}"\n')
+    assert kinds(result) == [(2, "name", Kind.BAD_NAME)]
+    assert result.rows == []
+
+
+def test_it_flags_a_name_that_is_too_long():
+    result = parse(f"email,name\nsally@example.com,{'S' * 201}\n")
+    assert kinds(result) == [(2, "name", Kind.NAME_TOO_LONG)]
+    assert parse(f"email,name\nsally@example.com,{'S' * 200}\n").problems == []
+
+
+@pytest.mark.parametrize("recipient_id", ["user 12", "user<12>", "u," * 3, "x" * 255])
+def test_it_flags_an_id_the_recipient_list_cannot_carry(recipient_id):
+    result = parse(f'recipient_id,name\n"{recipient_id}",Sally\n', mode="link-id")
+    assert kinds(result) == [(2, "recipient_id", Kind.BAD_ID)]
+
+
+def test_it_flags_a_duplicate_and_names_the_first_row():
+    result = parse(
+        "email,name\nsally@example.com,Sally\nbob@example.com,Bob\nSALLY@example.com,S\n"
+    )
+    assert kinds(result) == [(4, "email", Kind.DUPLICATE)]
+    assert "row 2" in result.problems[0].message
+    assert [r.row_number for r in result.rows] == [2, 3]
+
+
+def test_it_compares_ids_exactly_when_looking_for_duplicates():
+    result = parse("id\nAbc\nabc\nAbc\n", mode="link-id")
+    assert kinds(result) == [(4, "id", Kind.DUPLICATE)]
+
+
+def test_it_asks_for_the_right_column_in_each_mode():
+    by_id = parse("email,name\nsally@example.com,Sally\n", mode="link-id")
+    assert "recipient ID column" in by_id.error
+    assert "email column" in by_id.error
+    by_email = parse("recipient_id,name\nuser1,Sally\n", mode="link")
+    assert "No email column" in by_email.error
+
+
+def test_it_refuses_more_than_fifty_thousand_rows_and_says_the_limit():
+    rows = "".join(f"r{n}@example.com\n" for n in range(MAX_ROWS + 1))
+    result = parse("email\n" + rows)
+    assert not result.ok
+    assert "50,000" in result.error
+    assert result.rows == []
+
+
+def test_it_takes_exactly_fifty_thousand_rows():
+    rows = "".join(f"r{n}@example.com\n" for n in range(MAX_ROWS))
+    result = parse("email\n" + rows)
+    assert result.ok, result.error
+    assert len(result.rows) == MAX_ROWS
+
+
+def test_it_says_when_a_file_is_empty_or_has_only_a_header():
+    assert "empty" in parse("").error
+    assert "empty" in parse("\n \n").error
+    assert "no rows" in parse("email,name\n").error
+
+
+def _sent(campaign, recipient, *, days_ago, mode="email", state=Send.State.SENT):
+    batch = Batch.objects.create(campaign=campaign, mode=mode, source="csv")
+    return Send.objects.create(
+        batch=batch,
+        row_number=2,
+        recipient=recipient,
+        state=state,
+        sent_at=timezone.now() - timedelta(days=days_ago),
+    )
+
+
+def test_it_flags_a_recipient_this_campaign_rewarded_in_the_last_30_days(
+    campaign, django_assert_max_num_queries
+):
+    _sent(campaign, "Sally@Example.com", days_ago=3)
+    _sent(campaign, "old@example.com", days_ago=31)
+    _sent(campaign, "failed@example.com", days_ago=1, state=Send.State.FAILED)
+    other = campaign_create(
+        actor=None, name="Other", campaign_id="other", environment="sandbox", passcode="pw"
+    )
+    _sent(other, "bob@example.com", days_ago=1)
+    text = "email\nsally@example.com\nold@example.com\nfailed@example.com\nbob@example.com\n"
+    with django_assert_max_num_queries(4):
+        result = parse(text, campaign=campaign)
+    assert [r.row_number for r in result.recently_rewarded] == [2]
+    assert kinds(result) == [(2, "email", Kind.RECENTLY_REWARDED)]
+    # A recently rewarded row passed the rules: it is left out unless someone says so.
+    assert len(result.rows) == 4
+    assert [r.row_number for r in result.rows_to_send(send_anyway=False)] == [3, 4, 5]
+    assert len(result.rows_to_send(send_anyway=True)) == 4
+    assert [p["row"] for p in result.left_out(send_anyway=False)] == [2]
+    assert result.left_out(send_anyway=True) == []
+
+
+def test_it_flags_a_recipient_the_mirror_shows_rewarded_in_the_last_30_days(campaign):
+    now = timezone.now()
+    for remote_id, email, recipient_id, days in [
+        ("r1", "sally@example.com", "", 10),
+        ("r2", "", "user1", 2),
+        ("r3", "old@example.com", "", 40),
+    ]:
+        MirroredReward.objects.create(
+            campaign=campaign,
+            remote_id=remote_id,
+            date=now - timedelta(days=days),
+            recipient_email=email,
+            recipient_id=recipient_id,
+            first_seen_at=now,
+            last_seen_at=now,
+        )
+    by_email = parse("email\nSALLY@example.com\nold@example.com\n", campaign=campaign)
+    assert [r.recipient for r in by_email.recently_rewarded] == ["SALLY@example.com"]
+    by_id = parse("id\nuser1\nuser2\n", mode="link-id", campaign=campaign)
+    assert [r.recipient for r in by_id.recently_rewarded] == ["user1"]
+
+
+def test_it_looks_for_recent_rewards_in_a_few_queries_for_a_large_file(
+    campaign, django_assert_max_num_queries
+):
+    _sent(campaign, "r7@example.com", days_ago=1)
+    rows = "".join(f"r{n}@example.com\n" for n in range(12_000))
+    with django_assert_max_num_queries(6):
+        result = parse("email\n" + rows, campaign=campaign)
+    assert [r.recipient for r in result.recently_rewarded] == ["r7@example.com"]
+
+
+def test_left_out_lists_every_row_that_did_not_pass_with_why():
+    result = parse("email,name\nbad,A\nsally@example.com,B\nsally@example.com,C\n")
+    assert result.left_out(send_anyway=False) == [
+        {"row": 2, "column": "email", "message": "“bad” is not a valid email address."},
+        {
+            "row": 4,
+            "column": "email",
+            "message": "sally@example.com is already in row 3; each recipient is sent once "
+            "per upload.",
+        },
+    ]
+
+
+@pytest.mark.parametrize("mode", ["email", "link", "link-id"])
+def test_the_template_of_each_mode_parses_cleanly_in_that_mode(mode):
+    result = parse(csv_template(mode=mode), mode=mode)
+    assert result.ok and result.problems == [] and len(result.rows) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=400), mode=st.sampled_from(["email", "link", "link-id"]))
+def test_random_bytes_give_a_clear_error_or_a_valid_parse(data, mode):
+    result = recipients_parse_csv(data=data, mode=mode)
+    if result.ok:
+        assert result.total_rows == len(result.rows) + len(result.left_out_rows)
+    else:
+        assert result.error.endswith(".") and result.rows == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=300), mode=st.sampled_from(["email", "link", "link-id"]))
+def test_random_text_gives_a_clear_error_or_a_valid_parse(text, mode):
+    result = recipients_parse_csv(data=text.encode(), mode=mode)
+    assert result.ok or (result.error and result.rows == [])
