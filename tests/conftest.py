@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 
 from campaigns import roles
 
@@ -20,10 +21,26 @@ def need_service(reason: str) -> None:
     pytest.skip(reason)
 
 
+def _role_group(role: str) -> Group:
+    # A transactional test (any test on live_server) ends with a flush that empties every table,
+    # the groups the data migration made included; post_migrate brings back the permissions but
+    # not the groups. So a later test makes its role's group again, as migration 0002_roles did.
+    group, created = Group.objects.get_or_create(name=role)
+    if created:
+        migration = importlib.import_module("campaigns.migrations.0002_roles")
+        group.permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label="campaigns",
+                codename__in=migration.ROLE_PERMISSIONS[role],
+            )
+        )
+    return group
+
+
 def _user(django_user_model, username: str, role: str | None):
     user = django_user_model.objects.create_user(username=username, password=PASSWORD)
     if role:
-        user.groups.add(Group.objects.get(name=role))
+        user.groups.add(_role_group(role))
     return user
 
 
@@ -50,3 +67,40 @@ def outsider(django_user_model):
 @pytest.fixture
 def cast(admin_user, marketer, manager, outsider):
     return {"admin": admin_user, "marketer": marketer, "manager": manager, "outsider": outsider}
+
+
+class SandboxServer:
+    """The sandbox served over real HTTP by pytest-django's live server."""
+
+    def __init__(self, live_server, settings):
+        self.api_url = live_server.url + "/sandbox/api/"
+        self._settings = settings
+        settings.MOKUGIFT_SANDBOX_URL = self.api_url
+
+    def campaign(self, campaign_id: str = "c-1", passcode: str = "pass-1", **sandbox_fields):
+        """A sandbox campaign (sandbox_campaign_save's keywords: coins, fault, latency_ms...)
+        and the matching dashboard Campaign (environment "sandbox"), which is returned."""
+        from campaigns.models import Campaign
+        from campaigns.services import campaign_create, campaign_passcode_replace
+        from sandbox.services import sandbox_campaign_save
+
+        sandbox_campaign_save(campaign_id=campaign_id, passcode=passcode, **sandbox_fields)
+        self._settings.MOKUGIFT_SANDBOX_URL = self.api_url
+        existing = Campaign.objects.filter(environment="sandbox", campaign_id=campaign_id).first()
+        if existing:
+            if existing.passcode != passcode:
+                campaign_passcode_replace(campaign=existing, actor=None, passcode=passcode)
+            return existing
+        return campaign_create(
+            actor=None,
+            name=f"Sandbox {campaign_id}",
+            campaign_id=campaign_id,
+            environment="sandbox",
+            passcode=passcode,
+        )
+
+
+@pytest.fixture
+def sandbox(live_server, settings):
+    """`sandbox.api_url`, and `sandbox.campaign(campaign_id="c-1", passcode="pass-1", **kw)`."""
+    return SandboxServer(live_server, settings)

@@ -1,0 +1,44 @@
+"""Reads of the sandbox: the rows behind the two query calls."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from django.db.models import Q
+
+from sandbox.models import SandboxCampaign, SandboxReward
+
+# Rows fetched per round trip of the server-side cursor: memory stays flat for any campaign.
+CHUNK_SIZE = 2000
+
+
+def sandbox_campaign_get(*, campaign_id: str) -> SandboxCampaign | None:
+    return SandboxCampaign.objects.filter(campaign_id=campaign_id).first()
+
+
+def sandbox_rewards_rows(
+    *,
+    campaign: SandboxCampaign,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> Iterator[tuple[str, str, str, dt.datetime, int]]:
+    """(remote_id, recipient_email, recipient_id, created, tree_count) in creation order,
+    created in [start, end) when given. Streams: never holds the whole campaign in memory."""
+    rewards = SandboxReward.objects.filter(campaign=campaign)
+    if start is not None:
+        rewards = rewards.filter(created__gte=start)
+    if end is not None:
+        rewards = rewards.filter(created__lt=end)
+    return (
+        rewards.order_by("created", "id")
+        .values_list("remote_id", "recipient_email", "recipient_id", "created", "tree_count")
+        .iterator(chunk_size=CHUNK_SIZE)
+    )
+
+
+def sandbox_rewards_count(*, campaign_id: str, recipient: str) -> int:
+    """How many rewards the sandbox made for one recipient (email or ID) of a campaign."""
+    return SandboxReward.objects.filter(
+        Q(recipient_email=recipient) | Q(recipient_id=recipient), campaign__campaign_id=campaign_id
+    ).count()
