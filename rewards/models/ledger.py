@@ -87,8 +87,11 @@ class Send(models.Model):
     name = models.CharField(max_length=200, blank=True)
     state = models.CharField(max_length=10, choices=State, default=State.WAITING)
     attempts = models.PositiveSmallIntegerField(default=0)
-    # When the current attempt was claimed: reconciliation looks for rewards made after it.
+    # When the current attempt was claimed: the sweep finds rows stuck in sending by it.
     attempt_started_at = models.DateTimeField(null=True, blank=True)
+    # When the first attempt was claimed: reconciliation counts any unclaimed reward to this
+    # recipient made since then as this row's (a late answer to an earlier attempt included).
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     remote_id = models.CharField("Mokugift reward ID", max_length=100, blank=True, db_index=True)
     url = models.URLField(max_length=500, blank=True)
@@ -103,7 +106,16 @@ class Send(models.Model):
     class Meta:
         ordering = ["batch", "row_number"]
         constraints = [
-            models.UniqueConstraint(fields=["batch", "row_number"], name="send_row_unique_in_batch")
+            models.UniqueConstraint(
+                fields=["batch", "row_number"], name="send_row_unique_in_batch"
+            ),
+            # One Mokugift reward pays for one row: reconciliation can never give a reward
+            # to two rows, even when two passes race.
+            models.UniqueConstraint(
+                fields=["remote_id"],
+                condition=~models.Q(remote_id=""),
+                name="send_remote_id_unique",
+            ),
         ]
         indexes = [
             models.Index(fields=["batch", "state"]),
