@@ -1,0 +1,138 @@
+"""The management commands of the sandbox: sandbox_campaign and demo_setup."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import sys
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from campaigns.models import Campaign
+from sandbox.models import SandboxCampaign
+from sandbox.services import sandbox_passcode_matches
+
+SECRET = "sandbox-secret-7"
+
+
+def _run(*args, stdin: str | None = None) -> str:
+    out = io.StringIO()
+    if stdin is not None:
+        old, sys.stdin = sys.stdin, io.StringIO(stdin)
+        try:
+            call_command("sandbox_campaign", *args, stdout=out)
+        finally:
+            sys.stdin = old
+    else:
+        call_command("sandbox_campaign", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_sandbox_campaign_creates_a_campaign_and_prints_it_without_the_passcode():
+    out = _run(
+        "spring",
+        "--passcode",
+        SECRET,
+        "--coins",
+        "50",
+        "--trees-per-reward",
+        "2",
+        "--expires",
+        "2030-12-31",
+        "--latency-ms",
+        "100-250",
+        "--fault",
+        "drop-after",
+        "--fault-rate",
+        "0.25",
+    )
+
+    campaign = SandboxCampaign.objects.get(campaign_id="spring")
+    assert (campaign.coins, campaign.trees_per_reward, campaign.expires) == (
+        50,
+        2,
+        dt.date(2030, 12, 31),
+    )
+    assert (campaign.latency_ms_min, campaign.latency_ms_max) == (100, 250)
+    assert (campaign.fault, campaign.fault_rate, campaign.enabled) == ("drop-after", 0.25, True)
+    assert SECRET not in campaign.passcode_hash
+    assert sandbox_passcode_matches(campaign=campaign, passcode=SECRET)
+    assert SECRET not in out
+    assert "sandbox campaign spring" in out
+    assert "moku-coins:       50" in out
+    assert "100-250 ms" in out
+    assert "drop-after at rate 0.25" in out
+    assert "2030-12-31" in out
+
+
+@pytest.mark.django_db
+def test_sandbox_campaign_updates_only_what_is_given_and_keeps_the_passcode():
+    _run("spring", "--passcode", SECRET, "--coins", "50", "--expires", "2030-12-31")
+
+    out = _run("spring", "--disabled", "--latency-ms", "40", "--fault", "error110")
+
+    campaign = SandboxCampaign.objects.get(campaign_id="spring")
+    assert (campaign.coins, campaign.expires, campaign.enabled) == (
+        50,
+        dt.date(2030, 12, 31),
+        False,
+    )
+    assert (campaign.latency_ms_min, campaign.latency_ms_max) == (40, 40)
+    assert sandbox_passcode_matches(campaign=campaign, passcode=SECRET)
+    assert "enabled:          no" in out
+    assert "40 ms" in out
+
+    _run("spring", "--enabled", "--expires", "never", "--passcode-stdin", stdin="new-one\n")
+    campaign.refresh_from_db()
+    assert campaign.enabled and campaign.expires is None
+    assert sandbox_passcode_matches(campaign=campaign, passcode="new-one")
+    assert not sandbox_passcode_matches(campaign=campaign, passcode=SECRET)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["autumn"],  # a new campaign needs a passcode
+        ["autumn", "--passcode", "p", "--fault-rate", "1.5"],
+        ["autumn", "--passcode", "p", "--fault", "explode"],
+        ["autumn", "--passcode", "p", "--latency-ms", "300-100"],
+        ["autumn", "--passcode", "p", "--expires", "tomorrow"],
+        ["autumn", "--passcode", "p", "--coins", "-1"],
+        ["autumn", "--passcode", "p", "--trees-per-reward", "0"],
+    ],
+)
+def test_sandbox_campaign_refuses_what_it_cannot_hold(args):
+    with pytest.raises((CommandError, SystemExit)):
+        _run(*args)
+    assert not SandboxCampaign.objects.exists()
+
+
+@pytest.mark.django_db
+def test_demo_setup_makes_a_sandbox_campaign_with_the_same_passcode_and_prints_the_logins(
+    settings,
+):
+    settings.DEBUG = True
+    out = io.StringIO()
+
+    call_command("demo_setup", stdout=out)
+    call_command("demo_setup", stdout=out)  # runs again on every `make run`
+
+    text = out.getvalue()
+    for username in ("admin", "marketer", "manager"):
+        assert f"user {username}" in text
+    sandbox = SandboxCampaign.objects.get(campaign_id="demo")
+    campaign = Campaign.objects.get(environment="sandbox", campaign_id="demo")
+    assert sandbox_passcode_matches(campaign=sandbox, passcode=campaign.passcode)
+    assert campaign.passcode not in text
+
+
+@pytest.mark.django_db
+def test_demo_setup_refuses_to_run_without_debug(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError):
+        call_command("demo_setup", stdout=io.StringIO())
+    assert not SandboxCampaign.objects.exists()
