@@ -7,6 +7,7 @@ import os
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.test.utils import override_settings
 
 from campaigns import roles
 
@@ -19,6 +20,14 @@ def need_service(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI needs this service: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hasher(django_test_environment):
+    # The real hasher spends half a second per password on purpose; the cast and every login
+    # of the tests would pay it many times over.
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 def _role_group(role: str) -> Group:
