@@ -171,6 +171,35 @@ MOKUGIFT_SANDBOX_URL = env.str(
 # Seconds to open a connection, and to wait for an answer once the request is sent.
 MOKUGIFT_CONNECT_TIMEOUT = env.float("MOKUGIFT_CONNECT_TIMEOUT", default=5.0)
 MOKUGIFT_READ_TIMEOUT = env.float("MOKUGIFT_READ_TIMEOUT", default=60.0)
+
+# --- Sending (rewards/services/sending.py) ------------------------------------------------
+# Rows per multi call (the API allows 1,000). 250 is the balance: a 10,000-row batch is 40
+# calls, so the fixed cost of a call (and of a ledger write) is spread thin, while one lost
+# answer leaves at most 250 rows *unknown*, which one query of the month reconciles.
+MOKUGIFT_CHUNK_SIZE = env.int("MOKUGIFT_CHUNK_SIZE", default=250)
+# Chunks of one batch in flight at once (one task chain each), so several workers share it.
+MOKUGIFT_SEND_PARALLELISM = env.int("MOKUGIFT_SEND_PARALLELISM", default=4)
+# Attempts of a row (110, transport failures before the server, unknown-then-absent) before
+# it is failed; the wait between them doubles from the base, with jitter, up to the cap.
+MOKUGIFT_MAX_ATTEMPTS = env.int("MOKUGIFT_MAX_ATTEMPTS", default=6)
+MOKUGIFT_RETRY_BACKOFF = env.float("MOKUGIFT_RETRY_BACKOFF", default=2.0)
+MOKUGIFT_RETRY_BACKOFF_MAX = env.float("MOKUGIFT_RETRY_BACKOFF_MAX", default=300.0)
+# Reconciliation: a reward dated up to this many seconds before the attempt still counts
+# (Mokugift's dates have second precision, and its clock is not ours).
+MOKUGIFT_CLOCK_SKEW = env.float("MOKUGIFT_CLOCK_SKEW", default=60.0)
+# A row is declared absent only after it has been unknown this long, so that a create the
+# server was still finishing when the answer was lost shows up in the query first.
+MOKUGIFT_RECONCILE_SETTLE = env.float("MOKUGIFT_RECONCILE_SETTLE", default=3.0)
+# The sweep: a row in *sending* longer than the client's connect + read timeouts plus this
+# margin belonged to a worker that died; it goes to *unknown* and is reconciled.
+MOKUGIFT_SWEEP_MARGIN = env.float("MOKUGIFT_SWEEP_MARGIN", default=30.0)
+MOKUGIFT_SWEEP_INTERVAL = env.float("MOKUGIFT_SWEEP_INTERVAL", default=30.0)
+CELERY_BEAT_SCHEDULE["rewards-sends-sweep"] = {
+    "task": "rewards.sends_sweep",
+    "schedule": MOKUGIFT_SWEEP_INTERVAL,
+    # A sweep that waited longer than its interval is replaced by the next one.
+    "options": {"expires": MOKUGIFT_SWEEP_INTERVAL},
+}
 # The sandbox is for development and tests; production leaves it off unless asked.
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
 

@@ -1,1 +1,3 @@
 """Celery tasks of the rewards app. Celery's autodiscovery imports this module."""
+
+from rewards.tasks import sending  # noqa: F401  (registers the sending tasks)

@@ -1,0 +1,89 @@
+"""Reads of the ledger for the batch pages, the command line and the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, Max, Min, Q
+from django.utils import timezone
+
+from rewards.models import Batch, Send
+
+# Rows that will not move again unless someone acts (retry the failed, resume the batch).
+FINISHED_STATES = (Send.State.SENT, Send.State.FAILED, Send.State.CANCELLED)
+
+
+def batch_counts(*, batch: Batch | int) -> dict[str, int]:
+    """Rows of the batch by state, every state present (0 when none), in one query."""
+    batch_id = batch if isinstance(batch, int) else batch.pk
+    counts = dict.fromkeys(Send.State.values, 0)
+    for state, n in (
+        Send.objects.filter(batch_id=batch_id)
+        .order_by()
+        .values_list("state")
+        .annotate(n=Count("pk"))
+    ):
+        counts[state] = n
+    return counts
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    counts: dict[str, int]
+    total: int
+    finished: int
+    # 0.0 to 1.0: finished rows over all rows.
+    fraction: float
+    started_at: datetime | None
+    last_finished_at: datetime | None
+    # Rows finished per second so far, and the time left at that rate (None: not known yet).
+    rate: float | None
+    eta_seconds: float | None
+
+    @property
+    def percent(self) -> int:
+        return int(self.fraction * 100)
+
+
+def batch_progress(*, batch: Batch | int, now: datetime | None = None) -> BatchProgress:
+    """Counts, done fraction and an estimate of the time left, in one query.
+
+    The estimate is the rate of rows finished since the first claim, applied to the rows
+    left; it is None until a row has finished.
+    """
+    batch_id = batch if isinstance(batch, int) else batch.pk
+    now = now or timezone.now()
+    aggregates = {state: Count("pk", filter=Q(state=state)) for state in Send.State.values}
+    row = Send.objects.filter(batch_id=batch_id).aggregate(
+        total=Count("pk"),
+        started_at=Min("first_attempt_at"),
+        last_finished_at=Max("updated_at", filter=Q(state__in=FINISHED_STATES)),
+        **aggregates,
+    )
+    counts = {state: row[state] for state in Send.State.values}
+    total = row["total"]
+    finished = sum(counts[s] for s in FINISHED_STATES)
+    rate = eta = None
+    started = row["started_at"]
+    if started is not None and finished:
+        elapsed = max((now - started).total_seconds(), 0.001)
+        rate = finished / elapsed
+        eta = (total - finished) / rate
+    return BatchProgress(
+        counts=counts,
+        total=total,
+        finished=finished,
+        fraction=finished / total if total else 1.0,
+        started_at=started,
+        last_finished_at=row["last_finished_at"],
+        rate=rate,
+        eta_seconds=eta,
+    )
+
+
+def batch_is_finished(*, batch: Batch | int) -> bool:
+    batch_id = batch if isinstance(batch, int) else batch.pk
+    return not Send.objects.filter(
+        batch_id=batch_id, state__in=[Send.State.WAITING, Send.State.SENDING, Send.State.UNKNOWN]
+    ).exists()

@@ -1,0 +1,727 @@
+"""Sending rewards: the ledger's writes, from a batch's creation to every row's end.
+
+The ledger row (`Send`) is written before anything is enqueued, and only a conditional UPDATE
+moves it (`filter(pk=..., state=...).update(...)`), so two workers, a redelivered task or a
+double click can never both send it. The states:
+
+    waiting -> sending -> sent | failed | unknown
+    sending -> waiting     (105: the batch is paused; 110 or a failure before the server: retry)
+    unknown -> sent | waiting | failed   (reconciliation: found, provably absent, out of tries)
+    waiting -> cancelled   (the batch was cancelled before the row was claimed)
+
+The work is done by chains of `batch_send_chunk` tasks (see rewards/tasks/sending.py): each
+task claims one chunk of waiting rows, makes one API call for it outside any transaction,
+records the answer row by row, and enqueues its successor. A batch runs
+MOKUGIFT_SEND_PARALLELISM chains at once, so several workers share it. Nothing depends on the
+broker delivering a task exactly once: the periodic sweep finds what a dead worker left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Min, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from rewards.models import Batch, Send, SendEvent
+from rewards.models.ledger import Mode
+
+logger = logging.getLogger(__name__)
+
+# Rows that will still move without anyone acting.
+OPEN_STATES = (Send.State.WAITING, Send.State.SENDING, Send.State.UNKNOWN)
+# Mokugift codes no retry can cure (for that request): the row fails with the message.
+# 105 is apart (the batch pauses), 110 is retried.
+LACK_OF_COINS = 105
+# The Mokugift messages in plain words, for the results table and CSV.
+PLAIN_WORDS = {
+    100: "The request used the wrong HTTP method (a bug on our side).",
+    101: "Mokugift does not know this campaign ID.",
+    102: "Mokugift refused the campaign's passcode: check it on the campaign page.",
+    103: "The campaign is disabled at Mokugift.",
+    104: "The campaign has expired at Mokugift (by date or budget).",
+    105: "The Mokugift account has no moku-coins left.",
+    110: "Mokugift had an internal error.",
+    111: "The recipient's email address or ID is missing.",
+    112: "Mokugift says the email address is not valid.",
+    113: "Mokugift refused the request's parameters (e.g. a name it cannot carry).",
+    114: "Too many rewards in one call (a bug on our side).",
+}
+PAUSED_FOR_COINS = (
+    "Paused: Mokugift says the account has no moku-coins left (error 105, Lack of moku-coins). "
+    "Top the account up, then resume the batch; rows not yet sent are kept waiting."
+)
+
+
+@dataclass(frozen=True)
+class RecipientRow:
+    """One intended reward as the upload (or the form) gave it."""
+
+    row_number: int
+    recipient: str
+    name: str = ""
+
+
+def recipient_key(*, mode: str, recipient: str) -> str:
+    # Addresses are compared without case (Mokugift may echo them in another case); our own
+    # recipient IDs are compared exactly.
+    return recipient if mode == Mode.LINK_ID else recipient.strip().lower()
+
+
+def api_error_words(*, code: int | None, description: str = "") -> str:
+    """A Mokugift error as a sentence a marketer can act on, with the code for support."""
+    plain = PLAIN_WORDS.get(code or 0, "Mokugift refused the reward.")
+    said = f" (Mokugift error {code}: {description})" if description else f" (error {code})"
+    return plain + (said if code else "")
+
+
+def retry_delay(*, attempts: int) -> float:
+    """Seconds before the next try: doubling from the base, capped, with +-50 % jitter so that
+    rows and workers that failed together do not all come back at the same instant."""
+    base = settings.MOKUGIFT_RETRY_BACKOFF * (2 ** max(0, attempts - 1))
+    return min(settings.MOKUGIFT_RETRY_BACKOFF_MAX, base) * random.uniform(0.5, 1.5)
+
+
+# --- Enqueueing -----------------------------------------------------------------------------
+
+
+def batch_enqueue(*, batch_id: int, chains: int = 1, countdown: float | None = None) -> None:
+    """Start `chains` chunk tasks for a batch once the current transaction commits."""
+    from rewards.tasks.sending import batch_send_chunk
+
+    for _ in range(max(0, chains)):
+        transaction.on_commit(
+            partial(batch_send_chunk.apply_async, args=[batch_id], countdown=countdown)
+        )
+
+
+def reconcile_enqueue(*, campaign_id: int, countdown: float | None = None) -> None:
+    """Reconcile the campaign's unknown rows soon; chunks going unknown together share one
+    pass (a pass sees every unknown row of the campaign, and re-runs while some are fresh)."""
+    from rewards.tasks.sending import campaign_reconcile
+
+    if not cache.add(f"rewards:reconcile-scheduled:{campaign_id}", 1, timeout=countdown or 1):
+        return
+    transaction.on_commit(
+        partial(campaign_reconcile.apply_async, args=[campaign_id], countdown=countdown)
+    )
+
+
+def _chains_for(rows: int) -> int:
+    return min(settings.MOKUGIFT_SEND_PARALLELISM, math.ceil(rows / settings.MOKUGIFT_CHUNK_SIZE))
+
+
+# --- The batch, from the web page or the command line ---------------------------------------
+
+
+def batch_create(
+    *,
+    campaign,
+    mode: str,
+    rows: Sequence[RecipientRow],
+    created_by=None,
+    source: str,
+    idempotency_key: str | None = None,
+    left_out: Iterable[dict] = (),
+    send_anyway_by=None,
+    filename: str = "",
+) -> Batch:
+    """Write a batch and a waiting ledger row per recipient in one transaction, then send.
+
+    A repeated `idempotency_key` returns the batch the first call made (a double-submitted
+    form): the unique constraint settles a race between the two.
+    """
+    if idempotency_key:
+        existing = Batch.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+    if mode not in Mode.values:
+        raise ValidationError(f"Unknown delivery mode: {mode!r}.")
+    if not rows:
+        raise ValidationError("A batch needs at least one recipient.")
+    if not campaign.enabled:
+        raise ValidationError(f"The campaign {campaign.name} is disabled.")
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            batch = Batch.objects.create(
+                campaign=campaign,
+                mode=mode,
+                source=source,
+                idempotency_key=idempotency_key or None,
+                left_out=list(left_out),
+                send_anyway_by=send_anyway_by,
+                send_anyway_at=now if send_anyway_by else None,
+                created_by=created_by,
+                filename=filename[:255],
+            )
+            Send.objects.bulk_create(
+                (
+                    Send(
+                        batch=batch,
+                        row_number=row.row_number,
+                        recipient=row.recipient,
+                        name=row.name,
+                        updated_at=now,
+                    )
+                    for row in rows
+                ),
+                batch_size=5_000,
+            )
+            batch_enqueue(batch_id=batch.pk, chains=_chains_for(len(rows)))
+    except IntegrityError:
+        if idempotency_key:
+            # The other submission won the race for the key: show its batch.
+            existing = Batch.objects.filter(idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return existing
+        raise
+    logger.info("batch %s: %d rows for campaign %s (%s)", batch.pk, len(rows), campaign.pk, mode)
+    return batch
+
+
+def reward_send_one(
+    *,
+    campaign,
+    mode: str,
+    recipient: str,
+    name: str = "",
+    created_by=None,
+    source: str = Batch.Source.SINGLE,
+    idempotency_key: str | None = None,
+) -> Batch:
+    """One reward: a batch of one row, sent with the single call (the link modes get the URL)."""
+    return batch_create(
+        campaign=campaign,
+        mode=mode,
+        rows=[RecipientRow(row_number=1, recipient=recipient, name=name)],
+        created_by=created_by,
+        source=source,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _events(sends: Iterable, *, from_state: str, to_state: str, note: str = "") -> None:
+    SendEvent.objects.bulk_create(
+        [
+            SendEvent(
+                send_id=getattr(s, "pk", s), from_state=from_state, to_state=to_state, note=note
+            )
+            for s in sends
+        ],
+        batch_size=2_000,
+    )
+
+
+def _move(
+    *, ids: Iterable[int], from_state: str, to_state: str, note: str = "", **fields
+) -> list[int]:
+    """Move the rows among `ids` that are still in `from_state`; return the ones moved."""
+    now = timezone.now()
+    with transaction.atomic():
+        moved = list(
+            Send.objects.select_for_update()
+            .filter(pk__in=list(ids), state=from_state)
+            .values_list("pk", flat=True)
+        )
+        if moved:
+            Send.objects.filter(pk__in=moved, state=from_state).update(
+                state=to_state, updated_at=now, **fields
+            )
+            _events(moved, from_state=from_state, to_state=to_state, note=note)
+    return moved
+
+
+def batch_cancel(*, batch: Batch, actor=None) -> int:
+    """Cancel a batch: rows not yet claimed are never sent. Returns how many were cancelled.
+
+    Rows already in flight finish (their call may have made rewards); unknown rows are still
+    reconciled, so that the ledger says what Mokugift made.
+    """
+    now = timezone.now()
+    Batch.objects.filter(pk=batch.pk, state__in=[Batch.State.SENDING, Batch.State.PAUSED]).update(
+        state=Batch.State.CANCELLED, paused_reason=""
+    )
+    # The claim's UPDATE checks the batch's state in the same statement, so from here on no
+    # chunk can claim a waiting row of this batch.
+    waiting = Send.objects.filter(batch=batch, state=Send.State.WAITING).values_list(
+        "pk", flat=True
+    )
+    who = f"by {actor}" if actor else ""
+    cancelled = _move(
+        ids=list(waiting),
+        from_state=Send.State.WAITING,
+        to_state=Send.State.CANCELLED,
+        note=f"Batch cancelled {who}".strip(),
+        next_attempt_at=None,
+    )
+    batch_finish_if_done(batch_id=batch.pk, now=now)
+    batch.refresh_from_db()
+    logger.info("batch %s cancelled %s: %d rows not sent", batch.pk, who, len(cancelled))
+    return len(cancelled)
+
+
+def batch_resume(*, batch: Batch, actor=None) -> bool:
+    """Resume a paused batch (e.g. after topping up moku-coins). False if it was not paused."""
+    resumed = Batch.objects.filter(pk=batch.pk, state=Batch.State.PAUSED).update(
+        state=Batch.State.SENDING, paused_reason=""
+    )
+    batch.refresh_from_db()
+    if not resumed:
+        return False
+    waiting = Send.objects.filter(batch=batch, state=Send.State.WAITING).count()
+    batch_enqueue(batch_id=batch.pk, chains=_chains_for(waiting))
+    logger.info("batch %s resumed by %s: %d rows waiting", batch.pk, actor, waiting)
+    return True
+
+
+def batch_retry_failed(*, batch: Batch, actor=None) -> int:
+    """Send the failed rows again, and only those. Returns how many go back to waiting."""
+    failed = Send.objects.filter(batch=batch, state=Send.State.FAILED).values_list("pk", flat=True)
+    moved = _move(
+        ids=list(failed),
+        from_state=Send.State.FAILED,
+        to_state=Send.State.WAITING,
+        note=f"Sent again by {actor}" if actor else "Sent again",
+        attempts=0,
+        next_attempt_at=None,
+        error_code=None,
+        error_message="",
+    )
+    if moved:
+        Batch.objects.filter(pk=batch.pk, state=Batch.State.DONE).update(
+            state=Batch.State.SENDING, finished_at=None
+        )
+        batch.refresh_from_db()
+        if batch.state == Batch.State.SENDING:
+            batch_enqueue(batch_id=batch.pk, chains=_chains_for(len(moved)))
+    return len(moved)
+
+
+def batch_finish_if_done(*, batch_id: int, now: datetime | None = None) -> bool:
+    """Mark a batch done (or a cancelled one finished) once no row of it can move any more."""
+    if Send.objects.filter(batch_id=batch_id, state__in=OPEN_STATES).exists():
+        return False
+    now = now or timezone.now()
+    done = Batch.objects.filter(pk=batch_id, state=Batch.State.SENDING).update(
+        state=Batch.State.DONE, finished_at=now
+    )
+    Batch.objects.filter(pk=batch_id, state=Batch.State.CANCELLED, finished_at__isnull=True).update(
+        finished_at=now
+    )
+    if done:
+        logger.info("batch %s done", batch_id)
+    return True
+
+
+# --- The worker's side: claim, call, record -----------------------------------------------
+
+
+def sends_claim(*, batch_id: int, limit: int) -> list[Send]:
+    """Claim up to `limit` due waiting rows of a sending batch for one API call.
+
+    One conditional UPDATE moves them to *sending*; the rows are read back by the claim's own
+    timestamp, so a row another claim took in between is simply not ours. On PostgreSQL the
+    candidates are locked with SKIP LOCKED, so concurrent claims take disjoint rows instead of
+    queueing behind each other. A recipient appears at most once per claim: the answer of a
+    multi call names rewards by recipient, not by position.
+    """
+    now = timezone.now()
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    with transaction.atomic():
+        candidates = list(
+            Send.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(due, batch_id=batch_id, batch__state=Batch.State.SENDING)
+            .filter(state=Send.State.WAITING)
+            .order_by("row_number")
+            .values_list("pk", "recipient", "batch__mode")[:limit]
+        )
+        seen: set[str] = set()
+        ids = []
+        for pk, recipient, mode in candidates:
+            key = recipient_key(mode=mode, recipient=recipient)
+            if key not in seen:
+                seen.add(key)
+                ids.append(pk)
+        if not ids:
+            return []
+        Send.objects.filter(
+            pk__in=ids, state=Send.State.WAITING, batch__state=Batch.State.SENDING
+        ).update(
+            state=Send.State.SENDING,
+            attempts=F("attempts") + 1,
+            attempt_started_at=now,
+            first_attempt_at=Coalesce(F("first_attempt_at"), Value(now)),
+            next_attempt_at=None,
+            updated_at=now,
+        )
+        claimed = list(
+            Send.objects.filter(pk__in=ids, state=Send.State.SENDING, attempt_started_at=now)
+            .only("pk", "batch_id", "recipient", "name", "attempts", "attempt_started_at")
+            .order_by("row_number")
+        )
+        _events(claimed, from_state=Send.State.WAITING, to_state=Send.State.SENDING)
+    return claimed
+
+
+@dataclass
+class Outcome:
+    """What the answer of one call means for one claimed row."""
+
+    send: Send
+    state: str
+    note: str = ""
+    remote_id: str = ""
+    url: str = ""
+    transaction_id: str = ""
+    error_code: int | None = None
+    error_message: str = ""
+    next_attempt_at: datetime | None = None
+    attempts: int | None = None
+
+
+def _retry_or_fail(send: Send, *, code: int | None, words: str, now: datetime) -> Outcome:
+    if send.attempts >= settings.MOKUGIFT_MAX_ATTEMPTS:
+        return Outcome(
+            send,
+            Send.State.FAILED,
+            note="out of attempts",
+            error_code=code,
+            error_message=f"Gave up after {send.attempts} attempts. {words}",
+        )
+    delay = retry_delay(attempts=send.attempts)
+    return Outcome(
+        send,
+        Send.State.WAITING,
+        note=f"retry in {delay:.1f} s: {words}",
+        error_code=code,
+        error_message=words,
+        next_attempt_at=now + timedelta(seconds=delay),
+    )
+
+
+def _outcomes_for_error(sends: list[Send], error, *, now: datetime) -> list[Outcome]:
+    """One error for the whole call: every claimed row shares its fate."""
+    from rewards.mokugift import ApiError, RecipientRefused
+
+    code = getattr(error, "code", None) if isinstance(error, ApiError) else None
+    if code == LACK_OF_COINS:
+        # Not an attempt: nothing was made, and the row waits for the account to be topped up.
+        return [
+            Outcome(
+                s,
+                Send.State.WAITING,
+                note="paused: no moku-coins (105)",
+                attempts=s.attempts - 1,
+                error_code=code,
+                error_message=api_error_words(code=code, description=error.description),
+            )
+            for s in sends
+        ]
+    if error.outcome_unknown:
+        words = f"Outcome unknown ({error}); checking with Mokugift."
+        return [Outcome(s, Send.State.UNKNOWN, note=str(error), error_message=words) for s in sends]
+    if isinstance(error, ApiError):
+        words = api_error_words(code=code, description=error.description)
+    elif isinstance(error, RecipientRefused):
+        words = f"Not sent: {error}"
+    else:
+        words = f"Could not reach Mokugift: {error}"
+    if error.retryable:
+        return [_retry_or_fail(s, code=code, words=words, now=now) for s in sends]
+    return [
+        Outcome(s, Send.State.FAILED, note=words, error_code=code, error_message=words)
+        for s in sends
+    ]
+
+
+def _outcomes_for_multi(sends: list[Send], result, *, mode: str, now: datetime) -> list[Outcome]:
+    """A multi call's answer (Success or Part_Failed), matched to the rows by recipient."""
+    by_key = {recipient_key(mode=mode, recipient=s.recipient): s for s in sends}
+    outcomes: dict[int, Outcome] = {}
+    for reward in result.rewards:
+        send = by_key.get(recipient_key(mode=mode, recipient=reward.recipient))
+        if send is not None and send.pk not in outcomes:
+            outcomes[send.pk] = Outcome(
+                send,
+                Send.State.SENT,
+                remote_id=str(reward.id),
+                url=reward.url or "",
+                transaction_id=result.transaction_id or "",
+            )
+    for unsent in result.unsent:
+        send = by_key.get(recipient_key(mode=mode, recipient=unsent.recipient or ""))
+        if send is None or send.pk in outcomes:
+            continue
+        code = _int_or_none(unsent.code)
+        words = api_error_words(code=code, description=unsent.description or "")
+        if code == LACK_OF_COINS:
+            outcomes[send.pk] = Outcome(
+                send,
+                Send.State.WAITING,
+                note="paused: no moku-coins (105)",
+                attempts=send.attempts - 1,
+                error_code=code,
+                error_message=words,
+            )
+        elif code == 110:
+            outcomes[send.pk] = _retry_or_fail(send, code=code, words=words, now=now)
+        else:
+            outcomes[send.pk] = Outcome(
+                send, Send.State.FAILED, note=words, error_code=code, error_message=words
+            )
+    for send in sends:
+        if send.pk not in outcomes:
+            # Neither made nor refused in the answer: we cannot tell, so we ask Mokugift.
+            outcomes[send.pk] = Outcome(
+                send,
+                Send.State.UNKNOWN,
+                note="missing from the answer",
+                error_message="Outcome unknown (the answer did not mention this recipient); "
+                "checking with Mokugift.",
+            )
+    return [outcomes[s.pk] for s in sends]
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _record(outcomes: list[Outcome], *, claimed_at: datetime, now: datetime) -> list[Outcome]:
+    """Write every row's outcome in one short transaction; return the ones written.
+
+    Only rows still *sending* under this claim are written: if the sweep gave up on this call
+    (it took longer than the timeouts allow) the row is the sweep's now, and reconciliation
+    will find the reward this answer names.
+    """
+    ids = [o.send.pk for o in outcomes]
+    fields = [
+        "state",
+        "remote_id",
+        "url",
+        "transaction_id",
+        "error_code",
+        "error_message",
+        "next_attempt_at",
+        "attempts",
+        "sent_at",
+        "updated_at",
+    ]
+    with transaction.atomic():
+        owned = set(
+            Send.objects.select_for_update()
+            .filter(pk__in=ids, state=Send.State.SENDING, attempt_started_at=claimed_at)
+            .values_list("pk", flat=True)
+        )
+        written = [o for o in outcomes if o.send.pk in owned]
+        rows = []
+        for o in written:
+            s = o.send
+            s.state = o.state
+            s.remote_id = o.remote_id
+            s.url = o.url[:500]
+            s.transaction_id = o.transaction_id[:100]
+            s.error_code = o.error_code
+            s.error_message = o.error_message
+            s.next_attempt_at = o.next_attempt_at
+            s.attempts = o.attempts if o.attempts is not None else s.attempts
+            s.sent_at = now if o.state == Send.State.SENT else None
+            s.updated_at = now
+            rows.append(s)
+        Send.objects.filter(state=Send.State.SENDING, attempt_started_at=claimed_at).bulk_update(
+            rows, fields, batch_size=500
+        )
+        SendEvent.objects.bulk_create(
+            [
+                SendEvent(
+                    send_id=o.send.pk,
+                    from_state=Send.State.SENDING,
+                    to_state=o.state,
+                    note=(o.note or o.remote_id)[:1000],
+                )
+                for o in written
+            ],
+            batch_size=2_000,
+        )
+    return written
+
+
+def batch_send_chunk(*, batch_id: int) -> None:
+    """Claim one chunk of the batch, make one API call for it, record the answer, and keep
+    the chain going. Called by the `batch_send_chunk` task; safe to run twice or concurrently.
+    """
+    from rewards.mokugift import MokugiftClient, MokugiftError, Recipient
+
+    batch = Batch.objects.filter(pk=batch_id).select_related("campaign").first()
+    if batch is None or batch.state != Batch.State.SENDING:
+        return
+    sends = sends_claim(batch_id=batch_id, limit=settings.MOKUGIFT_CHUNK_SIZE)
+    if not sends:
+        _batch_idle(batch_id=batch_id)
+        return
+    claimed_at = sends[0].attempt_started_at
+    # The passcode is decrypted here, at the moment of the call, and lives only in the client.
+    try:
+        client = MokugiftClient.for_campaign(batch.campaign)
+        if len(sends) == 1:
+            # The single call, so that the link modes get their URL for a one-off reward.
+            s = sends[0]
+            created = client.create_reward(mode=batch.mode, recipient=s.recipient, name=s.name)
+            outcomes = [
+                Outcome(
+                    s,
+                    Send.State.SENT,
+                    remote_id=str(created.reward.id),
+                    url=created.reward.url or "",
+                    transaction_id=created.transaction_id or "",
+                )
+            ]
+        else:
+            result = client.create_rewards(
+                mode=batch.mode,
+                recipients=[Recipient(address=s.recipient, name=s.name) for s in sends],
+            )
+            outcomes = _outcomes_for_multi(sends, result, mode=batch.mode, now=timezone.now())
+    except MokugiftError as error:
+        outcomes = _outcomes_for_error(sends, error, now=timezone.now())
+    now = timezone.now()
+    written = _record(outcomes, claimed_at=claimed_at, now=now)
+    states: dict[str, int] = {}
+    for o in written:
+        states[o.state] = states.get(o.state, 0) + 1
+    logger.info("batch %s: chunk of %d rows: %s", batch_id, len(sends), states)
+
+    if any(o.error_code == LACK_OF_COINS and o.state == Send.State.WAITING for o in written):
+        Batch.objects.filter(pk=batch_id, state=Batch.State.SENDING).update(
+            state=Batch.State.PAUSED, paused_reason=PAUSED_FOR_COINS
+        )
+        logger.warning("batch %s paused: no moku-coins (105)", batch_id)
+        return
+    if states.get(Send.State.UNKNOWN):
+        # Soon after, not only on the sweep's beat: a bulk send with faults should not wait.
+        reconcile_enqueue(
+            campaign_id=batch.campaign_id, countdown=settings.MOKUGIFT_RECONCILE_SETTLE
+        )
+    _batch_idle(batch_id=batch_id, successor=True)
+
+
+def batch_wake(*, batch_id: int, chains: int | None = None) -> None:
+    """Start chains for a batch's waiting rows (when the first retry is due), or finish it.
+
+    `chains` None: as many as the waiting rows need, up to MOKUGIFT_SEND_PARALLELISM.
+    """
+    now = timezone.now()
+    waiting = Send.objects.filter(batch_id=batch_id, state=Send.State.WAITING).aggregate(
+        due=Min(Coalesce("next_attempt_at", Value(now))), count=Count("pk")
+    )
+    if not waiting["count"]:
+        batch_finish_if_done(batch_id=batch_id, now=now)
+        return
+    wait = (waiting["due"] - now).total_seconds()
+    batch_enqueue(
+        batch_id=batch_id,
+        chains=chains or _chains_for(waiting["count"]),
+        countdown=wait + 0.05 if wait > 0 else None,
+    )
+
+
+def _batch_idle(*, batch_id: int, successor: bool = False) -> None:
+    """After a chunk: the chain goes on. After a claim that found nothing: the chain ends,
+    unless the rows left wait for a retry that is not due yet (then it wakes up for it)."""
+    if successor:
+        batch_wake(batch_id=batch_id, chains=1)
+        return
+    now = timezone.now()
+    due_now = Send.objects.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+        batch_id=batch_id,
+        state=Send.State.WAITING,
+    ).exists()
+    if not due_now:
+        # Nothing due: other chains hold the due rows, or only later retries are left.
+        batch_wake(batch_id=batch_id, chains=1)
+
+
+def sends_stuck_to_unknown(*, now: datetime | None = None) -> list[int]:
+    """Rows in *sending* longer than any call may take: their worker died mid-call (or was
+    killed), and nobody will record their answer. They go to *unknown*, to be reconciled."""
+    now = now or timezone.now()
+    limit = (
+        settings.MOKUGIFT_CONNECT_TIMEOUT
+        + settings.MOKUGIFT_READ_TIMEOUT
+        + settings.MOKUGIFT_SWEEP_MARGIN
+    )
+    stuck = Send.objects.filter(
+        state=Send.State.SENDING, attempt_started_at__lt=now - timedelta(seconds=limit)
+    ).values_list("pk", flat=True)
+    return _move(
+        ids=list(stuck),
+        from_state=Send.State.SENDING,
+        to_state=Send.State.UNKNOWN,
+        note="stuck in sending: the worker was lost mid-call",
+        error_message="Outcome unknown (the worker stopped during the call); "
+        "checking with Mokugift.",
+    )
+
+
+@dataclass
+class SweepReport:
+    stuck: int = 0
+    reconciled_campaigns: int = 0
+    kicked_batches: int = 0
+    finished_batches: int = 0
+
+
+def sends_sweep() -> SweepReport:
+    """The periodic sweep: the database, not the broker, says what is left to do.
+
+    Rows stuck in *sending* go to *unknown*; unknown rows are reconciled; a sending batch with
+    due waiting rows and nothing in flight gets its chains back (its tasks were lost with a
+    worker); a batch with nothing left to move is finished.
+    """
+    from rewards.services.reconcile import campaign_reconcile
+
+    report = SweepReport(stuck=len(sends_stuck_to_unknown()))
+    campaign_ids = set(
+        Send.objects.filter(state=Send.State.UNKNOWN)
+        .values_list("batch__campaign_id", flat=True)
+        .distinct()
+    )
+    for campaign_id in sorted(campaign_ids):
+        campaign_reconcile(campaign_id=campaign_id)
+        report.reconciled_campaigns += 1
+    now = timezone.now()
+    due = Q(sends__next_attempt_at__isnull=True) | Q(sends__next_attempt_at__lte=now)
+    stalled = (
+        Batch.objects.filter(state=Batch.State.SENDING)
+        .filter(Q(sends__state=Send.State.WAITING) & due)
+        .exclude(sends__state=Send.State.SENDING)
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    for batch_id in list(stalled):
+        batch_wake(batch_id=batch_id)
+        report.kicked_batches += 1
+    open_batches = Batch.objects.filter(
+        Q(state=Batch.State.SENDING) | Q(state=Batch.State.CANCELLED, finished_at__isnull=True)
+    ).values_list("pk", flat=True)
+    for batch_id in list(open_batches):
+        if batch_finish_if_done(batch_id=batch_id, now=now):
+            report.finished_batches += 1
+    if report.stuck or report.kicked_batches:
+        logger.info("sweep: %s", report)
+    return report

@@ -1,0 +1,38 @@
+"""The sending tasks: doors into rewards/services/sending.py and reconcile.py.
+
+Each takes primary keys only (never a passcode or a model instance), re-reads its rows and
+returns quietly when they are gone. None trusts the broker to deliver it exactly once: the
+ledger's conditional updates make a duplicate harmless, and the sweep makes a lost one so.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from rewards.services import reconcile, sending
+
+
+@shared_task(name="rewards.batch_send_chunk")
+def batch_send_chunk(batch_id: int) -> None:
+    sending.batch_send_chunk(batch_id=batch_id)
+
+
+# Passes a reconcile task makes on its own for rows still pending; then the sweep takes over.
+RECONCILE_FOLLOW_UPS = 20
+
+
+@shared_task(name="rewards.campaign_reconcile")
+def campaign_reconcile(campaign_id: int, follow_up: int = 0) -> None:
+    report = reconcile.campaign_reconcile(campaign_id=campaign_id)
+    if report.pending and follow_up < RECONCILE_FOLLOW_UPS:
+        # Rows too fresh to call absent, or a recipient still in flight: look again soon.
+        campaign_reconcile.apply_async(
+            args=[campaign_id, follow_up + 1],
+            countdown=max(1.0, settings.MOKUGIFT_RECONCILE_SETTLE),
+        )
+
+
+@shared_task(name="rewards.sends_sweep")
+def sends_sweep() -> None:
+    sending.sends_sweep()

@@ -1,0 +1,284 @@
+"""The ledger's services without the network: batches, claims, cancel, retry, sweep, progress."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.utils import timezone
+
+from campaigns.services import campaign_create
+from rewards.models import Batch, Send, SendEvent
+from rewards.selectors.sending import batch_counts, batch_progress
+from rewards.services.reconcile import months_between
+from rewards.services.sending import (
+    RecipientRow,
+    api_error_words,
+    batch_cancel,
+    batch_create,
+    batch_finish_if_done,
+    batch_resume,
+    batch_retry_failed,
+    retry_delay,
+    sends_claim,
+    sends_stuck_to_unknown,
+)
+
+
+@pytest.fixture
+def campaign(db):
+    return campaign_create(
+        actor=None, name="Spring", campaign_id="spring-1", environment="sandbox", passcode="p-1"
+    )
+
+
+def rows(n: int, *, start: int = 2) -> list[RecipientRow]:
+    return [
+        RecipientRow(row_number=start + i, recipient=f"r{i}@example.com", name=f"R {i}")
+        for i in range(n)
+    ]
+
+
+def make(campaign, n: int = 3, **kw) -> Batch:
+    kw.setdefault("source", Batch.Source.CSV)
+    return batch_create(campaign=campaign, mode="email", rows=rows(n), **kw)
+
+
+def test_batch_create_writes_one_waiting_row_per_recipient(campaign, marketer):
+    batch = make(campaign, 5, created_by=marketer)
+    assert batch.state == Batch.State.SENDING
+    assert list(batch.sends.values_list("row_number", "recipient", "state"))[:2] == [
+        (2, "r0@example.com", "waiting"),
+        (3, "r1@example.com", "waiting"),
+    ]
+    assert batch_counts(batch=batch)["waiting"] == 5
+
+
+def test_batch_create_enqueues_only_after_commit(campaign, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        make(campaign, 600)
+    # 600 rows at 250 a chunk: three chains, each enqueued when the transaction commits.
+    assert len(callbacks) == 3
+
+
+def test_a_repeated_idempotency_key_returns_the_first_batch(campaign):
+    first = make(campaign, 3, idempotency_key="k-1")
+    second = make(campaign, 3, idempotency_key="k-1")
+    assert first.pk == second.pk
+    assert Send.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_submits_with_one_key_make_one_batch():
+    campaign = campaign_create(
+        actor=None, name="C", campaign_id="c-race", environment="sandbox", passcode="p"
+    )
+    barrier = threading.Barrier(2)
+    made: list[int] = []
+
+    def submit():
+        try:
+            barrier.wait()
+            made.append(make(campaign, 50, idempotency_key="same-form").pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 2 and made[0] == made[1]
+    assert Batch.objects.count() == 1
+    assert Send.objects.count() == 50
+
+
+def test_a_batch_without_rows_or_on_a_disabled_campaign_is_refused(campaign):
+    with pytest.raises(ValidationError):
+        batch_create(campaign=campaign, mode="email", rows=[], source="csv")
+    campaign.enabled = False
+    campaign.save()
+    with pytest.raises(ValidationError):
+        make(campaign, 1)
+
+
+def test_fifty_thousand_rows_are_written_in_one_call(campaign):
+    batch = make(campaign, 50_000)
+    assert batch.sends.count() == 50_000
+
+
+def test_a_claim_moves_due_waiting_rows_to_sending_and_counts_the_attempt(campaign):
+    batch = make(campaign, 5)
+    Send.objects.filter(batch=batch, row_number=2).update(
+        next_attempt_at=timezone.now() + timedelta(hours=1)
+    )
+    claimed = sends_claim(batch_id=batch.pk, limit=3)
+    assert [s.row_number for s in Send.objects.filter(pk__in=[c.pk for c in claimed])] == [
+        3,
+        4,
+        5,
+    ]
+    for send in Send.objects.filter(pk__in=[c.pk for c in claimed]):
+        assert send.state == "sending" and send.attempts == 1
+        assert send.first_attempt_at == send.attempt_started_at
+    assert SendEvent.objects.filter(to_state="sending").count() == 3
+    # The row not due yet and the one left: a second claim takes only the one left.
+    assert [s.row_number for s in sends_claim(batch_id=batch.pk, limit=10)] == [6]
+    assert sends_claim(batch_id=batch.pk, limit=10) == []
+
+
+def test_a_claim_takes_a_recipient_once_per_call(campaign):
+    batch = batch_create(
+        campaign=campaign,
+        mode="email",
+        source="csv",
+        rows=[
+            RecipientRow(row_number=2, recipient="sally@example.com"),
+            RecipientRow(row_number=3, recipient="SALLY@example.com"),
+            RecipientRow(row_number=4, recipient="bob@example.com"),
+        ],
+    )
+    assert [s.row_number for s in sends_claim(batch_id=batch.pk, limit=10)] == [2, 4]
+    assert [s.row_number for s in sends_claim(batch_id=batch.pk, limit=10)] == [3]
+
+
+def test_a_paused_or_cancelled_batch_is_not_claimed(campaign):
+    batch = make(campaign, 2)
+    Batch.objects.filter(pk=batch.pk).update(state=Batch.State.PAUSED)
+    assert sends_claim(batch_id=batch.pk, limit=10) == []
+    Batch.objects.filter(pk=batch.pk).update(state=Batch.State.CANCELLED)
+    assert sends_claim(batch_id=batch.pk, limit=10) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_claims_never_take_the_same_row():
+    campaign = campaign_create(
+        actor=None, name="C", campaign_id="c-claims", environment="sandbox", passcode="p"
+    )
+    batch = make(campaign, 400)
+    barrier = threading.Barrier(4)
+    taken: list[list[int]] = [[] for _ in range(4)]
+
+    def worker(i):
+        try:
+            barrier.wait()
+            while claimed := sends_claim(batch_id=batch.pk, limit=25):
+                taken[i].extend(s.pk for s in claimed)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [pk for t in taken for pk in t]
+    assert len(every) == len(set(every)) == 400
+    assert set(Send.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_cancel_stops_rows_not_yet_claimed_and_leaves_claimed_ones(campaign, manager):
+    batch = make(campaign, 4)
+    claimed = sends_claim(batch_id=batch.pk, limit=1)
+    assert batch_cancel(batch=batch, actor=manager) == 3
+    counts = batch_counts(batch=batch)
+    assert counts["cancelled"] == 3 and counts["sending"] == 1
+    assert batch.state == Batch.State.CANCELLED
+    assert sends_claim(batch_id=batch.pk, limit=10) == []
+    assert Send.objects.get(pk=claimed[0].pk).state == "sending"
+
+
+def test_retry_failed_puts_back_only_the_failed_rows(campaign, django_capture_on_commit_callbacks):
+    batch = make(campaign, 3)
+    Send.objects.filter(batch=batch, row_number=2).update(
+        state="failed", error_code=112, error_message="bad", attempts=1
+    )
+    Send.objects.filter(batch=batch, row_number=3).update(state="sent", remote_id="R1")
+    Send.objects.filter(batch=batch, row_number=4).update(state="cancelled")
+    batch_finish_if_done(batch_id=batch.pk)
+    batch.refresh_from_db()
+    assert batch.state == Batch.State.DONE
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert batch_retry_failed(batch=batch) == 1
+    again = Send.objects.get(batch=batch, row_number=2)
+    assert (again.state, again.attempts, again.error_code, again.error_message) == (
+        "waiting",
+        0,
+        None,
+        "",
+    )
+    assert batch.state == Batch.State.SENDING and batch.finished_at is None
+    assert len(callbacks) == 1
+    assert Send.objects.get(batch=batch, row_number=3).state == "sent"
+
+
+def test_resume_restarts_only_a_paused_batch(campaign, django_capture_on_commit_callbacks):
+    batch = make(campaign, 2)
+    assert batch_resume(batch=batch) is False
+    Batch.objects.filter(pk=batch.pk).update(state=Batch.State.PAUSED, paused_reason="105")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert batch_resume(batch=batch) is True
+    assert batch.state == Batch.State.SENDING and batch.paused_reason == ""
+    assert len(callbacks) == 1
+
+
+def test_the_sweep_moves_rows_stuck_in_sending_to_unknown(campaign, settings):
+    settings.MOKUGIFT_CONNECT_TIMEOUT, settings.MOKUGIFT_READ_TIMEOUT = 5, 60
+    settings.MOKUGIFT_SWEEP_MARGIN = 30
+    batch = make(campaign, 2)
+    old, fresh = sends_claim(batch_id=batch.pk, limit=2)
+    Send.objects.filter(pk=old.pk).update(attempt_started_at=timezone.now() - timedelta(seconds=96))
+    assert sends_stuck_to_unknown() == [old.pk]
+    assert Send.objects.get(pk=old.pk).state == "unknown"
+    assert Send.objects.get(pk=fresh.pk).state == "sending"
+    assert SendEvent.objects.filter(send_id=old.pk, to_state="unknown").exists()
+
+
+def test_progress_counts_every_state_and_estimates_the_time_left(campaign):
+    batch = make(campaign, 10)
+    assert batch_progress(batch=batch).eta_seconds is None
+    start = timezone.now() - timedelta(seconds=10)
+    Send.objects.filter(batch=batch).update(first_attempt_at=start)
+    Send.objects.filter(batch=batch, row_number__lte=5).update(state="sent")
+    Send.objects.filter(batch=batch, row_number=6).update(state="failed")
+    progress = batch_progress(batch=batch, now=start + timedelta(seconds=10))
+    assert progress.counts["sent"] == 4 and progress.counts["failed"] == 1
+    assert progress.total == 10 and progress.finished == 5 and progress.percent == 50
+    # 5 rows in 10 s: the 5 left take about 10 s more.
+    assert progress.eta_seconds == pytest.approx(10, rel=0.01)
+
+
+def test_batch_counts_is_one_query(campaign, django_assert_num_queries):
+    batch = make(campaign, 10)
+    with django_assert_num_queries(1):
+        counts = batch_counts(batch=batch)
+    assert counts == {
+        "waiting": 10,
+        "sending": 0,
+        "sent": 0,
+        "failed": 0,
+        "unknown": 0,
+        "cancelled": 0,
+    }
+
+
+def test_retries_back_off_with_jitter_up_to_a_cap(settings):
+    settings.MOKUGIFT_RETRY_BACKOFF, settings.MOKUGIFT_RETRY_BACKOFF_MAX = 2.0, 300.0
+    assert 1.0 <= retry_delay(attempts=1) <= 3.0
+    assert 8.0 <= retry_delay(attempts=3) <= 24.0
+    assert retry_delay(attempts=30) <= 450.0
+    assert len({round(retry_delay(attempts=2), 6) for _ in range(20)}) > 1
+
+
+def test_mokugift_errors_are_said_in_plain_words():
+    words = api_error_words(code=102, description="Incorrect Passcode")
+    assert "passcode" in words and "102" in words
+
+
+def test_reconciliation_reads_every_month_of_the_window_across_a_year_end():
+    start = datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC)
+    assert months_between(start, start + timedelta(minutes=1)) == [(12, 2026), (1, 2027)]
+    assert months_between(start, start) == [(12, 2026)]
