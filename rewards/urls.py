@@ -1,11 +1,23 @@
 from django.urls import path
 
-from rewards.views import browse, reports, send
+from rewards.views import batches, browse, reports, send
 
 app_name = "rewards"
 urlpatterns = [
     # Sending (Marketing)
     path("send/", send.send, name="send"),
+    path("send/one/", send.send_one, name="send_one"),
+    path("send/upload/", send.send_upload, name="send_upload"),
+    path("send/upload/<slug:token>/", send.send_preview, name="send_preview"),
+    path("send/upload/<slug:token>/problems.csv", send.send_problems_csv, name="send_problems_csv"),
+    path("send/template/<slug:mode>.csv", send.send_template, name="send_template"),
+    path("batches/", batches.batch_list, name="batch_list"),
+    path("batches/<int:pk>/", batches.batch_detail, name="batch_detail"),
+    path("batches/<int:pk>/progress/", batches.batch_progress, name="batch_progress"),
+    path("batches/<int:pk>/results.csv", batches.batch_results_csv, name="batch_results_csv"),
+    path("batches/<int:pk>/cancel/", batches.batch_cancel, name="batch_cancel"),
+    path("batches/<int:pk>/resume/", batches.batch_resume, name="batch_resume"),
+    path("batches/<int:pk>/retry-failed/", batches.batch_retry_failed, name="batch_retry_failed"),
     # Browsing, reports and export (Manager)
     path("", browse.reward_list, name="list"),
     path("reports/", reports.report, name="report"),

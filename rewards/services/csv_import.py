@@ -6,13 +6,18 @@ the person confirms, so what is sent is exactly what was shown.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
+import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.db.models.functions import Lower
@@ -445,6 +450,52 @@ def _flag_recently_rewarded(*, result: CsvParseResult, mode: str, campaign) -> N
             )
 
 
+# --- Keeping an upload between the preview and the confirmation ------------------------------
+# The bytes stay on the server, under a random token, and are parsed again on confirmation:
+# the browser never carries the rows, so what is sent cannot differ from what was previewed.
+# A file rather than the cache: a 50,000-row upload is a few MB, and every web process sees it.
+
+UPLOAD_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+UPLOAD_MAX_AGE = timedelta(days=1)
+
+
+def _uploads_dir() -> Path:
+    return Path(getattr(settings, "UPLOADS_DIR", settings.VAR_DIR / "uploads"))
+
+
+def upload_save(*, data: bytes) -> str:
+    folder = _uploads_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    _uploads_prune(folder=folder)
+    token = uuid.uuid4().hex
+    path = folder / f"{token}.csv"
+    path.write_bytes(data)
+    return token
+
+
+def upload_read(*, token: str) -> bytes | None:
+    if not UPLOAD_TOKEN.match(token):
+        return None
+    try:
+        return (_uploads_dir() / f"{token}.csv").read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def upload_delete(*, token: str) -> None:
+    if UPLOAD_TOKEN.match(token):
+        (_uploads_dir() / f"{token}.csv").unlink(missing_ok=True)
+
+
+def _uploads_prune(*, folder: Path) -> None:
+    # Uploads previewed and never confirmed: a day is plenty to decide.
+    cutoff = time.time() - UPLOAD_MAX_AGE.total_seconds()
+    for path in folder.glob("*.csv"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+
+
 __all__ = [
     "CsvParseResult",
     "CsvProblem",
@@ -454,4 +505,7 @@ __all__ = [
     "name_problem",
     "recipient_problem",
     "recipients_parse_csv",
+    "upload_delete",
+    "upload_read",
+    "upload_save",
 ]

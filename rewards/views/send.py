@@ -1,8 +1,204 @@
-from django.shortcuts import render
+"""Sending: one reward from a form, or many from a CSV upload with a preview first."""
 
+from __future__ import annotations
+
+import csv
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from campaigns.selectors import campaigns_enabled
+from rewards.forms import MODE_HELP, BulkUploadForm, ConfirmForm, SingleSendForm
+from rewards.models import Batch
+from rewards.models.ledger import Mode
+from rewards.services.csv_import import (
+    csv_template,
+    recipients_parse_csv,
+    upload_delete,
+    upload_read,
+    upload_save,
+)
 from rewards.views import send_rewards_required
+from rewards.views.batches import csv_safe
+
+# How much of an upload the preview shows; every problem is in the problems CSV as well.
+PREVIEW_ROWS = 20
+PREVIEW_PROBLEMS = 1_000
+SESSION_UPLOADS = "rewards_uploads"
+
+
+def _send_page(request, *, single=None, bulk=None, status=200):
+    return render(
+        request,
+        "rewards/send.html",
+        {
+            "single": single or SingleSendForm(prefix="one"),
+            "bulk": bulk or BulkUploadForm(prefix="bulk"),
+            "has_campaigns": campaigns_enabled().exists(),
+            "modes": [(value, label, MODE_HELP[value]) for value, label in Mode.choices],
+        },
+        status=status,
+    )
 
 
 @send_rewards_required
 def send(request):
-    return render(request, "rewards/send.html")
+    return _send_page(request)
+
+
+@require_POST
+@send_rewards_required
+def send_one(request):
+    from rewards.services.sending import RecipientRow, batch_create
+
+    form = SingleSendForm(request.POST, prefix="one")
+    if not form.is_valid():
+        return _send_page(request, single=form)
+    data = form.cleaned_data
+    try:
+        batch = batch_create(
+            campaign=data["campaign"],
+            mode=data["mode"],
+            rows=[RecipientRow(row_number=1, recipient=data["recipient"], name=data["name"])],
+            created_by=request.user,
+            source=Batch.Source.SINGLE,
+            idempotency_key=data["idempotency_key"],
+        )
+    except ValidationError as error:
+        form.add_error(None, error)
+        return _send_page(request, single=form)
+    return redirect("rewards:batch_detail", pk=batch.pk)
+
+
+@require_POST
+@send_rewards_required
+def send_upload(request):
+    form = BulkUploadForm(request.POST, request.FILES, prefix="bulk")
+    if not form.is_valid():
+        return _send_page(request, bulk=form)
+    data, filename = form.data_bytes()
+    campaign, mode = form.cleaned_data["campaign"], form.cleaned_data["mode"]
+    # Parsed here too, so that a file that cannot be read at all is said at once, on the form.
+    result = recipients_parse_csv(data=data, mode=mode)
+    if not result.ok:
+        form.add_error(None, f"{filename}: {result.error}")
+        return _send_page(request, bulk=form)
+    token = upload_save(data=data)
+    uploads = request.session.get(SESSION_UPLOADS, {})
+    uploads[token] = {"campaign": campaign.pk, "mode": mode, "filename": filename}
+    # Only the last few: a session is not a store.
+    request.session[SESSION_UPLOADS] = dict(list(uploads.items())[-10:])
+    return redirect("rewards:send_preview", token=token)
+
+
+def _upload(request, token: str):
+    """The upload this person made, parsed against its campaign, or None when it is gone."""
+    meta = request.session.get(SESSION_UPLOADS, {}).get(token)
+    if meta is None:
+        return None
+    data = upload_read(token=token)
+    campaign = campaigns_enabled().filter(pk=meta["campaign"]).first()
+    if data is None or campaign is None:
+        return None
+    result = recipients_parse_csv(data=data, mode=meta["mode"], campaign=campaign)
+    return campaign, meta, result
+
+
+@send_rewards_required
+def send_preview(request, token: str):
+    # A second click on "Send" finds the batch the first one made.
+    done = Batch.objects.filter(idempotency_key=token).first()
+    if done is not None:
+        return redirect("rewards:batch_detail", pk=done.pk)
+    upload = _upload(request, token)
+    if upload is None:
+        messages.warning(
+            request,
+            "That upload is no longer here (it expired, or its campaign was disabled). "
+            "Upload the file again.",
+        )
+        return redirect("rewards:send")
+    campaign, meta, result = upload
+    # Not `request.POST or None`: a confirmation without the box ticked posts no field at all.
+    form = ConfirmForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        return _confirm(request, token, campaign, meta, result, form.cleaned_data["send_anyway"])
+    recent = {r.row_number for r in result.recently_rewarded}
+    return render(
+        request,
+        "rewards/send_preview.html",
+        {
+            "token": token,
+            "campaign": campaign,
+            "mode_label": Mode(meta["mode"]).label,
+            "filename": meta["filename"],
+            "result": result,
+            "form": form,
+            "first_rows": [(row, row.row_number in recent) for row in result.rows[:PREVIEW_ROWS]],
+            "problems": result.problems[:PREVIEW_PROBLEMS],
+            "more_problems": max(0, len(result.problems) - PREVIEW_PROBLEMS),
+            "to_send": len(result.rows) - len(recent),
+            "to_send_anyway": len(result.rows),
+            "recent_count": len(recent),
+            "left_out_count": len(result.left_out_rows),
+        },
+    )
+
+
+def _confirm(request, token, campaign, meta, result, send_anyway: bool):
+    from rewards.services.sending import batch_create
+
+    send_anyway = send_anyway and bool(result.recently_rewarded)
+    rows = result.rows_to_send(send_anyway=send_anyway)
+    if not rows:
+        messages.error(request, "No row passed: there is nothing to send. Fix the file first.")
+        return redirect("rewards:send_preview", token=token)
+    # One call writes every row, so nothing is half-sent; the token is the idempotency key,
+    # so a second click finds this batch.
+    try:
+        batch = batch_create(
+            campaign=campaign,
+            mode=meta["mode"],
+            rows=rows,
+            created_by=request.user,
+            source=Batch.Source.CSV,
+            idempotency_key=token,
+            left_out=result.left_out(send_anyway=send_anyway),
+            send_anyway_by=request.user if send_anyway else None,
+            filename=meta["filename"],
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("rewards:send_preview", token=token)
+    upload_delete(token=token)
+    uploads = request.session.get(SESSION_UPLOADS, {})
+    uploads.pop(token, None)
+    request.session[SESSION_UPLOADS] = uploads
+    return redirect("rewards:batch_detail", pk=batch.pk)
+
+
+@send_rewards_required
+def send_problems_csv(request, token: str):
+    upload = _upload(request, token)
+    if upload is None:
+        raise Http404("That upload is no longer here.")
+    _campaign, meta, result = upload
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="upload-problems.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["row", "column", "problem"])
+    for problem in result.problems:
+        writer.writerow([problem.row, csv_safe(problem.column), csv_safe(problem.message)])
+    return response
+
+
+@send_rewards_required
+def send_template(request, mode: str):
+    if mode not in Mode.values:
+        raise Http404("No such mode.")
+    response = HttpResponse(csv_template(mode=mode), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="mokudash-{mode}-template.csv"'
+    return response

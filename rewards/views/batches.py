@@ -1,0 +1,227 @@
+"""Batches: the list, one batch with live progress and its results, and the results CSV."""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, QuerySet
+from django.http import JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
+from django.views.decorators.http import require_POST
+
+from rewards.models import Batch, Send
+from rewards.views import send_rewards_required
+
+RESULTS_PER_PAGE = 100
+BATCHES_PER_PAGE = 25
+# The states the progress shows, in the order a row goes through them.
+PROGRESS_STATES = [
+    Send.State.WAITING,
+    Send.State.SENDING,
+    Send.State.SENT,
+    Send.State.FAILED,
+    Send.State.UNKNOWN,
+    Send.State.CANCELLED,
+]
+# Rows that will not move again unless someone acts (retry failed, resume).
+FINISHED_STATES = {Send.State.SENT, Send.State.FAILED, Send.State.CANCELLED}
+RESULTS_COLUMNS = ["row", "recipient", "name", "state", "reward_id", "url", "error"]
+LINK_NOT_RECOVERED = (
+    "Link not recovered: the reward was made (see its ID), but Mokugift does not give its "
+    "URL back; find it in the Mokugift dashboard."
+)
+
+
+def csv_safe(value) -> str:
+    """A cell a spreadsheet will show as text, never run as a formula (CSV injection)."""
+    text = "" if value is None else str(value)
+    if text and text[0] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def _batches() -> QuerySet[Batch]:
+    # The campaign's passcode is never loaded by a page.
+    return Batch.objects.select_related("campaign", "created_by", "send_anyway_by").defer(
+        "campaign__passcode"
+    )
+
+
+def _batch(pk: int) -> Batch:
+    return get_object_or_404(_batches(), pk=pk)
+
+
+def batch_progress_data(*, batch: Batch) -> dict:
+    """What the batch page shows live: counts by state, percent done, time left."""
+    from rewards.selectors.sending import batch_progress as progress_read
+
+    progress = progress_read(batch=batch)
+    counts = {state.value: progress.counts.get(state.value, 0) for state in PROGRESS_STATES}
+    sending = batch.state == Batch.State.SENDING and progress.finished < progress.total
+    eta = progress.eta_seconds if sending else None
+    return {
+        "state": batch.state,
+        "state_label": batch.get_state_display(),
+        "paused_reason": batch.paused_reason,
+        "counts": counts,
+        "total": progress.total,
+        "finished": progress.finished,
+        "percent": progress.percent,
+        "eta_seconds": None if eta is None else max(1, round(eta)),
+    }
+
+
+def _results(*, batch: Batch, state: str) -> QuerySet[Send]:
+    """One queryset for the table and the CSV, so that the file matches the screen."""
+    rows = batch.sends.order_by("row_number")
+    if state:
+        rows = rows.filter(state=state)
+    return rows
+
+
+def _state_filter(request) -> str:
+    state = request.GET.get("state", "")
+    return state if state in Send.State.values else ""
+
+
+@send_rewards_required
+def batch_list(request):
+    batches = (
+        _batches()
+        .order_by("-created_at", "-pk")
+        .annotate(
+            total=Count("sends"),
+            finished=Count("sends", filter=Q(sends__state__in=FINISHED_STATES)),
+            sent=Count("sends", filter=Q(sends__state=Send.State.SENT)),
+            failed=Count("sends", filter=Q(sends__state=Send.State.FAILED)),
+            unknown=Count("sends", filter=Q(sends__state=Send.State.UNKNOWN)),
+        )
+    )
+    page = Paginator(batches, BATCHES_PER_PAGE).get_page(request.GET.get("page"))
+    for batch in page:
+        batch.percent = batch.finished * 100 // batch.total if batch.total else 0
+    return render(request, "rewards/batch_list.html", {"page": page})
+
+
+@send_rewards_required
+def batch_detail(request, pk: int):
+    batch = _batch(pk)
+    progress = batch_progress_data(batch=batch)
+    counts = progress["counts"]
+    state = _state_filter(request)
+    page = Paginator(_results(batch=batch, state=state), RESULTS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    single = batch.sends.first() if batch.source == Batch.Source.SINGLE else None
+    return render(
+        request,
+        "rewards/batch_detail.html",
+        {
+            "batch": batch,
+            "progress": progress,
+            "counts": counts,
+            "states": [(s.value, s.label, counts[s.value]) for s in PROGRESS_STATES],
+            "state": state,
+            "page": page,
+            "single": single,
+            "link_mode": batch.mode != "email",
+            "link_not_recovered": LINK_NOT_RECOVERED,
+        },
+    )
+
+
+@send_rewards_required
+def batch_progress(request, pk: int):
+    """The small JSON the batch page polls every second."""
+    batch = _batch(pk)
+    data = batch_progress_data(batch=batch)
+    if batch.source == Batch.Source.SINGLE:
+        row = batch.sends.first()
+        data["single"] = row and {
+            "state": row.state,
+            "state_label": row.get_state_display(),
+            "remote_id": row.remote_id,
+            "url": row.url,
+            "link_not_recovered": row.link_not_recovered,
+            "error": row.error_message,
+        }
+    return JsonResponse(data)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@send_rewards_required
+def batch_results_csv(request, pk: int):
+    batch = _batch(pk)
+    rows = _results(batch=batch, state=_state_filter(request))
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield "\ufeff"  # so that Excel reads the names as UTF-8
+        yield writer.writerow(RESULTS_COLUMNS)
+        for send in rows.iterator(chunk_size=2_000):
+            error = send.error_message
+            if send.error_code and error:
+                error = f"{error} (Mokugift error {send.error_code})"
+            if send.link_not_recovered:
+                error = LINK_NOT_RECOVERED
+            yield writer.writerow(
+                [
+                    send.row_number,
+                    csv_safe(send.recipient),
+                    csv_safe(send.name),
+                    send.state,
+                    csv_safe(send.remote_id),
+                    csv_safe(send.url),
+                    csv_safe(error),
+                ]
+            )
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}-results.csv"'
+    return response
+
+
+@require_POST
+@send_rewards_required
+def batch_cancel(request, pk: int):
+    from rewards.services.sending import batch_cancel as cancel
+
+    cancelled = cancel(batch=_batch(pk), actor=request.user)
+    messages.success(
+        request,
+        f"Batch cancelled: {cancelled} row{pluralize(cancelled)} not yet claimed will not be "
+        "sent. Rows already on their way finish.",
+    )
+    return redirect("rewards:batch_detail", pk=pk)
+
+
+@require_POST
+@send_rewards_required
+def batch_resume(request, pk: int):
+    from rewards.services.sending import batch_resume as resume
+
+    if resume(batch=_batch(pk), actor=request.user):
+        messages.success(request, "Batch resumed: the waiting rows are being sent.")
+    else:
+        messages.info(request, "The batch was not paused, so there was nothing to resume.")
+    return redirect("rewards:batch_detail", pk=pk)
+
+
+@require_POST
+@send_rewards_required
+def batch_retry_failed(request, pk: int):
+    from rewards.services.sending import batch_retry_failed as retry
+
+    again = retry(batch=_batch(pk), actor=request.user)
+    if again:
+        messages.success(request, f"{again} failed row{pluralize(again)} sent again.")
+    else:
+        messages.info(request, "No row had failed, so there was nothing to send again.")
+    return redirect("rewards:batch_detail", pk=pk)

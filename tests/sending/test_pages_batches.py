@@ -1,0 +1,289 @@
+"""The batch pages: the list, one batch with its progress and results, and the results CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from campaigns.services import campaign_create
+from rewards.models import Batch, Send
+
+PASSCODE = "sEcr3t-passc0de-never-shown"
+
+
+@pytest.fixture
+def campaign(db):
+    return campaign_create(
+        actor=None, name="Spring", campaign_id="spring-1", environment="sandbox", passcode=PASSCODE
+    )
+
+
+@pytest.fixture
+def as_marketer(client, marketer):
+    client.force_login(marketer)
+    return client
+
+
+def make_batch(campaign, states: list[str], *, mode="link", source="csv", **fields) -> Batch:
+    """A batch with one ledger row per state given, as the workers would have left them."""
+    batch = Batch.objects.create(campaign=campaign, mode=mode, source=source, **fields)
+    now = timezone.now()
+    Send.objects.bulk_create(
+        Send(
+            batch=batch,
+            row_number=n + 2,
+            recipient=f"r{n}@example.com",
+            name=f"Person {n}",
+            state=state,
+            remote_id=f"RW{batch.pk}-{n}" if state == "sent" else "",
+            url=f"https://sandbox.example/r/{batch.pk}-{n}" if state == "sent" else "",
+            sent_at=now if state == "sent" else None,
+            error_code=112 if state == "failed" else None,
+            error_message="Invalid email" if state == "failed" else "",
+        )
+        for n, state in enumerate(states)
+    )
+    return batch
+
+
+def detail(batch) -> str:
+    return reverse("rewards:batch_detail", args=[batch.pk])
+
+
+def progress(client, batch) -> dict:
+    return json.loads(client.get(reverse("rewards:batch_progress", args=[batch.pk])).content)
+
+
+def results_csv(client, batch, query: str = "") -> list[list[str]]:
+    response = client.get(reverse("rewards:batch_results_csv", args=[batch.pk]) + query)
+    assert response["Content-Type"].startswith("text/csv")
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    return list(csv.reader(io.StringIO(body)))
+
+
+@pytest.mark.parametrize("who", ["manager", "outsider"])
+def test_only_people_who_send_rewards_see_batches(client, cast, campaign, who):
+    batch = make_batch(campaign, ["sent"])
+    client.force_login(cast[who])
+    for name in ["rewards:batch_detail", "rewards:batch_progress", "rewards:batch_results_csv"]:
+        assert client.get(reverse(name, args=[batch.pk])).status_code == 403
+    assert client.get(reverse("rewards:batch_list")).status_code == 403
+    assert client.post(reverse("rewards:batch_cancel", args=[batch.pk])).status_code == 403
+
+
+def test_the_batch_list_says_what_to_do_when_there_is_none(as_marketer, db):
+    page = as_marketer.get(reverse("rewards:batch_list")).content.decode()
+    assert "No batches yet" in page
+
+
+def test_the_batch_list_shows_recent_batches_with_progress_in_a_few_queries(
+    as_marketer, campaign, django_assert_max_num_queries
+):
+    for _ in range(30):
+        make_batch(campaign, ["sent", "sent", "failed", "waiting"])
+    with django_assert_max_num_queries(8):
+        page = as_marketer.get(reverse("rewards:batch_list")).content.decode()
+    assert page.count('aria-valuenow="75"') == 25
+    assert "2 sent" in page and "1 failed" in page
+    assert "Page 1 of 2" in page
+
+
+def test_the_batch_page_shows_counts_by_state_and_the_progress(as_marketer, campaign):
+    batch = make_batch(
+        campaign, ["sent", "sent", "sent", "failed", "waiting", "sending", "unknown"]
+    )
+    page = as_marketer.get(detail(batch)).content.decode()
+    for state, n in [("waiting", 1), ("sending", 1), ("sent", 3), ("failed", 1), ("unknown", 1)]:
+        assert f'data-count="{state}">{n}<' in page
+    assert 'aria-valuenow="57"' in page  # 4 of 7 finished
+    assert 'data-progress-url="' in page
+
+
+def test_the_progress_json_gives_counts_percent_and_time_left(as_marketer, campaign):
+    batch = make_batch(campaign, ["sent", "sent", "failed", "waiting"])
+    # The pace is counted from the first claim.
+    batch.sends.update(first_attempt_at=timezone.now() - timezone.timedelta(seconds=30))
+    data = progress(as_marketer, batch)
+    assert data["counts"] == {
+        "waiting": 1,
+        "sending": 0,
+        "sent": 2,
+        "failed": 1,
+        "unknown": 0,
+        "cancelled": 0,
+    }
+    assert (data["total"], data["finished"], data["percent"]) == (4, 3, 75)
+    assert data["state"] == "sending"
+    assert 5 <= data["eta_seconds"] <= 15  # 3 rows in 30 s, 1 left
+    assert "single" not in data
+
+
+def test_a_finished_batch_is_at_100_percent(as_marketer, campaign):
+    batch = make_batch(campaign, ["sent", "failed", "cancelled"], state="done")
+    data = progress(as_marketer, batch)
+    assert data["percent"] == 100
+    assert data["eta_seconds"] is None
+
+
+def test_the_progress_of_one_reward_carries_its_id_and_link_as_they_become_known(
+    as_marketer, campaign
+):
+    batch = make_batch(campaign, ["waiting"], source="single")
+    assert progress(as_marketer, batch)["single"]["remote_id"] == ""
+    Send.objects.filter(batch=batch).update(
+        state="sent", remote_id="RW-42", url="https://sandbox.example/r/42"
+    )
+    single = progress(as_marketer, batch)["single"]
+    assert (single["state"], single["remote_id"], single["url"]) == (
+        "sent",
+        "RW-42",
+        "https://sandbox.example/r/42",
+    )
+    page = as_marketer.get(detail(batch)).content.decode()
+    assert 'value="https://sandbox.example/r/42"' in page
+    assert 'id="copy-url"' in page
+
+
+def test_a_paused_batch_shows_why_and_a_resume_button(as_marketer, campaign):
+    batch = make_batch(
+        campaign,
+        ["sent", "waiting"],
+        state="paused",
+        paused_reason="Mokugift says: Lack of moku-coins. Top up the account, then resume.",
+    )
+    page = as_marketer.get(detail(batch)).content.decode()
+    assert "Lack of moku-coins" in page
+    assert 'id="paused-banner" role="status"' in page  # not hidden
+    assert reverse("rewards:batch_resume", args=[batch.pk]) in page
+    assert progress(as_marketer, batch)["paused_reason"].startswith("Mokugift says")
+
+
+def test_a_row_whose_link_was_not_recovered_says_so_plainly_with_its_reward_id(
+    as_marketer, campaign
+):
+    batch = make_batch(campaign, ["sent"])
+    Send.objects.filter(batch=batch).update(url="", link_not_recovered=True)
+    page = as_marketer.get(detail(batch)).content.decode()
+    assert "Link not recovered" in page
+    assert f"RW{batch.pk}-0" in page
+    row = results_csv(as_marketer, batch)[1]
+    assert row[4] == f"RW{batch.pk}-0" and row[5] == ""
+    assert row[6].startswith("Link not recovered")
+
+
+def test_the_results_table_filters_by_state_and_pages(as_marketer, campaign):
+    batch = make_batch(campaign, ["sent"] * 150 + ["failed"] * 3)
+    failed = as_marketer.get(detail(batch) + "?state=failed").content.decode()
+    assert failed.count('<tr data-state="failed">') == 3
+    assert '<tr data-state="sent">' not in failed
+    everything = as_marketer.get(detail(batch)).content.decode()
+    assert everything.count("<tr data-state=") == 100
+    assert "Page 1 of 2" in everything
+    second = as_marketer.get(detail(batch) + "?page=2").content.decode()
+    assert second.count("<tr data-state=") == 53
+    empty = as_marketer.get(detail(batch) + "?state=unknown").content.decode()
+    assert "No row is unknown" in empty
+
+
+def test_the_results_csv_matches_the_rows(as_marketer, campaign):
+    batch = make_batch(campaign, ["sent", "failed", "sent", "cancelled"])
+    rows = results_csv(as_marketer, batch)
+    assert rows[0] == ["row", "recipient", "name", "state", "reward_id", "url", "error"]
+    expected = [
+        [
+            str(s.row_number),
+            s.recipient,
+            s.name,
+            s.state,
+            s.remote_id,
+            s.url,
+            f"{s.error_message} (Mokugift error {s.error_code})" if s.error_message else "",
+        ]
+        for s in batch.sends.order_by("row_number")
+    ]
+    assert rows[1:] == expected
+    assert [r[0] for r in results_csv(as_marketer, batch, "?state=sent")[1:]] == ["2", "4"]
+
+
+def test_the_results_csv_neutralises_cells_a_spreadsheet_would_run(as_marketer, campaign):
+    batch = make_batch(campaign, ["sent", "sent", "sent", "sent", "sent"])
+    for send, name in zip(
+        batch.sends.order_by("row_number"),
+        ["=HYPERLINK(1)", "+1", "-2", "@SUM(A1)", "\tx"],
+        strict=True,
+    ):
+        Send.objects.filter(pk=send.pk).update(name=name)
+    names = [row[2] for row in results_csv(as_marketer, batch)[1:]]
+    assert names == ["'=HYPERLINK(1)", "'+1", "'-2", "'@SUM(A1)", "'\tx"]
+
+
+def test_the_left_out_rows_are_listed_on_the_batch_page(as_marketer, campaign):
+    batch = make_batch(
+        campaign,
+        ["sent"],
+        left_out=[{"row": 3, "column": "email", "message": "“bob@” is not a valid email address."}],
+    )
+    page = as_marketer.get(detail(batch)).content.decode()
+    assert "1 row of the upload left out" in page
+    assert "is not a valid email address" in page
+
+
+def test_send_failed_rows_again_is_offered_only_when_some_failed(as_marketer, campaign):
+    ok = make_batch(campaign, ["sent"], state="done")
+    assert 'id="retry-failed"' not in as_marketer.get(detail(ok)).content.decode()
+    some = make_batch(campaign, ["sent", "failed", "failed"], state="done")
+    assert "Send the 2 failed rows again" in as_marketer.get(detail(some)).content.decode()
+
+
+def test_send_failed_rows_again_puts_back_only_the_failed_rows(as_marketer, campaign):
+    batch = make_batch(campaign, ["sent", "failed", "failed"], state="done")
+    response = as_marketer.post(reverse("rewards:batch_retry_failed", args=[batch.pk]))
+    assert response.status_code == 302
+    states = list(batch.sends.order_by("row_number").values_list("state", flat=True))
+    assert states[0] == "sent"
+    assert "failed" not in states
+
+
+def test_cancel_stops_the_rows_not_yet_claimed(as_marketer, campaign):
+    batch = make_batch(campaign, ["sent", "sending", "waiting", "waiting"])
+    as_marketer.post(reverse("rewards:batch_cancel", args=[batch.pk]))
+    states = list(batch.sends.order_by("row_number").values_list("state", flat=True))
+    assert states[:2] == ["sent", "sending"]
+    assert states[2:] == ["cancelled", "cancelled"]
+    batch.refresh_from_db()
+    assert batch.state == "cancelled"
+    assert 'id="cancelled-banner">' in as_marketer.get(detail(batch)).content.decode()
+
+
+def test_the_pages_never_show_a_passcode(as_marketer, campaign, settings, tmp_path):
+    settings.UPLOADS_DIR = tmp_path
+    batch = make_batch(campaign, ["sent", "failed"], source="single")
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    preview = as_marketer.post(
+        reverse("rewards:send_upload"),
+        {
+            "bulk-campaign": campaign.pk,
+            "bulk-mode": "email",
+            "bulk-file": SimpleUploadedFile("a.csv", b"email\na@example.com\nbad\n"),
+        },
+    )["Location"]
+    responses = [
+        as_marketer.get(reverse("rewards:send")),
+        as_marketer.get(preview),
+        as_marketer.get(preview + "problems.csv"),
+        as_marketer.get(reverse("rewards:batch_list")),
+        as_marketer.get(detail(batch)),
+        as_marketer.get(reverse("rewards:batch_progress", args=[batch.pk])),
+        as_marketer.get(reverse("rewards:batch_results_csv", args=[batch.pk])),
+    ]
+    assert campaign.passcode == PASSCODE
+    for response in responses:
+        assert response.status_code == 200
+        content = b"".join(response.streaming_content) if response.streaming else response.content
+        assert PASSCODE.encode() not in content
