@@ -110,7 +110,8 @@ def api_create(request: HttpRequest, call: str, campaign_id: str) -> HttpRespons
         return responses.connection_drop(request)
     if fault == Fault.TIMEOUT_AFTER:
         # Hold no database connection while sleeping past the client's timeout.
-        connection.close()
+        if not connection.in_atomic_block:
+            connection.close()
         time.sleep(campaign.fault_delay)
     render_created = responses.xml_multi_created if spec.multi else responses.xml_single_created
     return render_created(outcome, by_id=spec.by_id, with_url=spec.with_url)
