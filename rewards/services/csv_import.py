@@ -25,17 +25,7 @@ from django.utils import timezone
 
 from rewards.models import MirroredReward, Send
 from rewards.models.ledger import Mode
-
-try:
-    from rewards.services.sending import RecipientRow
-except ImportError:  # pragma: no cover - until the sending service lands (same fields)
-
-    @dataclass(frozen=True)
-    class RecipientRow:
-        row_number: int
-        recipient: str
-        name: str = ""
-
+from rewards.services.sending import RecipientRow, recipient_key
 
 MAX_ROWS = 50_000
 RECENT_DAYS = 30
@@ -360,7 +350,7 @@ def _read_row(
     if problem:
         problems.append(CsvProblem(row_number, name_column, problem[1], problem[0]))
     if not problems:
-        key = _recipient_key(mode=mode, recipient=recipient)
+        key = recipient_key(mode=mode, recipient=recipient)
         first = first_row_of.get(key)
         if first is not None:
             problems.append(
@@ -385,12 +375,6 @@ def _cell(record: list[str], index: int) -> str:
     return record[index].strip() if index < len(record) else ""
 
 
-def _recipient_key(*, mode: str, recipient: str) -> str:
-    # Addresses are compared without case (nobody owns both Sally@ and sally@); IDs are ours
-    # and compared exactly.
-    return recipient if mode == Mode.LINK_ID else recipient.lower()
-
-
 def _shorten(value: str, limit: int = 60) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
@@ -406,7 +390,7 @@ def _flag_recently_rewarded(*, result: CsvParseResult, mode: str, campaign) -> N
     """
     since = timezone.now() - timedelta(days=RECENT_DAYS)
     by_id = mode == Mode.LINK_ID
-    keys = [_recipient_key(mode=mode, recipient=r.recipient) for r in result.rows]
+    keys = [recipient_key(mode=mode, recipient=r.recipient) for r in result.rows]
     found: set[str] = set()
     for start in range(0, len(keys), _LOOKUP_CHUNK):
         chunk = keys[start : start + _LOOKUP_CHUNK]
@@ -437,7 +421,7 @@ def _flag_recently_rewarded(*, result: CsvParseResult, mode: str, campaign) -> N
     if not found:
         return
     for row in result.rows:
-        if _recipient_key(mode=mode, recipient=row.recipient) in found:
+        if recipient_key(mode=mode, recipient=row.recipient) in found:
             result.recently_rewarded.append(row)
             result.problems.append(
                 CsvProblem(

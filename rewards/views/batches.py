@@ -13,6 +13,8 @@ from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_POST
 
 from rewards.models import Batch, Send
+from rewards.selectors import sending as sending_selectors
+from rewards.services import sending
 from rewards.views import send_rewards_required
 
 RESULTS_PER_PAGE = 100
@@ -56,9 +58,7 @@ def _batch(pk: int) -> Batch:
 
 def batch_progress_data(*, batch: Batch) -> dict:
     """What the batch page shows live: counts by state, percent done, time left."""
-    from rewards.selectors.sending import batch_progress as progress_read
-
-    progress = progress_read(batch=batch)
+    progress = sending_selectors.batch_progress(batch=batch)
     counts = {state.value: progress.counts.get(state.value, 0) for state in PROGRESS_STATES}
     sending = batch.state == Batch.State.SENDING and progress.finished < progress.total
     eta = progress.eta_seconds if sending else None
@@ -191,9 +191,7 @@ def batch_results_csv(request, pk: int):
 @require_POST
 @send_rewards_required
 def batch_cancel(request, pk: int):
-    from rewards.services.sending import batch_cancel as cancel
-
-    cancelled = cancel(batch=_batch(pk), actor=request.user)
+    cancelled = sending.batch_cancel(batch=_batch(pk), actor=request.user)
     messages.success(
         request,
         f"Batch cancelled: {cancelled} row{pluralize(cancelled)} not yet claimed will not be "
@@ -205,9 +203,7 @@ def batch_cancel(request, pk: int):
 @require_POST
 @send_rewards_required
 def batch_resume(request, pk: int):
-    from rewards.services.sending import batch_resume as resume
-
-    if resume(batch=_batch(pk), actor=request.user):
+    if sending.batch_resume(batch=_batch(pk), actor=request.user):
         messages.success(request, "Batch resumed: the waiting rows are being sent.")
     else:
         messages.info(request, "The batch was not paused, so there was nothing to resume.")
@@ -217,9 +213,7 @@ def batch_resume(request, pk: int):
 @require_POST
 @send_rewards_required
 def batch_retry_failed(request, pk: int):
-    from rewards.services.sending import batch_retry_failed as retry
-
-    again = retry(batch=_batch(pk), actor=request.user)
+    again = sending.batch_retry_failed(batch=_batch(pk), actor=request.user)
     if again:
         messages.success(request, f"{again} failed row{pluralize(again)} sent again.")
     else:

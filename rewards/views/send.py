@@ -21,6 +21,7 @@ from rewards.services.csv_import import (
     upload_read,
     upload_save,
 )
+from rewards.services.sending import RecipientRow, batch_create
 from rewards.views import send_rewards_required
 from rewards.views.batches import csv_safe
 
@@ -52,8 +53,6 @@ def send(request):
 @require_POST
 @send_rewards_required
 def send_one(request):
-    from rewards.services.sending import RecipientRow, batch_create
-
     form = SingleSendForm(request.POST, prefix="one")
     if not form.is_valid():
         return _send_page(request, single=form)
@@ -149,8 +148,6 @@ def send_preview(request, token: str):
 
 
 def _confirm(request, token, campaign, meta, result, send_anyway: bool):
-    from rewards.services.sending import batch_create
-
     send_anyway = send_anyway and bool(result.recently_rewarded)
     rows = result.rows_to_send(send_anyway=send_anyway)
     if not rows:
