@@ -1,0 +1,970 @@
+"""The Mokugift API v1.0 client: the one module of mokudash that speaks HTTP (and imports requests).
+
+    client = MokugiftClient.for_campaign(campaign)
+    result = client.create_reward(mode="link", recipient="sally@chan.com", name="Sally Chan")
+    multi = client.create_rewards(mode="email", recipients=[Recipient("a@b.com", "A B")])
+    with client.rewards_in_month(month=5, year=2026) as stream:
+        for reward in stream: ...
+        stream.summary
+
+Errors form one hierarchy (MokugiftError); every instance says `outcome_unknown` (a create call
+that may or may not have made its rewards: reconcile before trying again) and `retryable`.
+The client never retries a create call; the caller decides, with the ledger in hand. Query
+calls are retried here, with backoff, until their first reward has been handed out.
+
+The protocol is in shared/mokugift-api.md. The parser is lenient where that document says so
+(dates, blanks, the case of `status`), strict about everything else, and streams: a query
+answer of a million rewards is read in constant memory. Bodies are parsed by expat with the
+same guards as defusedxml: a DOCTYPE, an entity declaration or an external entity is a
+ProtocolError before anything is expanded or read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote, quote_plus
+from xml.parsers import expat
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.util.retry import Retry
+
+import mokudash
+
+MAX_RECIPIENTS_PER_CALL = 1000
+
+# The error table of the document. A code outside it is still an API error.
+ERROR_DESCRIPTIONS = {
+    100: "Incorrect HTTP Method",
+    101: "Invalid campaign ID",
+    102: "Incorrect Passcode",
+    103: "Campaign disabled",
+    104: "Campaign is expired (by date or budget)",
+    105: "Lack of moku-coins",
+    110: "Internal error",
+    111: "Missing recipient email/ID",
+    112: "Invalid email",
+    113: "Invalid parameters",
+    114: "Over max. number of rewards",
+}
+NO_COINS = 105
+INTERNAL_ERROR = 110
+
+# mode (rewards.models.ledger.Mode values) -> (single call, multi call, recipient element)
+_CALLS = {
+    "email": ("reward", "multi_rewards", "recipient_email"),
+    "link": ("reward_url", "multi_reward_urls", "recipient_email"),
+    "link-id": ("reward_url2", "multi_reward_urls2", "recipient_id"),
+}
+
+QUERY_TRIES = 3
+QUERY_BACKOFF = 0.5  # seconds before the second try; doubled for each further one
+STREAM_CHUNK_BYTES = 64 * 1024
+# Nesting deeper than this is not the API's XML (the document goes four levels down).
+_MAX_DEPTH = 16
+
+
+# --- Results ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One recipient of a multi call: an email address, or the caller's own ID (link-id)."""
+
+    address: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class CreatedReward:
+    id: str
+    recipient: str  # the email address, or the recipient ID in link-id mode
+    url: str | None  # the reward's page, for the link modes; None when Mokugift emails it
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    transaction_id: str | None
+    reward: CreatedReward
+
+
+@dataclass(frozen=True)
+class UnsentReward:
+    recipient: str  # the address or ID, any "Full Name <...>" around it removed
+    given: str  # the item as the server returned it
+    code: int
+    description: str
+
+    @property
+    def outcome_unknown(self) -> bool:
+        # 110 on a create is "may or may not have been made", for one item as for a call.
+        return self.code == INTERNAL_ERROR
+
+
+@dataclass(frozen=True)
+class MultiResult:
+    status: str  # "Success" | "Part_Failed"
+    transaction_id: str | None
+    rewards: list[CreatedReward]
+    unsent: list[UnsentReward]
+
+
+@dataclass(frozen=True)
+class RewardRecord:
+    id: str
+    date: dt.datetime  # aware, UTC
+    recipient_email: str  # "" for a reward made by recipient ID
+    recipient_id: str  # "" for a reward made by email address
+    tree_count: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    reward_count: int
+    tree_count: int
+
+
+# --- Errors -------------------------------------------------------------------------------
+
+
+class MokugiftError(Exception):
+    """Base of every error of the client.
+
+    outcome_unknown: a create call may or may not have made its reward(s): reconcile with a
+    query before sending again. retryable: the same request may succeed later.
+    """
+
+    outcome_unknown: bool = False
+    retryable: bool = False
+
+    def _scrub(self, secret: str) -> None:
+        """Remove a secret from every message this error carries (args and text attributes)."""
+        forms = {secret, quote_plus(secret), quote(secret, safe="")}
+        forms.discard("")
+
+        def clean(value):
+            if isinstance(value, str):
+                for form in forms:
+                    value = value.replace(form, "[passcode]")
+            return value
+
+        self.args = tuple(clean(arg) for arg in self.args)
+        for name, value in list(vars(self).items()):
+            if isinstance(value, str):
+                setattr(self, name, clean(value))
+
+
+class ApiError(MokugiftError):
+    """Mokugift answered status Failed with an error code (100-114)."""
+
+    def __init__(
+        self,
+        code: int,
+        description: str = "",
+        *,
+        call: str = "",
+        create: bool = False,
+        transaction_id: str | None = None,
+    ):
+        self.code = code
+        self.description = description or ERROR_DESCRIPTIONS.get(code, "")
+        self.call = call
+        self.transaction_id = transaction_id
+        self.retryable = code in (INTERNAL_ERROR, NO_COINS)
+        # 110 on a create call: the server failed somewhere, maybe after making the reward.
+        self.outcome_unknown = create and code == INTERNAL_ERROR
+        where = f" on {call}" if call else ""
+        super().__init__(f"Mokugift error {code}{where}: {self.description}")
+
+    @property
+    def no_coins(self) -> bool:
+        """105: the account is out of moku-coins; the same call may succeed once topped up."""
+        return self.code == NO_COINS
+
+    @property
+    def internal(self) -> bool:
+        return self.code == INTERNAL_ERROR
+
+
+class TransportError(MokugiftError):
+    """No API answer: a timeout, a refused or reset connection, an HTTP status other than 200.
+
+    reached_server is False only when the request certainly never reached Mokugift (connection
+    refused, connect timeout, name resolution): then nothing was made, even by a create call.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, reached_server: bool, create: bool = False):
+        self.reached_server = reached_server
+        self.outcome_unknown = create and reached_server
+        super().__init__(message)
+
+
+class ProtocolError(TransportError):
+    """An answer that is not the API's XML (malformed, truncated, wrong root, a missing
+    element, a DTD or entity). It came from the server, so for a create call the outcome is
+    unknown."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, create: bool = False):
+        super().__init__(message, reached_server=True, create=create)
+
+
+class RecipientRefused(MokugiftError, ValueError):
+    """A recipient the client will not send (raised before any request is made)."""
+
+    def __init__(self, reason: str, *, index: int | None = None):
+        self.reason = reason
+        self.index = index
+        at = f"recipient {index + 1}: " if index is not None else ""
+        super().__init__(f"{at}{reason}")
+
+
+# --- recipient_list -----------------------------------------------------------------------
+
+# Characters that recipient_list cannot carry: "," separates items, "<" and ">" delimit the
+# address; a name holding one would be sent mangled (the document: refuse, never mangle).
+_NAME_FORBIDDEN = re.compile(r"[,<>\x00-\x1f\x7f]")
+_ADDRESS_FORBIDDEN = re.compile(r"[,<>\s\x00-\x1f\x7f]")
+
+
+def _refusal(*, address: str, name: str, by_id: bool) -> str | None:
+    what = "recipient ID" if by_id else "email address"
+    if not address:
+        return f"the {what} is empty"
+    bad = _ADDRESS_FORBIDDEN.search(address)
+    if bad:
+        return f"the {what} {address!r} holds {bad.group()!r}, which recipient_list cannot carry"
+    bad = _NAME_FORBIDDEN.search(name)
+    if bad:
+        return f"the name {name!r} holds {bad.group()!r}, which recipient_list cannot carry"
+    return None
+
+
+def recipient_list_build(*, recipients: Sequence[Recipient], by_id: bool = False) -> str:
+    """The recipient_list of a multi call, or RecipientRefused (nothing is sent then)."""
+    if not recipients:
+        raise RecipientRefused("a multi call needs at least one recipient")
+    if len(recipients) > MAX_RECIPIENTS_PER_CALL:
+        raise RecipientRefused(
+            f"{len(recipients)} recipients: at most {MAX_RECIPIENTS_PER_CALL} per call"
+        )
+    items = []
+    for index, recipient in enumerate(recipients):
+        address, name = recipient.address.strip(), recipient.name.strip()
+        reason = _refusal(address=address, name=name, by_id=by_id)
+        if reason:
+            raise RecipientRefused(reason, index=index)
+        items.append(f"{name} <{address}>" if name else address)
+    return ",".join(items)
+
+
+_NAMED_ITEM = re.compile(r"[^<>]*<\s*([^<>]*?)\s*>")
+
+
+def _address_of(item: str) -> str:
+    named = _NAMED_ITEM.fullmatch(item.strip())
+    return named.group(1) if named else item.strip()
+
+
+# --- The parser ---------------------------------------------------------------------------
+
+
+class _Node:
+    __slots__ = ("tag", "parts", "children", "container")
+
+    def __init__(self, tag: str):
+        self.tag = tag
+        self.parts: list[str] = []
+        self.children: list[_Node] = []
+        # Has had a child element: its own text (blanks between elements) is dropped.
+        self.container = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts).strip()
+
+
+@dataclass(frozen=True)
+class _Call:
+    kind: str  # "single", "multi" or "query"
+    label: str  # e.g. "reward_url/c-1", for messages
+    mode: str = ""
+
+    @property
+    def create(self) -> bool:
+        return self.kind != "query"
+
+
+_STATUSES = {"success": "Success", "failed": "Failed", "part_failed": "Part_Failed"}
+_DIGITS = re.compile(r"[0-9]+")
+
+
+class _ResultParser:
+    """Incremental parser of one API answer.
+
+    Each `reward` under `rewards` is turned into a result as soon as it ends and dropped from
+    the tree, so memory does not grow with the answer. Everything else under `result` is small
+    and kept until the root closes. Rewards wait in `pending` for the caller.
+    """
+
+    def __init__(self, call: _Call):
+        self.call = call
+        self.pending: deque = deque()
+        self.status: str | None = None
+        self.done = False  # the root element has closed
+        self.outcome: object = None  # CreateResult, MultiResult or Summary
+        self._fed = False
+        self._stack: list[_Node] = []
+        self._root: _Node | None = None
+        self._rewards_seen = 0
+        parser = expat.ParserCreate()
+        parser.buffer_text = True
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.CharacterDataHandler = self._characters
+        # The guards of defusedxml: no DTD at all, so no entity is ever declared or expanded
+        # (billion laughs) and no external entity is ever read.
+        parser.StartDoctypeDeclHandler = self._forbid_doctype
+        parser.EntityDeclHandler = self._forbid_entity
+        parser.ExternalEntityRefHandler = self._forbid_external
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        self._parser = parser
+
+    # -- feeding
+
+    def feed(self, data: bytes) -> None:
+        if data:
+            self._fed = True
+            self._parse(data, final=False)
+
+    def close(self) -> None:
+        if not self._fed:
+            self._fail("the body is empty")
+        self._parse(b"", final=True)
+        if not self.done:  # expat reports an unfinished document itself; this is a backstop
+            self._fail("the body ends before </result>")
+
+    def _parse(self, data: bytes, *, final: bool) -> None:
+        try:
+            self._parser.Parse(data, final)
+        except expat.ExpatError as error:
+            reason = expat.ErrorString(error.code)
+            if reason in ("no element found", "unclosed token") and final:
+                problem = f"truncated or not XML ({reason}, line {error.lineno})"
+            else:
+                problem = f"malformed XML ({reason}, line {error.lineno}, column {error.offset})"
+            self._fail(problem)
+
+    def _fail(self, problem: str):
+        raise ProtocolError(
+            f"Mokugift answered {self.call.label} with a body that is not the API's XML: {problem}",
+            create=self.call.create,
+        )
+
+    # -- expat handlers
+
+    def _forbid_doctype(self, *args) -> None:
+        self._fail("a DOCTYPE (DTD) is not allowed")
+
+    def _forbid_entity(self, *args) -> None:
+        self._fail("an entity declaration is not allowed")
+
+    def _forbid_external(self, *args) -> int:
+        self._fail("an external entity is not allowed")
+        return 0
+
+    def _start(self, tag: str, attributes) -> None:
+        stack = self._stack
+        if not stack:
+            if self._root is not None:  # expat refuses a second root; kept for clarity
+                self._fail("more than one root element")
+            if tag != "result":
+                self._fail(f"the root element is <{tag}>, not <result>")
+        if len(stack) >= _MAX_DEPTH:
+            self._fail("elements nested too deep")
+        node = _Node(tag)
+        if stack:
+            parent = stack[-1]
+            parent.container = True
+            parent.parts.clear()
+        if len(stack) == 1 and tag == "rewards":
+            if self.status is None:
+                self._fail("<rewards> comes before <status>")
+            if any(child.tag == "rewards" for child in stack[0].children):
+                self._fail("more than one <rewards> in <result>")
+        if len(stack) == 2 and stack[1].tag == "rewards" and tag != "reward":
+            self._fail(f"<{tag}> inside <rewards>")
+        stack.append(node)
+
+    def _end(self, tag: str) -> None:
+        node = self._stack.pop()
+        stack = self._stack
+        if not stack:
+            self._root = node
+            self._finish(node)
+            self.done = True
+            return
+        parent = stack[-1]
+        if len(stack) == 2 and parent.tag == "rewards":
+            # A reward of the rewards list: turned into a result now, never kept in the tree.
+            self._rewards_seen += 1
+            self.pending.append(self._reward(node))
+            return
+        parent.children.append(node)
+        if len(stack) == 1 and tag == "status":
+            if self.status is not None:
+                self._fail("more than one <status> in <result>")
+            self.status = self._status(node.text)
+
+    def _characters(self, text: str) -> None:
+        # Only leaves keep text: blanks between elements are dropped as they come (the
+        # newline after each of a million rewards must not pile up in <rewards>).
+        if self._stack and not self._stack[-1].container:
+            self._stack[-1].parts.append(text)
+
+    # -- reading elements
+
+    def _one(self, node: _Node, tag: str, *, required: bool = True) -> _Node | None:
+        found = [child for child in node.children if child.tag == tag]
+        if len(found) > 1:
+            self._fail(f"more than one <{tag}> in <{node.tag}>")
+        if not found:
+            if required:
+                self._fail(f"missing <{tag}> in <{node.tag}>")
+            return None
+        return found[0]
+
+    def _text(self, node: _Node, tag: str, *, required: bool = True) -> str | None:
+        child = self._one(node, tag, required=required)
+        if child is None:
+            return None
+        if child.container:
+            self._fail(f"<{tag}> in <{node.tag}> holds elements, not text")
+        text = child.text
+        if required and not text:
+            self._fail(f"empty <{tag}> in <{node.tag}>")
+        return text
+
+    def _int(self, node: _Node, tag: str) -> int:
+        text = self._text(node, tag)
+        if not _DIGITS.fullmatch(text):
+            self._fail(f"<{tag}> in <{node.tag}> is not a whole number: {text[:40]!r}")
+        return int(text)
+
+    def _status(self, text: str) -> str:
+        status = _STATUSES.get(text.casefold())
+        if status is None:
+            self._fail(f"unknown <status> {text[:40]!r}")
+        if status == "Part_Failed" and self.call.kind != "multi":
+            self._fail("status Part_Failed is for multi calls only")
+        return status
+
+    def _date(self, node: _Node) -> dt.datetime:
+        text = self._text(node, "date")
+        try:
+            # "YYYY-MM-DD HH:MM:SS" (the document), a bare "YYYY-MM-DD", ISO 8601 with an
+            # offset; a date without one is UTC.
+            value = dt.datetime.fromisoformat(text)
+            if value.tzinfo is None:
+                return value.replace(tzinfo=dt.UTC)
+            return value.astimezone(dt.UTC)
+        except (ValueError, OverflowError):
+            self._fail(f"<date> is not a date: {text[:40]!r}")
+
+    def _reward(self, node: _Node):
+        if self.call.kind == "query":
+            if self.status != "Success":
+                self._fail(f"rewards in a {self.status} answer")
+            email = self._text(node, "recipient_email", required=False) or ""
+            recipient_id = self._text(node, "recipient_id", required=False) or ""
+            if not email and not recipient_id:
+                self._fail("a <reward> has neither <recipient_email> nor <recipient_id>")
+            return RewardRecord(
+                id=self._text(node, "id"),
+                date=self._date(node),
+                recipient_email=email,
+                recipient_id=recipient_id,
+                tree_count=self._int(node, "tree_count"),
+            )
+        return self._created(node)
+
+    def _created(self, node: _Node) -> CreatedReward:
+        recipient_tag = _CALLS[self.call.mode][2]
+        url = self._text(node, "url", required=self.call.mode != "email")
+        return CreatedReward(
+            id=self._text(node, "id"),
+            recipient=self._text(node, recipient_tag),
+            url=url or None,
+        )
+
+    def _error(self, root: _Node) -> ApiError:
+        error = self._one(root, "error")
+        code = self._int(error, "code")
+        description = self._text(error, "description", required=False) or ""
+        return ApiError(
+            code,
+            description,
+            call=self.call.label,
+            create=self.call.create,
+            transaction_id=self._text(root, "transaction_id", required=False) or None,
+        )
+
+    def _unsent(self, node: _Node) -> UnsentReward:
+        if node.tag != "unsent_reward":
+            self._fail(f"<{node.tag}> inside <unsent_rewards>")
+        given = self._text(node, "recipient", required=False) or ""
+        error = self._one(node, "error")
+        code = self._int(error, "code")
+        description = self._text(error, "description", required=False) or ""
+        return UnsentReward(
+            recipient=_address_of(given),
+            given=given,
+            code=code,
+            description=description or ERROR_DESCRIPTIONS.get(code, ""),
+        )
+
+    # -- the whole answer
+
+    def _finish(self, root: _Node) -> None:
+        version = self._text(root, "version")
+        if version.split(".")[0] != "1":
+            self._fail(f"unsupported <version> {version[:20]!r}")
+        if self.status is None:
+            self._fail("missing <status> in <result>")
+        if self.status == "Failed":
+            if self._rewards_seen:
+                self._fail("rewards in a Failed answer")
+            raise self._error(root)
+        kind = self.call.kind
+        if kind == "query":
+            if self._one(root, "rewards", required=False) is None:
+                self._fail("missing <rewards> in <result>")
+            summary = self._one(root, "summary")
+            self.outcome = Summary(
+                reward_count=self._int(summary, "reward_count"),
+                tree_count=self._int(summary, "tree_count"),
+            )
+            return
+        transaction_id = self._text(root, "transaction_id", required=False) or None
+        if kind == "single":
+            reward = self._one(root, "reward")
+            self.outcome = CreateResult(transaction_id=transaction_id, reward=self._created(reward))
+            return
+        if self._one(root, "rewards", required=False) is None:
+            self._fail("missing <rewards> in <result>")
+        rewards = list(self.pending)
+        self.pending.clear()
+        unsent_node = self._one(root, "unsent_rewards", required=self.status == "Part_Failed")
+        unsent = [self._unsent(child) for child in unsent_node.children] if unsent_node else []
+        if self.status == "Success" and unsent:
+            self._fail(f"status Success with {len(unsent)} unsent rewards")
+        if self.status == "Part_Failed" and not unsent:
+            self._fail("status Part_Failed without an unsent reward")
+        self.outcome = MultiResult(
+            status=self.status, transaction_id=transaction_id, rewards=rewards, unsent=unsent
+        )
+
+
+def _parse_all(call: _Call, chunks: Iterable[bytes]):
+    parser = _ResultParser(call)
+    for chunk in chunks:
+        parser.feed(chunk)
+    parser.close()
+    return parser.outcome
+
+
+def create_body_parse(
+    *, body: bytes | Iterable[bytes], mode: str, multi: bool = False
+) -> CreateResult | MultiResult:
+    """Parse the answer of a create call (CreateResult, or MultiResult when multi).
+
+    Raises ApiError for status Failed and ProtocolError for anything that is not the API's
+    XML. Used by the client; public for tests of the parser on hand-written bodies.
+    """
+    single_call, multi_call, _ = _CALLS[mode]
+    call = _Call(
+        kind="multi" if multi else "single", label=multi_call if multi else single_call, mode=mode
+    )
+    return _parse_all(call, [body] if isinstance(body, bytes) else body)
+
+
+def query_body_stream(*, chunks: Iterable[bytes], label: str = "all_rewards") -> RewardStream:
+    """A RewardStream over the chunks of a query answer (for tests and local files)."""
+    call = _Call(kind="query", label=label)
+    iterator = iter(chunks)
+    return RewardStream(call=call, opener=lambda: (iterator, None), tries=1)
+
+
+# --- Streams ------------------------------------------------------------------------------
+
+
+class RewardStream:
+    """The rewards of a query call, one RewardRecord at a time, parsed as the bytes arrive.
+
+    A context manager: closing it closes the HTTP response. `summary` is set once the stream
+    is exhausted. The request is made on entering the `with` block or at the first `next()`;
+    until the answer's status has been read, a transport failure or error 110 is retried with
+    backoff. After that a failure is raised as it comes (the caller has rewards already).
+    """
+
+    def __init__(
+        self,
+        *,
+        call: _Call,
+        opener: Callable[[], tuple[Iterator[bytes], Callable[[], None] | None]],
+        tries: int = QUERY_TRIES,
+        backoff: float = QUERY_BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
+        secret: str = "",
+    ):
+        self.summary: Summary | None = None
+        self._call = call
+        self._opener = opener
+        self._tries = max(1, tries)
+        self._backoff = backoff
+        self._sleep = sleep
+        self._secret = secret
+        self._parser: _ResultParser | None = None
+        self._chunks: Iterator[bytes] | None = None
+        self._closer: Callable[[], None] | None = None
+        self._finished = False
+        self._closed = False
+
+    def __enter__(self) -> RewardStream:
+        self._ensure_open()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __iter__(self) -> RewardStream:
+        return self
+
+    def __next__(self) -> RewardRecord:
+        if self._closed and self._parser is not None:
+            raise StopIteration  # exhausted, failed or closed by the caller
+        self._ensure_open()
+        try:
+            return self._next()
+        except MokugiftError as error:
+            self.close()
+            if self._secret:
+                error._scrub(self._secret)
+            raise
+
+    def close(self) -> None:
+        self._closed = True
+        closer, self._closer = self._closer, None
+        if closer is not None:
+            closer()
+
+    def _next(self) -> RewardRecord:
+        parser = self._parser
+        while not parser.pending:
+            if self._finished:
+                self.close()
+                raise StopIteration
+            chunk = self._read()
+            if chunk is None:
+                parser.close()
+                self._finished = True
+                self.summary = parser.outcome
+            else:
+                parser.feed(chunk)
+        return parser.pending.popleft()
+
+    def _read(self) -> bytes | None:
+        error = None
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            return None
+        except (requests.RequestException, OSError) as exc:
+            error = _transport_error(exc, call=self._call, reading=True)
+        raise error  # outside the except block: the requests exception is not its context
+
+    def _ensure_open(self) -> None:
+        if self._parser is not None:
+            return
+        if self._closed:
+            raise ValueError("this RewardStream is closed")
+        attempt = 0
+        while True:
+            try:
+                self._open_once()
+                return
+            except (TransportError, ApiError) as error:
+                self._drop_response()
+                if self._secret:
+                    error._scrub(self._secret)
+                attempt += 1
+                again = (isinstance(error, TransportError) and error.retryable) or (
+                    isinstance(error, ApiError) and error.internal
+                )
+                if not again or attempt >= self._tries:
+                    self._closed = True
+                    raise
+            # Exponential backoff with jitter: 0.5-1.5 x backoff x 2^(tries so far - 1).
+            self._sleep(self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+
+    def _open_once(self) -> None:
+        self._chunks, self._closer = self._opener()
+        parser = _ResultParser(self._call)
+        # Read until the status is known: a Failed answer (perhaps 110, worth another try) is
+        # raised here, before any reward has been handed out.
+        while parser.status != "Success" and not parser.done:
+            chunk = self._read()
+            if chunk is None:
+                parser.close()
+                break
+            parser.feed(chunk)
+        self._parser = parser
+
+    def _drop_response(self) -> None:
+        self._parser = None
+        self._chunks = None
+        closer, self._closer = self._closer, None
+        if closer is not None:
+            closer()
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+_session: requests.Session | None = None
+_session_pid: int | None = None
+_session_lock = threading.Lock()
+
+
+def session_get() -> requests.Session:
+    """The process's one Session. A forked child (a Celery worker) makes its own: a pool of
+    sockets shared across a fork would mix two processes' bytes on one connection."""
+    global _session, _session_pid
+    pid = os.getpid()
+    if _session is None or _session_pid != pid:
+        with _session_lock:
+            if _session is None or _session_pid != pid:
+                session = requests.Session()
+                # No retries below us: a create call must never be sent twice by a library.
+                adapter = HTTPAdapter(
+                    pool_connections=4, pool_maxsize=16, max_retries=Retry(total=0, read=False)
+                )
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                session.headers["User-Agent"] = f"mokudash/{mokudash.__version__}"
+                session.headers["Accept"] = "application/xml, text/xml;q=0.9, */*;q=0.1"
+                _session, _session_pid = session, pid
+    return _session
+
+
+def _never_reached(exc: BaseException) -> bool:
+    """True when the request certainly never left this machine for the server."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.SSLError):
+        # The TLS handshake comes before a byte of the request.
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        if isinstance(reason, MaxRetryError):
+            reason = reason.reason
+        # Refused, unreachable, name resolution (NameResolutionError is a NewConnectionError).
+        return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+    return isinstance(
+        exc,
+        requests.exceptions.InvalidURL
+        | requests.exceptions.MissingSchema
+        | requests.exceptions.InvalidSchema,
+    )
+
+
+def _transport_error(exc: BaseException, *, call: _Call, reading: bool = False) -> TransportError:
+    reached = not _never_reached(exc)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        what = "connect timeout"
+    elif isinstance(exc, requests.exceptions.ReadTimeout):
+        what = "read timeout"
+    elif reading:
+        what = "connection failed while reading the answer"
+    elif reached:
+        what = "connection failed after the request was sent"
+    else:
+        what = "could not connect"
+    # The class and message of the library's exception help; they hold the URL (which has no
+    # secret in it) and never the POST body. The client scrubs the passcode anyway.
+    detail = f"{type(exc).__name__}: {exc}"[:500]
+    unknown = " (outcome unknown)" if call.create and reached else ""
+    return TransportError(
+        f"Mokugift {call.label}: {what}{unknown}: {detail}",
+        reached_server=reached,
+        create=call.create,
+    )
+
+
+class MokugiftClient:
+    """One Mokugift campaign's calls. Cheap to make: the HTTP pool is the process's."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        campaign_id: str,
+        passcode: str | None = None,
+        timeout: tuple[float, float] | None = None,
+        query_tries: int = QUERY_TRIES,
+        query_backoff: float = QUERY_BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if timeout is None:
+            from django.conf import settings
+
+            timeout = (settings.MOKUGIFT_CONNECT_TIMEOUT, settings.MOKUGIFT_READ_TIMEOUT)
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.campaign_id = campaign_id
+        self.timeout = timeout
+        self.query_tries = query_tries
+        self.query_backoff = query_backoff
+        self._passcode = passcode or ""
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"MokugiftClient(base_url={self.base_url!r}, campaign_id={self.campaign_id!r})"
+
+    @classmethod
+    def for_campaign(cls, campaign, **kwargs) -> MokugiftClient:
+        """The client of a campaigns.Campaign; its passcode is read (decrypted) here."""
+        return cls(
+            base_url=campaign.api_base_url,
+            campaign_id=campaign.campaign_id,
+            passcode=campaign.passcode,
+            **kwargs,
+        )
+
+    # -- create calls (never retried here)
+
+    def create_reward(self, *, mode: str, recipient: str, name: str = "") -> CreateResult:
+        """One reward: "email" (reward/), "link" (reward_url/) or "link-id" (reward_url2/)."""
+        single_call, _, recipient_field = _calls_of(mode)
+        data = {"recipient_name": name} if name else {}
+        data[recipient_field] = recipient
+        return self._create(call=single_call, mode=mode, multi=False, data=data)
+
+    def create_rewards(self, *, mode: str, recipients: Sequence[Recipient]) -> MultiResult:
+        """One reward per recipient (at most 1,000), by multi_rewards, multi_reward_urls or
+        multi_reward_urls2. Raises RecipientRefused, before sending, for a list it cannot send."""
+        _, multi_call, _ = _calls_of(mode)
+        recipient_list = recipient_list_build(recipients=recipients, by_id=mode == "link-id")
+        return self._create(
+            call=multi_call, mode=mode, multi=True, data={"recipient_list": recipient_list}
+        )
+
+    def _create(self, *, call: str, mode: str, multi: bool, data: dict[str, str]):
+        label = f"{call}/{self.campaign_id}"
+        parse_call = _Call(kind="multi" if multi else "single", label=label, mode=mode)
+        form = {"passcode": self._passcode, **data}
+        try:
+            return self._send(parse_call, method="POST", path=self._path(call), data=form)
+        except MokugiftError as error:
+            error._scrub(self._passcode)
+            raise
+
+    # -- query calls (streamed, retried with backoff until the first reward)
+
+    def rewards_in_month(
+        self, *, month: int | None = None, year: int | None = None
+    ) -> RewardStream:
+        """The rewards of one month (the current month, in UTC, when neither is given)."""
+        if (month is None) != (year is None):
+            raise ValueError("give both month and year, or neither")
+        path = self._path("rewards_in_month")
+        if month is not None:
+            path += f"/{int(month)}/{int(year)}"
+        return self._query(path=path, label=f"rewards_in_month/{self.campaign_id}")
+
+    def all_rewards(self) -> RewardStream:
+        """Every reward the campaign ever made. A large answer: iterate, never list()."""
+        return self._query(path=self._path("all_rewards"), label=f"all_rewards/{self.campaign_id}")
+
+    def _query(self, *, path: str, label: str) -> RewardStream:
+        call = _Call(kind="query", label=label)
+        return RewardStream(
+            call=call,
+            opener=lambda: self._open(call, method="GET", path=path),
+            tries=self.query_tries,
+            backoff=self.query_backoff,
+            sleep=self._sleep,
+            secret=self._passcode,
+        )
+
+    # -- HTTP
+
+    def _path(self, call: str) -> str:
+        return f"{call}/{quote(self.campaign_id, safe='')}"
+
+    def _open(
+        self, call: _Call, *, method: str, path: str, data: dict | None = None
+    ) -> tuple[Iterator[bytes], Callable[[], None]]:
+        """Send the request; the answer's body chunks and a function closing the response."""
+        error = None
+        try:
+            response = session_get().request(
+                method,
+                self.base_url + path,
+                data=data,
+                timeout=self.timeout,
+                stream=True,
+                allow_redirects=False,
+            )
+        except (requests.RequestException, OSError) as exc:
+            error = _transport_error(exc, call=call)
+        if error is not None:
+            raise error  # raised outside the except block: no requests exception as context
+        if response.status_code != 200:
+            response.close()
+            kind = "HTTP 5xx" if response.status_code >= 500 else "unexpected HTTP status"
+            unknown = " (outcome unknown)" if call.create else ""
+            raise TransportError(
+                f"Mokugift {call.label}: {kind} {response.status_code}{unknown}",
+                reached_server=True,
+                create=call.create,
+            )
+        return response.iter_content(chunk_size=STREAM_CHUNK_BYTES), response.close
+
+    def _send(self, call: _Call, *, method: str, path: str, data: dict | None = None):
+        """A create call: the whole answer, parsed."""
+        chunks, close = self._open(call, method=method, path=path, data=data)
+        try:
+            parser = _ResultParser(call)
+            while True:
+                error = None
+                try:
+                    chunk = next(chunks, None)
+                except (requests.RequestException, OSError) as exc:
+                    error = _transport_error(exc, call=call, reading=True)
+                if error is not None:
+                    raise error
+                if chunk is None:
+                    break
+                parser.feed(chunk)
+            parser.close()
+            return parser.outcome
+        finally:
+            close()
+
+
+def _calls_of(mode: str) -> tuple[str, str, str]:
+    try:
+        return _CALLS[mode]
+    except KeyError:
+        raise ValueError(f"unknown mode {mode!r}: one of {', '.join(_CALLS)}") from None
