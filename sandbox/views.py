@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass
 
@@ -31,6 +32,8 @@ from sandbox.services import (
     sandbox_latency_wait,
     sandbox_rewards_create,
 )
+
+logger = logging.getLogger(__name__)
 
 # A call may ask for a fault itself, whatever its campaign says (for tests driving raw HTTP).
 FAULT_HEADER = "X-Sandbox-Fault"
@@ -90,6 +93,8 @@ def api_create(request: HttpRequest, call: str, campaign_id: str) -> HttpRespons
         return responses.xml_failed(error.code)
 
     fault = sandbox_fault_pick(campaign=campaign, asked=request.headers.get(FAULT_HEADER))
+    if fault != Fault.NONE:
+        logger.info("sandbox: fault %s on %s/%s", fault, call, campaign.campaign_id)
     if fault == Fault.HTTP500:
         return responses.http_500()
     if fault == Fault.ERROR110:
