@@ -42,6 +42,9 @@ def test_a_page_outside_the_role_answers_403(page_as, role):
     page = page_as(role)
     response = page.goto(FORBIDDEN_PAGE[role])
     assert response.status == 403
+    # Our own page, inside the layout, with the way back.
+    assert page.get_by_role("heading", name="Not allowed").is_visible()
+    assert page.locator("nav [data-nav]").count() == len(NAVIGATION[role])
 
 
 def test_an_outsider_is_told_they_have_no_role_yet(page_as):

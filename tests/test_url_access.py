@@ -1,0 +1,229 @@
+"""Every URL of the project, visited as each role and as an anonymous visitor.
+
+The URLs are read from the URL configuration itself, so a new one is caught: its name must be
+added to ACCESS below (one line), saying who may open it. Who is not listed gets 403; an
+anonymous visitor is sent to the login page, unless ANONYMOUS is listed.
+
+How each URL is visited:
+- method "GET" (default): allowed visitors get `ok` (200 unless said otherwise).
+- method "POST" (views that only act, behind @require_POST): allowed visitors get 405 to a GET,
+  and `ok` to an empty POST; the others get 403 to the POST (the permission, not the missing
+  method, must stop them). The test client sends no CSRF token and needs none.
+Path parameters: `kwargs` of the rule; a Made value stands for an object the `made` fixture
+creates (add yours there), anything else is used as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from campaigns.services import campaign_create
+from rewards.models import Batch
+from sandbox.models import SandboxCampaign, SandboxReward
+
+ANONYMOUS = "anonymous"
+ADMIN, MARKETER, MANAGER, OUTSIDER = "admin", "marketer", "manager", "outsider"
+ROLES = (ADMIN, MARKETER, MANAGER, OUTSIDER)
+EVERYONE = (ANONYMOUS, *ROLES)
+# The roles that send rewards, and those that browse and report. Admin is in both.
+SENDERS = (ADMIN, MARKETER)
+READERS = (ADMIN, MANAGER)
+
+
+class Made(NamedTuple):
+    """A path parameter taken from an object of the `made` fixture: made[name].<attribute>."""
+
+    name: str
+    attribute: str = "pk"
+
+
+CAMPAIGN = Made("campaign")
+BATCH = Made("batch")
+SANDBOX_REWARD = Made("sandbox_reward", "remote_id")
+
+
+@dataclass(frozen=True)
+class Rule:
+    allowed: tuple[str, ...]
+    method: str = "GET"
+    ok: int = 200
+    kwargs: dict = field(default_factory=dict)
+
+
+def rule(*allowed: str, method: str = "GET", ok: int = 200, **kwargs) -> Rule:
+    return Rule(allowed=allowed, method=method, ok=ok, kwargs=kwargs)
+
+
+# One line per URL name: who may open it, and how it answers them.
+ACCESS: dict[str, Rule] = {
+    # --- mokudash ---
+    "home": rule(*ROLES),
+    "login": rule(*EVERYONE),
+    "logout": rule(*ROLES, method="POST", ok=302),
+    # --- campaigns: admins only ---
+    "campaigns:list": rule(ADMIN),
+    "campaigns:create": rule(ADMIN),
+    "campaigns:detail": rule(ADMIN, pk=CAMPAIGN),
+    "campaigns:edit": rule(ADMIN, pk=CAMPAIGN),
+    "campaigns:passcode": rule(ADMIN, pk=CAMPAIGN),
+    "campaigns:toggle": rule(ADMIN, method="POST", ok=302, pk=CAMPAIGN),
+    # --- rewards: sending (Marketing, Admin) ---
+    "rewards:send": rule(*SENDERS),
+    "rewards:send_one": rule(*SENDERS, method="POST"),  # an empty form comes back with errors
+    "rewards:send_upload": rule(*SENDERS, method="POST"),
+    # An upload token this visitor never made: back to the send page, or not found.
+    "rewards:send_preview": rule(*SENDERS, ok=302, token="no-such-upload"),
+    "rewards:send_problems_csv": rule(*SENDERS, ok=404, token="no-such-upload"),
+    "rewards:send_template": rule(*SENDERS, mode="email"),
+    "rewards:batch_list": rule(*SENDERS),
+    "rewards:batch_detail": rule(*SENDERS, pk=BATCH),
+    "rewards:batch_progress": rule(*SENDERS, pk=BATCH),
+    "rewards:batch_results_csv": rule(*SENDERS, pk=BATCH),
+    "rewards:batch_cancel": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
+    "rewards:batch_resume": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
+    "rewards:batch_retry_failed": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
+    # --- rewards: browsing, reports, export (Manager, Admin) ---
+    "rewards:list": rule(*READERS),
+    "rewards:report": rule(*READERS),
+    # --- sandbox: an API for API clients, open to all (the passcode is its credential) ---
+    # A GET to a create call is the API's own error 100, in a 200 answer, as Mokugift does.
+    "sandbox:api_create": rule(*EVERYONE, call="reward", campaign_id="c-1"),
+    "sandbox:api_query": rule(*EVERYONE, call="all_rewards", tail="c-1"),
+    "sandbox:reward_page": rule(*EVERYONE, remote_id=SANDBOX_REWARD),
+}
+
+# Django's admin has its own login and lets in staff only (nobody of the cast is staff). Its
+# dozens of URLs are its own business; we check that its front door sends everyone to its login.
+DJANGO_ADMIN_NAMESPACE = "admin"
+
+
+def url_names() -> list[str]:
+    """Every URL name of the project, namespaced ("campaigns:list"); unnamed ones show a route."""
+    names: list[str] = []
+
+    def walk(patterns, namespace: str, route: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                inner = pattern.namespace
+                if inner == DJANGO_ADMIN_NAMESPACE:
+                    continue
+                walk(
+                    pattern.url_patterns,
+                    f"{namespace}{inner}:" if inner else namespace,
+                    route + str(pattern.pattern),
+                )
+            elif isinstance(pattern, URLPattern):
+                if pattern.name:
+                    names.append(f"{namespace}{pattern.name}")
+                else:
+                    names.append(f"<unnamed {route}{pattern.pattern}>")
+
+    walk(get_resolver().url_patterns, "", "/")
+    return names
+
+
+def _missing_message(name: str) -> str:
+    if name.startswith("<unnamed"):
+        return f"The URL {name} has no name: give it one, then add it to ACCESS in {__file__}."
+    return (
+        f"The URL {name!r} is not in ACCESS in {__file__}. Add one line saying who may open it, "
+        f'e.g.\n    "{name}": rule(ADMIN),\nor rule(*SENDERS, method="POST", ok=302, pk=BATCH) '
+        "for an action (see the top of the file)."
+    )
+
+
+@pytest.fixture
+def made(admin_user):
+    campaign = campaign_create(
+        actor=admin_user,
+        name="Spring",
+        campaign_id="spring-1",
+        environment="sandbox",
+        passcode="not-a-real-passcode",
+    )
+    batch = Batch.objects.create(
+        campaign=campaign, mode="email", source=Batch.Source.SINGLE, created_by=admin_user
+    )
+    sandbox_campaign = SandboxCampaign.objects.create(campaign_id="c-1", passcode_hash="x$y")
+    sandbox_reward = SandboxReward.objects.create(
+        campaign=sandbox_campaign,
+        remote_id="r-access-1",
+        transaction_id="t-1",
+        recipient_email="ann@example.com",
+        created="2026-01-15T10:00:00Z",
+        tree_count=1,
+        url="http://testserver/sandbox/rewards/r-access-1/",
+    )
+    return {"campaign": campaign, "batch": batch, "sandbox_reward": sandbox_reward}
+
+
+@pytest.fixture
+def visitors(cast) -> dict[str, Client]:
+    clients = {ANONYMOUS: Client()}
+    for role, user in cast.items():
+        clients[role] = Client()
+        clients[role].force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return clients
+
+
+def _url(name: str, rule_: Rule, made: dict) -> str:
+    kwargs = {
+        key: getattr(made[value.name], value.attribute) if isinstance(value, Made) else value
+        for key, value in rule_.kwargs.items()
+    }
+    return reverse(name, kwargs=kwargs)
+
+
+def _is_login_redirect(response) -> bool:
+    return response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", url_names())
+def test_each_url_answers_each_visitor_as_its_access_rule_says(name, visitors, made):
+    if name not in ACCESS:
+        pytest.fail(_missing_message(name))
+    rule_ = ACCESS[name]
+    url = _url(name, rule_, made)
+    wrong = []
+    for who, client in visitors.items():
+        allowed = who in rule_.allowed
+        # The GET first: the POST may end the session (logout).
+        if allowed and rule_.method == "POST" and (get := client.get(url).status_code) != 405:
+            wrong.append(f"{who}: GET gave {get}, expected 405 (POST only)")
+        answer = client.post(url) if rule_.method == "POST" else client.get(url)
+        status = answer.status_code
+        if allowed:
+            if status != rule_.ok:
+                wrong.append(f"{who}: {rule_.method} gave {status}, expected {rule_.ok}")
+        elif who == ANONYMOUS:
+            if not _is_login_redirect(answer):
+                wrong.append(f"{who}: {rule_.method} gave {status}, expected the login redirect")
+        elif status != 403:
+            wrong.append(f"{who}: {rule_.method} gave {status}, expected 403")
+    assert not wrong, f"{name} ({url}):\n" + "\n".join(wrong)
+
+
+def test_every_name_in_the_access_rules_is_still_a_url():
+    stale = sorted(set(ACCESS) - set(url_names()))
+    assert not stale, f"These names in ACCESS are no URL any more, remove them: {stale}"
+
+
+def test_the_url_list_is_read_from_the_configuration():
+    names = url_names()
+    assert {"home", "login", "campaigns:list", "campaigns:toggle"} <= set(names)
+    assert len(names) == len(set(names)), "two URLs share a name"
+
+
+@pytest.mark.django_db
+def test_the_django_admin_sends_everyone_but_staff_to_its_own_login(visitors):
+    admin_login = reverse("admin:login")
+    for who, client in visitors.items():
+        answer = client.get(reverse("admin:index"))
+        assert answer.status_code == 302, who
+        assert answer["Location"].startswith(admin_login), who
