@@ -429,13 +429,27 @@ def _outcomes_for_error(sends: list[Send], error, *, now: datetime) -> list[Outc
             )
             for s in sends
         ]
+    if isinstance(error, RecipientRefused) and error.index is not None and len(sends) > 1:
+        # Refused by the client before any request: only that row fails; the others were not
+        # sent and wait for the next chunk (not counted as an attempt).
+        return [
+            Outcome(
+                s,
+                Send.State.FAILED,
+                note=str(error),
+                error_message=f"Not sent: {error.reason}",
+            )
+            if i == error.index
+            else Outcome(s, Send.State.WAITING, note="requeued", attempts=s.attempts - 1)
+            for i, s in enumerate(sends)
+        ]
     if error.outcome_unknown:
         words = f"Outcome unknown ({error}); checking with Mokugift."
         return [Outcome(s, Send.State.UNKNOWN, note=str(error), error_message=words) for s in sends]
     if isinstance(error, ApiError):
         words = api_error_words(code=code, description=error.description)
     elif isinstance(error, RecipientRefused):
-        words = f"Not sent: {error}"
+        words = f"Not sent: {error.reason}"
     else:
         words = f"Could not reach Mokugift: {error}"
     if error.retryable:
@@ -476,7 +490,14 @@ def _outcomes_for_multi(sends: list[Send], result, *, mode: str, now: datetime) 
                 error_message=words,
             )
         elif code == 110:
-            outcomes[send.pk] = _retry_or_fail(send, code=code, words=words, now=now)
+            # 110 for one item, as for a whole create call: it may have been made.
+            outcomes[send.pk] = Outcome(
+                send,
+                Send.State.UNKNOWN,
+                note=words,
+                error_code=code,
+                error_message=f"Outcome unknown ({words}); checking with Mokugift.",
+            )
         else:
             outcomes[send.pk] = Outcome(
                 send, Send.State.FAILED, note=words, error_code=code, error_message=words

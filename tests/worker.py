@@ -1,0 +1,218 @@
+"""A real Celery worker process for tests, on the test database and the test's broker.
+
+    from tests.worker import celery_worker  # noqa: F401  (the fixture)
+
+    def test_it(sandbox, celery_worker):
+        worker = celery_worker(env={"MOKUGIFT_READ_TIMEOUT": "1"})   # started and ready
+        worker.kill()                                                # SIGKILL, mid-run
+        worker = celery_worker()                                     # a new one
+
+The worker gets the test database (settings.DATABASES inside a test names it), the same
+REDIS_URL (its queue purged first) or, without Redis, kombu's filesystem transport in a folder
+of its own, and MOKUGIFT_SANDBOX_URL pointing at the live server. It runs Celery beat too
+(`-B`), so the sweep runs on its schedule (MOKUGIFT_SWEEP_INTERVAL, short in tests). Tests
+using it need the live server (which implies `transactional_db`): the worker cannot see rows
+inside a test's transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+CELERY = BASE_DIR / ".venv" / "bin" / "celery"
+READY_TIMEOUT = 60
+
+# Short timeouts and intervals, so that a test with faults converges in seconds.
+FAST = {
+    "MOKUGIFT_CONNECT_TIMEOUT": "2",
+    "MOKUGIFT_READ_TIMEOUT": "10",
+    "MOKUGIFT_SWEEP_MARGIN": "2",
+    "MOKUGIFT_SWEEP_INTERVAL": "2",
+    "MOKUGIFT_RECONCILE_SETTLE": "1",
+    "MOKUGIFT_RETRY_BACKOFF": "0.2",
+    "MOKUGIFT_RETRY_BACKOFF_MAX": "2",
+    "MOKUGIFT_MAX_ATTEMPTS": "30",
+    "MOKUGIFT_CLOCK_SKEW": "5",
+}
+
+
+def database_url() -> str:
+    """The URL of the database this test uses (the test database, inside a test)."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return "sqlite:///" + str(db["NAME"])
+    user = quote(db.get("USER") or "", safe="")
+    password = quote(db.get("PASSWORD") or "", safe="")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgresql://{auth}{host}{port}/{db['NAME']}"
+
+
+class CeleryWorker:
+    def __init__(self, *, env: dict[str, str], workdir: Path, concurrency: int, beat: bool):
+        self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        self.log_path = workdir / f"worker-{uuid.uuid4().hex[:6]}.log"
+        command = [
+            str(CELERY if CELERY.exists() else Path(sys.executable).parent / "celery"),
+            "-A",
+            "mokudash",
+            "worker",
+            "--pool=prefork",
+            f"--concurrency={concurrency}",
+            "-Q",
+            "celery",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "info",
+            "-n",
+            self.name,
+        ]
+        if beat:
+            command += ["-B", "-s", str(workdir / f"beat-{uuid.uuid4().hex[:6]}")]
+        self._log = self.log_path.open("wb")
+        # A session of its own, so that kill() reaches the pool's children too.
+        self.process = subprocess.Popen(
+            command,
+            cwd=BASE_DIR,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._wait_ready()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"The worker exited at start:\n{self.log()[-4000:]}")
+            if " ready." in self.log():
+                return
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"The worker was not ready in {READY_TIMEOUT} s:\n{self.log()[-4000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool at once, as a crash or the OOM killer would."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(15)
+        self.kill()
+
+
+def _purge_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.delete("celery", "unacked", "unacked_index", "unacked_mutex")
+    finally:
+        client.close()
+
+
+def _use_filesystem_broker(folder: Path) -> None:
+    """Point this process's Celery app at the worker's own broker folder."""
+    from mokudash.celery import app
+
+    for sub in ("queue", "control"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    app.conf.broker_transport_options = {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "control_folder": str(folder / "control"),
+        "store_processed": False,
+    }
+    app.pool.force_close_all()
+    app._pool = None
+
+
+@pytest.fixture
+def celery_worker(live_server, settings, tmp_path) -> Callable[..., CeleryWorker]:
+    """Start real worker processes (call it; it returns when the worker is ready)."""
+    started: list[CeleryWorker] = []
+    env = dict(os.environ)
+    env.update(FAST)
+    env.update(
+        {
+            "DATABASE_URL": database_url(),
+            "DATABASE_CONN_MAX_AGE": "0",
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+            "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+            "MOKUGIFT_SANDBOX_URL": settings.MOKUGIFT_SANDBOX_URL,
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if settings.REDIS_URL:
+        _purge_redis(settings.REDIS_URL)
+    else:
+        folder = tmp_path / "broker"
+        env["CELERY_FILESYSTEM_BROKER_DIR"] = str(folder)
+        _use_filesystem_broker(folder)
+
+    def start(*, env_overrides: dict | None = None, concurrency: int = 2, beat: bool = True):
+        # Settings may have moved since the fixture began (the sandbox fixture sets the URL).
+        env["MOKUGIFT_SANDBOX_URL"] = settings.MOKUGIFT_SANDBOX_URL
+        worker = CeleryWorker(
+            env={**env, **(env_overrides or {})},
+            workdir=tmp_path,
+            concurrency=concurrency,
+            beat=beat,
+        )
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+    if settings.REDIS_URL:
+        _purge_redis(settings.REDIS_URL)
+
+
+def wait_for(predicate: Callable[[], bool], *, timeout: float, message: str = "") -> None:
+    """Poll the database (or anything) until `predicate()` is true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(message or f"Not true within {timeout} s")
+
+
+@pytest.fixture
+def isolated_broker(settings, tmp_path):
+    """For tests that run the task bodies in this process: what they enqueue goes to an empty
+    queue that nobody serves (purged after), never to a developer's own worker."""
+    if settings.REDIS_URL:
+        _purge_redis(settings.REDIS_URL)
+        yield
+        _purge_redis(settings.REDIS_URL)
+    else:
+        _use_filesystem_broker(tmp_path / "broker")
+        yield
