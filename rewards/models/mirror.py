@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Coalesce
 
 
 class MirroredReward(models.Model):
@@ -83,6 +84,18 @@ class SyncRun(models.Model):
     class Meta:
         ordering = ["-started_at", "-pk"]
         indexes = [models.Index(fields=["campaign", "year", "month", "-started_at"])]
+        constraints = [
+            # One running sync per campaign and period: the insert of a second "running" row
+            # fails, and that run is recorded as skipped. Coalesce because NULLs (the "all"
+            # period) never collide in a unique index.
+            models.UniqueConstraint(
+                "campaign",
+                Coalesce("year", 0),
+                Coalesce("month", 0),
+                condition=models.Q(outcome="running"),
+                name="sync_run_one_running_per_period",
+            )
+        ]
 
     def __str__(self) -> str:
         period = f"{self.year}-{self.month:02d}" if self.month else "all"

@@ -1,0 +1,217 @@
+"""The sync: from the sandbox over real HTTP into the mirror, and the upsert on its own."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+from django.db import connection
+from django.utils import timezone
+
+from rewards.models import MirroredReward, MonthlySummary, SyncRun
+from rewards.mokugift import RewardRecord
+from rewards.services.sync import mirror_records_save, rewards_sync_all, rewards_sync_month
+from sandbox.models import SandboxReward
+from sandbox.services import sandbox_campaign_save
+from tests.mirror.helpers import sandbox_rewards_add, send_add
+
+MAY = dt.datetime(2026, 5, 10, 12, 0, tzinfo=dt.UTC)
+JUNE = dt.datetime(2026, 6, 3, 8, 30, tzinfo=dt.UTC)
+
+
+def _record(n: int, date: dt.datetime = MAY, trees: int = 1) -> RewardRecord:
+    return RewardRecord(
+        id=f"r{n}",
+        date=date,
+        recipient_email=f"p{n}@example.com",
+        recipient_id="",
+        tree_count=trees,
+    )
+
+
+# --- The upsert, fed a plain iterable ------------------------------------------------------
+
+
+def test_the_upsert_counts_created_then_nothing_then_what_changed(campaign):
+    first = timezone.now()
+    counts = mirror_records_save(
+        campaign_id=campaign.pk, records=(_record(n) for n in range(7)), seen_at=first, batch_size=3
+    )
+    assert (counts.read, counts.created, counts.changed) == (7, 7, 0)
+
+    again = mirror_records_save(
+        campaign_id=campaign.pk, records=[_record(n) for n in range(7)], seen_at=first, batch_size=3
+    )
+    assert (again.read, again.created, again.changed) == (7, 0, 0)
+
+    later = first + dt.timedelta(minutes=1)
+    changed = mirror_records_save(
+        campaign_id=campaign.pk,
+        records=[_record(0, trees=5), _record(1), _record(99)],
+        seen_at=later,
+    )
+    assert (changed.read, changed.created, changed.changed) == (3, 1, 1)
+    assert MirroredReward.objects.get(remote_id="r0").tree_count == 5
+    assert MirroredReward.objects.get(remote_id="r0").first_seen_at == first
+    assert MirroredReward.objects.get(remote_id="r1").last_seen_at == later
+    assert MirroredReward.objects.count() == 8
+
+
+def test_the_upsert_reads_a_stream_lazily_one_batch_at_a_time(campaign):
+    pulled = []
+
+    def stream():
+        for n in range(10):
+            pulled.append(n)
+            # The batch before this one is already in the table: nothing is held back.
+            assert MirroredReward.objects.count() == (n // 4) * 4
+            yield _record(n)
+
+    counts = mirror_records_save(
+        campaign_id=campaign.pk, records=stream(), seen_at=timezone.now(), batch_size=4
+    )
+    assert counts.created == 10 and len(pulled) == 10
+
+
+# --- Over HTTP, from the sandbox ------------------------------------------------------------
+
+
+def test_a_month_sync_mirrors_new_rewards_and_the_summary(sandbox):
+    campaign = sandbox.campaign("c-1", "pass-1")
+    sandbox_rewards_add("c-1", MAY, MAY + dt.timedelta(hours=1), trees=3)
+    sandbox_rewards_add("c-1", JUNE)
+
+    run = rewards_sync_month(campaign=campaign, year=2026, month=5)
+
+    assert run.outcome == SyncRun.Outcome.SUCCEEDED, run.error
+    assert (run.rewards_read, run.created, run.changed, run.flagged_missing) == (2, 2, 0, 0)
+    assert run.finished_at is not None
+    mirrored = MirroredReward.objects.filter(campaign=campaign)
+    assert mirrored.count() == 2
+    assert set(mirrored.values_list("tree_count", flat=True)) == {3}
+    summary = MonthlySummary.objects.get(campaign=campaign, year=2026, month=5)
+    assert (summary.reward_count, summary.tree_count) == (2, 6)
+
+
+def test_a_second_sync_changes_nothing(sandbox):
+    campaign = sandbox.campaign("c-1", "pass-1")
+    sandbox_rewards_add("c-1", MAY, MAY, MAY)
+    rewards_sync_month(campaign=campaign, year=2026, month=5)
+    before = {r.remote_id: (r.date, r.first_seen_at) for r in MirroredReward.objects.all()}
+
+    run = rewards_sync_month(campaign=campaign, year=2026, month=5)
+
+    assert (run.outcome, run.rewards_read, run.created, run.changed) == ("succeeded", 3, 0, 0)
+    after = {r.remote_id: (r.date, r.first_seen_at) for r in MirroredReward.objects.all()}
+    assert after == before
+
+
+def test_a_reward_removed_from_the_sandbox_is_flagged_not_deleted_and_unflagged_on_return(
+    sandbox,
+):
+    campaign = sandbox.campaign("c-1", "pass-1")
+    kept, gone = sandbox_rewards_add("c-1", MAY, MAY + dt.timedelta(days=1))
+    sandbox_rewards_add("c-1", JUNE)
+    rewards_sync_all(campaign=campaign)
+    gone_fields = {f.name: getattr(gone, f.name) for f in SandboxReward._meta.concrete_fields}
+    gone.delete()
+
+    run = rewards_sync_month(campaign=campaign, year=2026, month=5)
+
+    assert run.flagged_missing == 1
+    flagged = MirroredReward.objects.get(remote_id=gone.remote_id)
+    assert flagged.missing_since is not None
+    assert MirroredReward.objects.get(remote_id=kept.remote_id).missing_since is None
+    # A month sync flags only its own month: June was not asked about.
+    assert MirroredReward.objects.filter(missing_since__isnull=False).count() == 1
+
+    SandboxReward.objects.create(**gone_fields)
+    back = rewards_sync_month(campaign=campaign, year=2026, month=5)
+    assert back.changed == 1
+    assert MirroredReward.objects.get(remote_id=gone.remote_id).missing_since is None
+
+
+def test_an_all_sync_computes_month_summaries_from_the_mirror(sandbox):
+    campaign = sandbox.campaign("c-1", "pass-1", trees_per_reward=1)
+    sandbox_rewards_add("c-1", MAY, MAY, trees=2)
+    sandbox_rewards_add("c-1", JUNE, trees=4)
+
+    run = rewards_sync_all(campaign=campaign)
+
+    assert (run.outcome, run.year, run.month, run.created) == ("succeeded", None, None, 3)
+    summaries = {
+        (s.year, s.month): (s.reward_count, s.tree_count)
+        for s in MonthlySummary.objects.filter(campaign=campaign)
+    }
+    assert summaries == {(2026, 5): (2, 4), (2026, 6): (1, 4)}
+
+
+def test_the_sync_links_mirrored_rewards_to_our_ledger_rows(sandbox, manager):
+    campaign = sandbox.campaign("c-1", "pass-1")
+    ours, theirs = sandbox_rewards_add("c-1", MAY, MAY)
+    send = send_add(campaign, remote_id=ours.remote_id, sent_at=MAY, by=manager, name="Ann")
+
+    rewards_sync_month(campaign=campaign, year=2026, month=5)
+
+    assert MirroredReward.objects.get(remote_id=ours.remote_id).send_id == send.pk
+    assert MirroredReward.objects.get(remote_id=theirs.remote_id).send_id is None
+
+
+def test_a_failed_sync_is_recorded_without_the_passcode(sandbox):
+    campaign = sandbox.campaign("c-1", "the-secret-passcode")
+    sandbox_campaign_save(campaign_id="c-1", passcode="another-passcode")
+    sandbox_rewards_add("c-1", MAY)
+
+    run = rewards_sync_all(campaign=campaign)
+
+    # Whether or not the query checks the passcode, the run ends and records what happened.
+    assert run.outcome in ("succeeded", "failed")
+    assert "the-secret-passcode" not in run.error
+    assert SyncRun.objects.filter(outcome="running").count() == 0
+
+
+def test_an_unreachable_api_makes_a_failed_run_with_a_message(sandbox, settings):
+    campaign = sandbox.campaign("c-1", "pass-1")
+    settings.MOKUGIFT_SANDBOX_URL = "http://127.0.0.1:9/sandbox/api/"
+
+    run = rewards_sync_month(campaign=campaign, year=2026, month=5)
+
+    assert run.outcome == SyncRun.Outcome.FAILED
+    assert run.error
+    assert "pass-1" not in run.error
+
+
+def test_two_syncs_of_one_period_started_at_once_do_not_collide(sandbox):
+    # The sandbox answers after 400 ms: the first run still holds the period when the
+    # second one starts.
+    campaign = sandbox.campaign("c-1", "pass-1", latency_ms=400)
+    sandbox_rewards_add("c-1", *[MAY + dt.timedelta(minutes=n) for n in range(30)])
+    barrier = threading.Barrier(2)
+    runs: list[SyncRun] = []
+
+    def one_sync():
+        try:
+            barrier.wait(timeout=10)
+            runs.append(rewards_sync_month(campaign=campaign, year=2026, month=5))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one_sync) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(run.outcome for run in runs) == ["skipped", "succeeded"]
+    assert MirroredReward.objects.filter(campaign=campaign).count() == 30
+    # The period is free again: a third run does its work.
+    assert rewards_sync_month(campaign=campaign, year=2026, month=5).outcome == "succeeded"
+
+
+def test_a_month_sync_and_an_all_sync_may_run_side_by_side(sandbox):
+    campaign = sandbox.campaign("c-1", "pass-1")
+    sandbox_rewards_add("c-1", MAY)
+    SyncRun.objects.create(campaign=campaign, year=None, month=None)  # an all-sync under way
+
+    assert rewards_sync_month(campaign=campaign, year=2026, month=5).outcome == "succeeded"
+    assert rewards_sync_all(campaign=campaign).outcome == "skipped"
