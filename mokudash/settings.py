@@ -4,14 +4,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-# Real environment variables win over the .env file: read_env only fills in what is unset.
-environ.Env.read_env(BASE_DIR / ".env")
+# Real environment variables win over the .env file: read_env only fills in what is unset (a
+# variable set to "" stays "", which counts as missing below). DJANGO_ENV_FILE names another
+# file, or /dev/null for none.
+environ.Env.read_env(env.str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -23,7 +26,7 @@ _HOW_TO_MAKE_A_KEY = (
 
 def _required(name: str, how: str, debug_default: str) -> str:
     """Production must name its secrets; a developer's machine may run on a throwaway one."""
-    value = env.str(name, default="")
+    value = env.str(name, default="").strip(" ,")
     if value:
         return value
     if DEBUG:
@@ -48,6 +51,16 @@ FIELD_ENCRYPTION_KEYS = [
     ).split(",")
     if k.strip()
 ]
+# A mistyped key stops start-up here, not the first save of a passcode hours later.
+for _number, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"FIELD_ENCRYPTION_KEYS: key number {_number} is not a Fernet key (32 url-safe "
+            f"base64-encoded bytes; keys are separated by commas, newest first). Make one "
+            f"with:\n    {_HOW_TO_MAKE_A_KEY}"
+        ) from None
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -200,6 +213,26 @@ CELERY_BEAT_SCHEDULE["rewards-sends-sweep"] = {
     # A sweep that waited longer than its interval is replaced by the next one.
     "options": {"expires": MOKUGIFT_SWEEP_INTERVAL},
 }
+# --- The mirror (rewards/services/sync.py) ------------------------------------------------
+# Rows per upsert batch of a sync: memory stays flat, round trips stay few.
+MIRROR_SYNC_BATCH_SIZE = env.int("MIRROR_SYNC_BATCH_SIZE", default=5000)
+# The current and previous month of every enabled campaign, every N minutes (0: off)...
+MIRROR_SYNC_RECENT_MINUTES = env.int("MIRROR_SYNC_RECENT_MINUTES", default=5)
+# ...and everything (all_rewards) once a night at this UTC hour (-1: off).
+MIRROR_SYNC_NIGHTLY_HOUR = env.int("MIRROR_SYNC_NIGHTLY_HOUR", default=3)
+if MIRROR_SYNC_RECENT_MINUTES > 0:
+    CELERY_BEAT_SCHEDULE["rewards-sync-recent"] = {
+        "task": "rewards.sync_recent",
+        "schedule": MIRROR_SYNC_RECENT_MINUTES * 60.0,
+        "options": {"expires": MIRROR_SYNC_RECENT_MINUTES * 60.0},
+    }
+if MIRROR_SYNC_NIGHTLY_HOUR >= 0:
+    from celery.schedules import crontab
+
+    CELERY_BEAT_SCHEDULE["rewards-sync-everything"] = {
+        "task": "rewards.sync_everything",
+        "schedule": crontab(minute=17, hour=MIRROR_SYNC_NIGHTLY_HOUR),
+    }
 # The sandbox is for development and tests; production leaves it off unless asked.
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
 
