@@ -1,0 +1,529 @@
+"""The client's parser against hand-written answers: every call, every error, lenient forms,
+and the bodies that are not the API's XML."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from rewards.mokugift import (
+    ERROR_DESCRIPTIONS,
+    ApiError,
+    CreatedReward,
+    CreateResult,
+    MokugiftError,
+    ProtocolError,
+    RewardRecord,
+    Summary,
+    TransportError,
+    UnsentReward,
+    create_body_parse,
+    query_body_stream,
+)
+from tests.client import bodies
+
+UTC = dt.UTC
+
+
+def _query(body: str | bytes, *, chunk: int = 0) -> tuple[list[RewardRecord], Summary | None]:
+    data = body.encode() if isinstance(body, str) else body
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)] if chunk else [data]
+    with query_body_stream(chunks=chunks) as stream:
+        records = list(stream)
+        return records, stream.summary
+
+
+def _protocol_error(body: str | bytes, *, mode: str = "email", multi: bool = False) -> str:
+    with pytest.raises(ProtocolError) as caught:
+        create_body_parse(
+            body=body.encode() if isinstance(body, str) else body, mode=mode, multi=multi
+        )
+    return str(caught.value)
+
+
+def _query_protocol_error(body: str | bytes) -> ProtocolError:
+    with pytest.raises(ProtocolError) as caught:
+        _query(body)
+    return caught.value
+
+
+# --- Success of each call -----------------------------------------------------------------
+
+
+def test_it_reads_a_reward_call_that_emails_the_reward():
+    result = create_body_parse(body=bodies.REWARD.encode(), mode="email")
+
+    assert result == CreateResult(
+        transaction_id="tx-1",
+        reward=CreatedReward(id="r-1", recipient="sally@chan.com", url=None),
+    )
+
+
+def test_it_reads_a_reward_url_call_with_its_url():
+    result = create_body_parse(body=bodies.REWARD_URL.encode(), mode="link")
+
+    assert result.reward == CreatedReward(
+        id="r-2", recipient="sally@chan.com", url="http://www.mokugift.com/r/r-2"
+    )
+    assert result.transaction_id == "tx-2"
+
+
+def test_it_reads_a_reward_url2_call_by_recipient_id():
+    result = create_body_parse(body=bodies.REWARD_URL2.encode(), mode="link-id")
+
+    assert result.reward == CreatedReward(
+        id="r-3", recipient="user6789", url="http://www.mokugift.com/r/r-3"
+    )
+
+
+def test_it_reads_a_multi_rewards_call():
+    result = create_body_parse(body=bodies.MULTI_REWARDS.encode(), mode="email", multi=True)
+
+    assert result.status == "Success"
+    assert result.transaction_id == "tx-4"
+    assert [r.id for r in result.rewards] == ["r-4", "r-5"]
+    assert [r.recipient for r in result.rewards] == ["sally@chan.com", "john@smith.com"]
+    assert all(r.url is None for r in result.rewards)
+    assert result.unsent == []
+
+
+def test_it_reads_a_multi_reward_urls_call_with_the_urls():
+    result = create_body_parse(body=bodies.MULTI_REWARD_URLS.encode(), mode="link", multi=True)
+
+    assert [r.url for r in result.rewards] == [
+        "http://www.mokugift.com/r/r-6",
+        "http://www.mokugift.com/r/r-7",
+    ]
+
+
+def test_it_reads_a_part_failed_multi_call_with_what_was_made_and_what_was_not():
+    result = create_body_parse(
+        body=bodies.MULTI_REWARD_URLS2_PART_FAILED.encode(), mode="link-id", multi=True
+    )
+
+    assert result.status == "Part_Failed"
+    assert result.rewards == [
+        CreatedReward(id="r-8", recipient="user6789", url="http://www.mokugift.com/r/r-8")
+    ]
+    assert result.unsent == [
+        UnsentReward(
+            recipient="user1234",
+            given="John Smith <user1234>",
+            code=105,
+            description="Lack of moku-coins",
+        ),
+        UnsentReward(
+            recipient="user0000", given="user0000", code=113, description="Invalid parameters"
+        ),
+    ]
+    assert not result.unsent[0].outcome_unknown
+
+
+def test_it_reads_the_rewards_and_summary_of_a_query():
+    records, summary = _query(bodies.QUERY)
+
+    assert records == [
+        RewardRecord(
+            id="r-1",
+            date=dt.datetime(2026, 5, 1, 9, 30, tzinfo=UTC),
+            recipient_email="sally@chan.com",
+            recipient_id="",
+            tree_count=2,
+        ),
+        RewardRecord(
+            id="r-3",
+            date=dt.datetime(2026, 5, 2, 23, 59, 59, tzinfo=UTC),
+            recipient_email="",
+            recipient_id="user6789",
+            tree_count=1,
+        ),
+    ]
+    assert summary == Summary(reward_count=2, tree_count=3)
+
+
+def test_it_reads_a_query_with_no_reward():
+    assert _query(bodies.QUERY_EMPTY) == ([], Summary(reward_count=0, tree_count=0))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64])
+def test_it_reads_a_query_fed_in_chunks_of_any_size(chunk):
+    assert _query(bodies.QUERY, chunk=chunk) == _query(bodies.QUERY)
+
+
+def test_the_summary_is_there_only_once_the_stream_is_exhausted():
+    with query_body_stream(chunks=[bodies.QUERY.encode()]) as stream:
+        next(stream)
+        assert stream.summary is None
+        next(stream)
+        with pytest.raises(StopIteration):
+            next(stream)
+        assert stream.summary == Summary(reward_count=2, tree_count=3)
+
+
+# --- Failed: every code --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", sorted(ERROR_DESCRIPTIONS))
+def test_a_failed_single_call_is_an_api_error_with_its_code_and_description(code):
+    body = bodies.failed(code, ERROR_DESCRIPTIONS[code])
+
+    with pytest.raises(ApiError) as caught:
+        create_body_parse(body=body.encode(), mode="link")
+
+    error = caught.value
+    assert (error.code, error.description) == (code, ERROR_DESCRIPTIONS[code])
+    assert error.retryable is (code in (105, 110))
+    assert error.no_coins is (code == 105)
+    # 110 on a create call: the reward may or may not exist.
+    assert error.outcome_unknown is (code == 110)
+    assert f"error {code}" in str(error)
+
+
+@pytest.mark.parametrize("code", sorted(ERROR_DESCRIPTIONS))
+def test_a_failed_query_is_an_api_error_and_never_outcome_unknown(code):
+    with pytest.raises(ApiError) as caught:
+        _query(bodies.failed(code, ERROR_DESCRIPTIONS[code]))
+
+    assert caught.value.code == code
+    assert caught.value.outcome_unknown is False
+
+
+def test_a_failed_multi_call_is_an_api_error():
+    with pytest.raises(ApiError) as caught:
+        create_body_parse(body=bodies.MULTI_FAILED.encode(), mode="email", multi=True)
+
+    assert caught.value.code == 112
+    assert caught.value.transaction_id == "tx-7"
+
+
+def test_a_failed_create_keeps_its_transaction_id():
+    body = bodies.failed(105, "Lack of moku-coins", transaction_id="tx-9")
+
+    with pytest.raises(ApiError) as caught:
+        create_body_parse(body=body.encode(), mode="email")
+
+    assert caught.value.transaction_id == "tx-9"
+
+
+def test_an_error_without_a_description_takes_the_one_of_the_document():
+    body = bodies.failed(103, "")
+
+    with pytest.raises(ApiError) as caught:
+        create_body_parse(body=body.encode(), mode="email")
+
+    assert caught.value.description == "Campaign disabled"
+
+
+def test_every_error_of_the_client_says_whether_the_outcome_is_unknown_and_a_retry_helps():
+    for error in (
+        ApiError(101),
+        TransportError("x", reached_server=False),
+        ProtocolError("x"),
+    ):
+        assert isinstance(error, MokugiftError)
+        assert isinstance(error.outcome_unknown, bool)
+        assert isinstance(error.retryable, bool)
+
+
+# --- Lenient where the document says so ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-05-01 09:30:00", dt.datetime(2026, 5, 1, 9, 30, tzinfo=UTC)),
+        ("2026-05-01", dt.datetime(2026, 5, 1, tzinfo=UTC)),
+        ("2026-05-01T09:30:00+09:00", dt.datetime(2026, 5, 1, 0, 30, tzinfo=UTC)),
+        ("2026-05-01T09:30:00-05:00", dt.datetime(2026, 5, 1, 14, 30, tzinfo=UTC)),
+        ("2026-05-01T09:30:00Z", dt.datetime(2026, 5, 1, 9, 30, tzinfo=UTC)),
+        ("  2026-05-01 09:30:00\n ", dt.datetime(2026, 5, 1, 9, 30, tzinfo=UTC)),
+    ],
+)
+def test_it_accepts_the_date_forms_of_the_document_and_gives_utc(text, expected):
+    [record], _ = _query(bodies.query_with_date(text))
+
+    assert record.date == expected
+    assert record.date.utcoffset() == dt.timedelta(0)
+
+
+@pytest.mark.parametrize("status", ["success", "SUCCESS", " Success ", "sUcCeSs"])
+def test_the_case_and_blanks_of_status_do_not_matter(status):
+    body = bodies.REWARD.replace("<status>Success</status>", f"<status>{status}</status>")
+
+    assert create_body_parse(body=body.encode(), mode="email").reward.id == "r-1"
+
+
+def test_the_case_of_part_failed_does_not_matter():
+    body = bodies.MULTI_REWARD_URLS2_PART_FAILED.replace("Part_Failed", "PART_FAILED")
+
+    result = create_body_parse(body=body.encode(), mode="link-id", multi=True)
+
+    assert result.status == "Part_Failed"
+
+
+def test_blanks_around_values_and_between_elements_are_ignored():
+    body = (
+        "\n\n<result>\n\t<version> 1.0 </version>\n<status>\n Success\n</status>"
+        "<transaction_id>  tx-1  </transaction_id><reward>  <id>\n r-1 \n</id>"
+        "<recipient_email> sally@chan.com </recipient_email>  </reward>  </result>\n\n"
+    )
+
+    result = create_body_parse(body=body.encode(), mode="email")
+
+    assert result == CreateResult(
+        transaction_id="tx-1", reward=CreatedReward(id="r-1", recipient="sally@chan.com", url=None)
+    )
+
+
+def test_a_space_inside_a_value_split_across_chunks_is_kept():
+    body = bodies.failed(105, "Lack of moku-coins").encode()
+    at = body.index(b"of moku") + 2  # split right before the space
+
+    with pytest.raises(ApiError) as caught:
+        list(query_body_stream(chunks=[body[:at], body[at : at + 1], body[at + 1 :]]))
+
+    assert caught.value.description == "Lack of moku-coins"
+
+
+def test_an_element_the_document_does_not_name_is_ignored():
+    body = bodies.REWARD.replace("<version>", "<server>mokugift-2</server><version>")
+
+    assert create_body_parse(body=body.encode(), mode="email").reward.id == "r-1"
+
+
+def test_a_create_answer_without_a_transaction_id_is_still_read():
+    body = bodies.REWARD.replace("<transaction_id>tx-1</transaction_id>", "")
+
+    assert create_body_parse(body=body.encode(), mode="email").transaction_id is None
+
+
+# --- Strict about everything else ----------------------------------------------------------
+
+
+def test_an_empty_body_is_a_protocol_error_saying_so():
+    assert "the body is empty" in _protocol_error(b"")
+
+
+def test_html_is_a_protocol_error_naming_the_root():
+    message = _protocol_error("<html><body>Service Unavailable</body></html>")
+
+    assert "the root element is <html>, not <result>" in message
+
+
+def test_plain_text_is_a_protocol_error():
+    assert "malformed XML" in _protocol_error("Internal Server Error")
+
+
+def test_a_truncated_body_is_a_protocol_error_saying_it_is_truncated():
+    body = bodies.REWARD_URL[: len(bodies.REWARD_URL) // 2]
+
+    assert "truncated" in _protocol_error(body, mode="link")
+
+
+def test_a_truncated_query_is_a_protocol_error_after_the_rewards_it_held():
+    body = bodies.QUERY[: bodies.QUERY.index("<summary>")]
+    seen = []
+
+    stream = query_body_stream(chunks=[body.encode()])
+    with pytest.raises(ProtocolError, match="truncated"), stream:
+        seen.extend(stream)
+
+    assert [r.id for r in seen] == ["r-1", "r-3"]
+
+
+def test_junk_after_the_root_is_a_protocol_error():
+    assert "malformed XML" in _protocol_error(bodies.REWARD + "<result/>")
+
+
+def test_a_mismatched_tag_is_a_protocol_error_with_line_and_column():
+    message = _protocol_error(bodies.REWARD.replace("</id>", "</idx>"))
+
+    assert "mismatched tag" in message
+    assert "line" in message
+
+
+@pytest.mark.parametrize(
+    ("remove", "problem"),
+    [
+        ("<version>1.0</version>", "missing <version> in <result>"),
+        ("<status>Success</status>", "missing <status> in <result>"),
+        ("<id>r-2</id>", "missing <id> in <reward>"),
+        ("<url>http://www.mokugift.com/r/r-2</url>", "missing <url> in <reward>"),
+        ("<recipient_email>sally@chan.com</recipient_email>", "missing <recipient_email>"),
+    ],
+)
+def test_a_missing_element_is_a_protocol_error_naming_it(remove, problem):
+    assert problem in _protocol_error(bodies.REWARD_URL.replace(remove, ""), mode="link")
+
+
+def test_a_single_create_without_its_reward_is_a_protocol_error():
+    body = bodies.REWARD[: bodies.REWARD.index("<reward>")] + "</result>"
+
+    assert "missing <reward> in <result>" in _protocol_error(body)
+
+
+def test_an_empty_id_is_a_protocol_error():
+    body = bodies.REWARD.replace("<id>r-1</id>", "<id>  </id>")
+
+    assert "empty <id> in <reward>" in _protocol_error(body)
+
+
+def test_two_statuses_are_a_protocol_error():
+    body = bodies.REWARD.replace("<status>Success</status>", "<status>Success</status>" * 2)
+
+    assert "more than one <status>" in _protocol_error(body)
+
+
+@pytest.mark.parametrize("status", ["OK", "", "Succeeded", "Part Failed"])
+def test_an_unknown_status_is_a_protocol_error(status):
+    body = bodies.REWARD.replace("<status>Success</status>", f"<status>{status}</status>")
+
+    assert "unknown <status>" in _protocol_error(body)
+
+
+def test_part_failed_on_a_single_call_is_a_protocol_error():
+    body = bodies.REWARD.replace("Success", "Part_Failed")
+
+    assert "Part_Failed is for multi calls only" in _protocol_error(body)
+
+
+def test_success_with_unsent_rewards_is_a_protocol_error():
+    body = bodies.MULTI_REWARD_URLS2_PART_FAILED.replace("Part_Failed", "Success")
+
+    assert "status Success with 2 unsent rewards" in _protocol_error(
+        body, mode="link-id", multi=True
+    )
+
+
+def test_failed_without_an_error_is_a_protocol_error():
+    body = bodies.failed(101, "x").replace(
+        "<error><code>101</code><description>x</description></error>", ""
+    )
+
+    assert "missing <error> in <result>" in _protocol_error(body)
+
+
+@pytest.mark.parametrize("code", ["abc", "", "1.5", "-3", "\u0661\u0660\u0661"])
+def test_an_error_code_that_is_not_a_whole_number_is_a_protocol_error(code):
+    body = bodies.failed(101, "x").replace("<code>101</code>", f"<code>{code}</code>")
+
+    message = _protocol_error(body)
+
+    assert "<code> in <error>" in message
+
+
+@pytest.mark.parametrize("date", ["yesterday", "2026-13-01", "01/05/2026", "2026-05-01 25:00"])
+def test_a_date_that_is_no_date_is_a_protocol_error(date):
+    error = _query_protocol_error(bodies.query_with_date(date))
+
+    assert "<date> is not a date" in str(error)
+    assert error.outcome_unknown is False  # a query makes nothing
+
+
+def test_a_query_reward_with_no_recipient_is_a_protocol_error():
+    body = bodies.query_with_date("2026-05-01").replace(
+        "<recipient_email>user1@example.com</recipient_email>", ""
+    )
+
+    assert "neither <recipient_email> nor <recipient_id>" in str(_query_protocol_error(body))
+
+
+def test_a_query_without_its_summary_is_a_protocol_error():
+    body = bodies.QUERY[: bodies.QUERY.index("<summary>")] + "</result>"
+
+    assert "missing <summary> in <result>" in str(_query_protocol_error(body))
+
+
+def test_rewards_before_the_status_are_a_protocol_error():
+    body = bodies.QUERY.replace("<status>Success</status>", "").replace(
+        "</rewards>", "</rewards><status>Success</status>"
+    )
+
+    assert "<rewards> comes before <status>" in str(_query_protocol_error(body))
+
+
+def test_something_else_than_a_reward_inside_rewards_is_a_protocol_error():
+    body = bodies.QUERY.replace("<rewards>", "<rewards><item/>")
+
+    assert "<item> inside <rewards>" in str(_query_protocol_error(body))
+
+
+def test_a_negative_tree_count_is_a_protocol_error():
+    body = bodies.QUERY.replace("<tree_count>2</tree_count>", "<tree_count>-2</tree_count>")
+
+    assert "<tree_count> in <reward> is not a whole number" in str(_query_protocol_error(body))
+
+
+def test_a_protocol_error_of_a_create_call_is_outcome_unknown():
+    with pytest.raises(ProtocolError) as caught:
+        create_body_parse(body=b"<html/>", mode="email")
+
+    assert caught.value.outcome_unknown is True
+    assert caught.value.reached_server is True
+    assert isinstance(caught.value, TransportError)
+
+
+# --- Untrusted XML ------------------------------------------------------------------------
+
+BILLION_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE result [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<result><version>1.0</version><status>Failed</status>
+<error><code>110</code><description>&lol9;</description></error></result>
+"""
+
+
+def test_a_billion_laughs_body_is_a_protocol_error_at_once():
+    started = time.perf_counter()
+
+    message = _protocol_error(BILLION_LAUGHS)
+
+    assert "DOCTYPE" in message
+    assert time.perf_counter() - started < 1
+
+
+def test_an_external_entity_is_a_protocol_error_and_no_file_is_read(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the-content-of-a-local-file")
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE result [<!ENTITY x SYSTEM "file://{secret}">]>'
+        "<result><version>1.0</version><status>Failed</status>"
+        "<error><code>110</code><description>&x;</description></error></result>"
+    )
+
+    with pytest.raises(ProtocolError) as caught:
+        _query(body)
+
+    assert "the-content-of-a-local-file" not in str(caught.value)
+    assert "DOCTYPE" in str(caught.value)
+
+
+def test_a_doctype_without_entities_is_refused_too():
+    assert "DOCTYPE" in _protocol_error(
+        '<!DOCTYPE result SYSTEM "http://example.invalid/x.dtd">'
+        + bodies.REWARD.replace(bodies.DECLARATION, "")
+    )
+
+
+def test_an_undeclared_entity_is_a_protocol_error():
+    body = bodies.REWARD.replace("r-1", "&secret;")
+
+    assert "undefined entity" in _protocol_error(body)
+
+
+def test_the_five_predefined_entities_and_character_references_are_read():
+    body = bodies.REWARD.replace("<id>r-1</id>", "<id>a&amp;b&lt;c&gt;&quot;&apos;&#x41;</id>")
+
+    assert create_body_parse(body=body.encode(), mode="email").reward.id == "a&b<c>\"'A"
