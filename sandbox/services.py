@@ -19,11 +19,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F
+from django.urls import reverse
 
 from sandbox.models import Fault, SandboxCampaign, SandboxReward
 
@@ -289,3 +292,47 @@ def sandbox_rewards_create(
             outcome.made = SandboxReward.objects.bulk_create(rewards)
     outcome.unsent = [r for r in recipients if r.error is not None]
     return outcome
+
+
+def sandbox_rewards_fill(
+    *,
+    campaign_id: str,
+    count: int,
+    by_id: bool = False,
+    created: dt.datetime | None = None,
+    prefix: str = "bulk",
+    batch_size: int = 5000,
+) -> int:
+    """Add `count` rewards to a sandbox campaign at once, for benchmarks of the query calls.
+
+    Recipients are "<prefix>-<n>@example.com" (or "<prefix>-<n>" by ID). No coins are spent and
+    no call is made: this is fixture data, written in batches so memory stays flat.
+    """
+    campaign = SandboxCampaign.objects.get(campaign_id=campaign_id)
+    created = created or dt.datetime.now(dt.UTC)
+    transaction_id = uuid.uuid4().hex
+    # The pages live where the dashboard's sandbox campaigns send their calls.
+    api = urlsplit(settings.MOKUGIFT_SANDBOX_URL)
+    page = f"{api.scheme}://{api.netloc}" + reverse("sandbox:reward_page", args=["RID"])
+    done = 0
+    while done < count:
+        size = min(batch_size, count - done)
+        rewards = []
+        for n in range(done, done + size):
+            remote_id = secrets.token_hex(8)
+            recipient = f"{prefix}-{n}"
+            rewards.append(
+                SandboxReward(
+                    campaign=campaign,
+                    remote_id=remote_id,
+                    transaction_id=transaction_id,
+                    recipient_email="" if by_id else f"{recipient}@example.com",
+                    recipient_id=recipient if by_id else "",
+                    created=created,
+                    tree_count=campaign.trees_per_reward,
+                    url=page.replace("RID", remote_id),
+                )
+            )
+        SandboxReward.objects.bulk_create(rewards)
+        done += size
+    return done

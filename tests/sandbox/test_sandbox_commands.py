@@ -136,3 +136,18 @@ def test_demo_setup_refuses_to_run_without_debug(settings):
     with pytest.raises(CommandError):
         call_command("demo_setup", stdout=io.StringIO())
     assert not SandboxCampaign.objects.exists()
+
+
+@pytest.mark.django_db
+def test_sandbox_campaign_can_add_many_rewards_at_once_for_benchmarks(settings):
+    settings.MOKUGIFT_SANDBOX_URL = "http://127.0.0.1:8123/sandbox/api/"
+
+    out = _run("bench", "--passcode", SECRET, "--coins", "5", "--add-rewards", "12001")
+
+    campaign = SandboxCampaign.objects.get(campaign_id="bench")
+    assert "Added 12001 rewards." in out
+    assert "rewards made:     12001" in out
+    assert campaign.coins == 5  # fixture data spends no coins
+    assert campaign.rewards.filter(recipient_email="bulk-12000@example.com").count() == 1
+    reward = campaign.rewards.first()
+    assert reward.url == f"http://127.0.0.1:8123/sandbox/rewards/{reward.remote_id}/"

@@ -24,18 +24,24 @@ from tests.sandbox.helpers import TIMEOUT, parse
 PASS = "pass-1"
 
 
-def _environment() -> dict[str, str]:
-    """This test run's environment, pointed at the test database the tests write to."""
+def _database_url() -> str:
+    """The test database the tests write to, as a URL a second process can open."""
     db = connection.settings_dict
-    if "postgresql" not in db["ENGINE"]:
-        need_service("PostgreSQL: a second process shares the test database only there")
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        if "memory" in str(db["NAME"]) or str(db["NAME"]).startswith(":"):
+            need_service("a test database on disk that a second process can open")
+        return f"sqlite:///{db['NAME']}"
     user = db["USER"] or "postgres"
     password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
     host = db["HOST"] or "127.0.0.1"
     port = db["PORT"] or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+
+
+def _environment() -> dict[str, str]:
     return {
         **os.environ,
-        "DATABASE_URL": f"postgres://{user}{password}@{host}:{port}/{db['NAME']}",
+        "DATABASE_URL": _database_url(),
         "DJANGO_DEBUG": "true",
         "SANDBOX_ENABLED": "true",
         "DATABASE_CONN_MAX_AGE": "0",

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from sandbox.models import Fault, SandboxCampaign
-from sandbox.services import UNCHANGED, sandbox_campaign_save
+from sandbox.services import UNCHANGED, sandbox_campaign_save, sandbox_rewards_fill
 
 
 def _latency(value: str) -> int | tuple[int, int]:
@@ -87,6 +87,13 @@ class Command(BaseCommand):
         parser.add_argument("--fault", choices=Fault.values)
         parser.add_argument("--fault-rate", type=_rate, help="Share of create calls hit, 0..1.")
         parser.add_argument(
+            "--add-rewards",
+            type=int,
+            default=0,
+            metavar="N",
+            help="Add N rewards at once (recipients bulk-N@example.com), for benchmarks.",
+        )
+        parser.add_argument(
             "--fault-delay",
             type=float,
             help="Seconds timeout-after holds the answer back (default 70).",
@@ -116,5 +123,10 @@ class Command(BaseCommand):
             )
         except ValidationError as e:
             raise CommandError("; ".join(e.messages)) from None
+        if options["add_rewards"] > 0:
+            added = sandbox_rewards_fill(
+                campaign_id=campaign.campaign_id, count=options["add_rewards"]
+            )
+            self.stdout.write(f"Added {added} rewards.")
         for line in campaign_describe(campaign):
             self.stdout.write(line)
