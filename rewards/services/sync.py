@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -367,3 +368,14 @@ def rewards_sync_month(*, campaign: Campaign, year: int, month: int) -> SyncRun:
 def rewards_sync_all(*, campaign: Campaign) -> SyncRun:
     """Mirror everything a campaign ever made (`all_rewards`)."""
     return _run(campaign=campaign, year=None, month=None)
+
+
+def sync_enqueue(*, campaign_ids: Iterable[int], year: int | None, month: int | None) -> None:
+    """Queue a sync of a month (or of everything) per campaign, once the transaction commits."""
+    from rewards.tasks.sync import sync_campaign_all, sync_campaign_month
+
+    for pk in campaign_ids:
+        if month is None:
+            transaction.on_commit(partial(sync_campaign_all.delay, pk))
+        else:
+            transaction.on_commit(partial(sync_campaign_month.delay, pk, year, month))

@@ -1,0 +1,82 @@
+"""The doors into the sync: the command, the tasks (called as functions) and the schedule."""
+
+from __future__ import annotations
+
+import datetime as dt
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from rewards.models import MirroredReward, SyncRun
+from rewards.tasks.sync import recent_months, sync_campaign_all, sync_campaign_month
+from tests.mirror.helpers import sandbox_rewards_add
+
+MAY = dt.datetime(2026, 5, 10, 12, 0, tzinfo=dt.UTC)
+
+
+def test_sync_rewards_wait_runs_the_sync_and_prints_the_counts(sandbox):
+    campaign = sandbox.campaign("c-1", "pass-1")
+    sandbox_rewards_add("c-1", MAY, MAY)
+    out = StringIO()
+
+    call_command(
+        "sync_rewards",
+        "--campaign",
+        campaign.pk,
+        "--month",
+        5,
+        "--year",
+        2026,
+        "--wait",
+        stdout=out,
+    )
+
+    assert "succeeded, read 2, created 2, changed 0, flagged missing 0" in out.getvalue()
+    assert "pass-1" not in out.getvalue()
+    assert MirroredReward.objects.filter(campaign=campaign).count() == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--all", "--month", "5", "--year", "2026"],
+        ["--month", "5"],
+        ["--month", "13", "--year", "2026"],
+    ],
+)
+def test_sync_rewards_refuses_a_period_that_is_not_one(args):
+    with pytest.raises(CommandError):
+        call_command("sync_rewards", *args)
+
+
+def test_the_tasks_sync_by_campaign_id_and_skip_a_disabled_campaign(sandbox):
+    campaign = sandbox.campaign("c-1", "pass-1")
+    sandbox_rewards_add("c-1", MAY)
+
+    sync_campaign_month(campaign.pk, 2026, 5)
+    assert MirroredReward.objects.filter(campaign=campaign).count() == 1
+
+    campaign.enabled = False
+    campaign.save(update_fields=["enabled"])
+    sync_campaign_all(campaign.pk)
+    sync_campaign_all(campaign.pk + 1000)  # gone: returns quietly
+    assert SyncRun.objects.filter(month__isnull=True).count() == 0
+
+
+def test_recent_months_are_this_month_and_the_one_before_across_a_new_year():
+    assert recent_months(now=dt.datetime(2026, 1, 1, 0, 5, tzinfo=dt.UTC)) == [
+        (2026, 1),
+        (2025, 12),
+    ]
+    assert recent_months(now=dt.datetime(2026, 3, 31, 23, 59, tzinfo=dt.UTC)) == [
+        (2026, 3),
+        (2026, 2),
+    ]
+
+
+def test_the_beat_schedule_holds_the_two_sync_entries(settings):
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"rewards.sync_recent", "rewards.sync_everything"} <= tasks
