@@ -34,7 +34,8 @@
       var el = document.querySelector('[data-count="' + state + '"]');
       if (el) el.textContent = data.counts[state];
     });
-    setText("eta", data.state === "sending" && data.percent < 100 ? duration(data.eta_seconds) : "");
+    var running = data.state === "sending" && data.percent < 100;
+    setText("eta", running ? "· " + duration(data.eta_seconds) : "");
     show("paused-banner", data.state === "paused");
     if (data.state === "paused") setText("paused-reason", data.paused_reason || "Sending is paused.");
     show("cancelled-banner", data.state === "cancelled");
@@ -86,12 +87,15 @@
       var input = document.querySelector(button.dataset.copy);
       if (!input) return;
       var done = function () { button.textContent = "Copied"; };
-      if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(input.value).then(done);
-      } else {
+      var select = function () {
         input.select();
         document.execCommand("copy");
         done();
+      };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(input.value).then(done, select);
+      } else {
+        select();
       }
     });
   });
