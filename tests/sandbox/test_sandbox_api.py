@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -422,3 +423,24 @@ def test_text_is_escaped_and_utf8(sandbox, campaign):
 
     assert root.findtext("rewards/reward/recipient_id") == "ID&<日本>"
     assert _rewards().get().name == "Zoë & Ørjan"
+
+
+def test_concurrent_calls_never_spend_more_coins_than_there_are(sandbox):
+    sandbox.campaign("c-1", PASS, coins=250)
+    lists = [",".join(f"t{t}-{i}@example.com" for i in range(100)) for t in range(4)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        roots = list(
+            pool.map(
+                lambda recipient_list: parse(
+                    post(sandbox, "multi_rewards/c-1", passcode=PASS, recipient_list=recipient_list)
+                ),
+                lists,
+            )
+        )
+
+    made = sum(len(root.findall("rewards/reward")) for root in roots)
+    unsent = sum(len(root.findall("unsent_rewards/unsent_reward")) for root in roots)
+    assert (made, unsent) == (250, 150)
+    assert _rewards().count() == 250
+    assert SandboxCampaign.objects.get(campaign_id="c-1").coins == 0
