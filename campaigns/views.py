@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from campaigns import selectors, services
@@ -87,4 +88,10 @@ def campaign_toggle(request, pk: int):
     )
     state = "enabled" if campaign.enabled else "disabled"
     messages.success(request, f"Campaign “{campaign.name}” {state}.")
-    return redirect(request.POST.get("next") or "campaigns:list")
+    # Back to the page the button was on, if it is one of ours: never an open redirect.
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(back)
+    return redirect("campaigns:list")

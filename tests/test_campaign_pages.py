@@ -1,0 +1,274 @@
+"""The campaign pages, as an admin uses them: the passcode goes in and never comes back out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from campaigns.models import Campaign, CampaignAuditEvent
+from campaigns.services import campaign_create
+
+pytestmark = pytest.mark.django_db
+
+PASSCODE = "Tr33s-4-Everyone-passcode"
+NEW_PASSCODE = "Second-Secret-of-the-forest"
+Action = CampaignAuditEvent.Action
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+@pytest.fixture
+def campaign(admin_user):
+    return campaign_create(
+        actor=admin_user,
+        name="Spring",
+        campaign_id="spring-1",
+        environment="sandbox",
+        passcode=PASSCODE,
+        notes="First one",
+    )
+
+
+def form_data(**changes) -> dict:
+    data = {
+        "name": "Autumn",
+        "campaign_id": "autumn-1",
+        "environment": "sandbox",
+        "enabled": "on",
+        "notes": "",
+        "passcode": PASSCODE,
+    }
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def assert_no_passcode(response, *passcodes: str) -> None:
+    page = response.content.decode()
+    for passcode in passcodes or (PASSCODE, NEW_PASSCODE):
+        assert passcode not in page
+        assert passcode[:8] not in page
+
+
+def test_an_admin_creates_a_campaign_through_the_form(admin_client, admin_user):
+    response = admin_client.post(reverse("campaigns:create"), form_data(notes="For autumn"))
+    campaign = Campaign.objects.get(campaign_id="autumn-1")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("campaigns:detail", args=[campaign.pk])
+    assert campaign.passcode == PASSCODE
+    assert (campaign.name, campaign.environment, campaign.enabled, campaign.notes) == (
+        "Autumn",
+        "sandbox",
+        True,
+        "For autumn",
+    )
+    assert campaign.created_by == admin_user
+
+    event = campaign.audit_events.get()
+    assert (event.action, event.actor) == (Action.CREATED, admin_user)
+    assert event.changes["passcode"] == "set"
+    assert event.changes["name"] == [None, "Autumn"]
+    assert event.at is not None
+
+
+def test_the_list_shows_only_that_a_passcode_is_set(admin_client, campaign, admin_user):
+    campaign_create(
+        actor=admin_user, name="Empty", campaign_id="e-1", environment="live", passcode=""
+    )
+    response = admin_client.get(reverse("campaigns:list"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Spring" in page and "spring-1" in page
+    assert "<td>set</td>" in page
+    assert "not set" in page
+    assert_no_passcode(response)
+
+
+def test_the_list_costs_a_fixed_number_of_queries(
+    admin_client, admin_user, django_assert_max_num_queries
+):
+    for i in range(10):
+        campaign_create(
+            actor=admin_user, name=f"C{i}", campaign_id=f"c-{i}", environment="live", passcode="p"
+        )
+    with django_assert_max_num_queries(8):
+        assert admin_client.get(reverse("campaigns:list")).status_code == 200
+
+
+def test_a_form_with_an_error_never_shows_the_passcode_again(admin_client, campaign):
+    # The same campaign ID again in the same environment: the form comes back with the error.
+    response = admin_client.post(
+        reverse("campaigns:create"), form_data(campaign_id="spring-1", passcode=NEW_PASSCODE)
+    )
+    assert response.status_code == 200
+    assert "This campaign ID is already set up in that environment." in (response.content.decode())
+    assert 'type="password"' in response.content.decode()
+    assert_no_passcode(response)
+    assert Campaign.objects.count() == 1
+
+
+def test_a_campaign_id_is_unique_within_its_environment_only(admin_client, campaign):
+    response = admin_client.post(
+        reverse("campaigns:create"), form_data(campaign_id="spring-1", environment="live")
+    )
+    assert response.status_code == 302
+    assert set(Campaign.objects.values_list("environment", "campaign_id")) == {
+        ("sandbox", "spring-1"),
+        ("live", "spring-1"),
+    }
+
+
+def test_editing_records_what_changed_and_leaves_the_passcode(admin_client, campaign, admin_user):
+    url = reverse("campaigns:edit", args=[campaign.pk])
+    form = admin_client.get(url)
+    assert form.status_code == 200
+    assert 'value="Spring"' in form.content.decode()
+    assert 'name="passcode"' not in form.content.decode()
+
+    data = form_data(name="Spring 2027", campaign_id="spring-1", notes="First one", passcode=None)
+    response = admin_client.post(url, data)
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.name == "Spring 2027"
+    assert campaign.passcode == PASSCODE
+    event = campaign.audit_events.first()
+    assert (event.action, event.actor) == (Action.UPDATED, admin_user)
+    assert event.changes == {"name": ["Spring", "Spring 2027"]}
+
+
+def test_editing_to_a_campaign_id_taken_in_that_environment_is_refused(admin_client, campaign):
+    other = campaign_create(
+        actor=None, name="Other", campaign_id="other-1", environment="sandbox", passcode="p"
+    )
+    response = admin_client.post(
+        reverse("campaigns:edit", args=[other.pk]),
+        form_data(name="Other", campaign_id="spring-1", passcode=None),
+    )
+    assert response.status_code == 200
+    assert "already set up in that environment" in response.content.decode()
+    other.refresh_from_db()
+    assert other.campaign_id == "other-1"
+
+
+def test_an_edit_that_changes_nothing_records_nothing(admin_client, campaign):
+    data = form_data(name="Spring", campaign_id="spring-1", notes="First one", passcode=None)
+    assert admin_client.post(reverse("campaigns:edit", args=[campaign.pk]), data).status_code == 302
+    assert campaign.audit_events.count() == 1  # only "created"
+
+
+def test_an_admin_replaces_the_passcode(admin_client, campaign, admin_user):
+    url = reverse("campaigns:passcode", args=[campaign.pk])
+    mismatch = admin_client.post(url, {"passcode": NEW_PASSCODE, "passcode_again": "other"})
+    assert mismatch.status_code == 200
+    assert "The two passcodes differ." in mismatch.content.decode()
+    assert_no_passcode(mismatch)
+    campaign.refresh_from_db()
+    assert campaign.passcode == PASSCODE
+
+    response = admin_client.post(url, {"passcode": NEW_PASSCODE, "passcode_again": NEW_PASSCODE})
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.passcode == NEW_PASSCODE
+    event = campaign.audit_events.first()
+    assert (event.action, event.actor) == (Action.PASSCODE_REPLACED, admin_user)
+    assert event.changes == {"passcode": "set"}
+
+
+def test_an_admin_disables_and_enables_a_campaign(admin_client, campaign, admin_user):
+    url = reverse("campaigns:toggle", args=[campaign.pk])
+    assert admin_client.post(url).status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.enabled is False
+    assert admin_client.post(url).status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.enabled is True
+    actions = list(campaign.audit_events.values_list("action", "actor", "changes"))
+    assert actions[:2] == [
+        (Action.ENABLED, admin_user.pk, {"enabled": [False, True]}),
+        (Action.DISABLED, admin_user.pk, {"enabled": [True, False]}),
+    ]
+
+
+def test_the_toggle_goes_back_to_a_page_of_ours_only(admin_client, campaign):
+    url = reverse("campaigns:toggle", args=[campaign.pk])
+    detail = reverse("campaigns:detail", args=[campaign.pk])
+    assert admin_client.post(url, {"next": detail})["Location"] == detail
+    # Another site in `next` would make the form an open redirect.
+    away = admin_client.post(url, {"next": "https://evil.example/phish"})
+    assert away["Location"] == reverse("campaigns:list")
+
+
+def test_the_detail_page_shows_the_history_and_never_the_passcode(
+    admin_client, campaign, admin_user
+):
+    url = reverse("campaigns:passcode", args=[campaign.pk])
+    admin_client.post(url, {"passcode": NEW_PASSCODE, "passcode_again": NEW_PASSCODE})
+    admin_client.post(reverse("campaigns:toggle", args=[campaign.pk]))
+
+    response = admin_client.get(reverse("campaigns:detail", args=[campaign.pk]))
+    assert response.status_code == 200
+    page = response.content.decode()
+    for label in ("Created", "Passcode replaced", "Disabled"):
+        assert f"<td>{label}</td>" in page
+    assert admin_user.username in page
+    assert "set (never shown)" in page
+    assert_no_passcode(response)
+
+
+def test_no_campaign_page_and_no_audit_record_holds_the_passcode(admin_client, campaign):
+    url = reverse("campaigns:passcode", args=[campaign.pk])
+    admin_client.post(url, {"passcode": NEW_PASSCODE, "passcode_again": NEW_PASSCODE})
+    pages = [
+        reverse("campaigns:list"),
+        reverse("campaigns:create"),
+        reverse("campaigns:detail", args=[campaign.pk]),
+        reverse("campaigns:edit", args=[campaign.pk]),
+        reverse("campaigns:passcode", args=[campaign.pk]),
+    ]
+    for page in pages:
+        response = admin_client.get(page)
+        assert response.status_code == 200, page
+        assert_no_passcode(response)
+    audit = json.dumps(list(CampaignAuditEvent.objects.values()), default=str)
+    assert PASSCODE not in audit and NEW_PASSCODE not in audit
+
+
+def test_the_api_base_url_follows_the_environment_from_settings(admin_client, admin_user, settings):
+    settings.MOKUGIFT_SANDBOX_URL = "http://sandbox.test/api/"
+    settings.MOKUGIFT_LIVE_URL = "http://live.test/api/"
+    # A URL posted with the form is not a field: it is ignored.
+    admin_client.post(
+        reverse("campaigns:create"),
+        form_data(environment="live", api_base_url="http://169.254.169.254/"),
+    )
+    live = Campaign.objects.get()
+    assert live.api_base_url == "http://live.test/api/"
+    page = admin_client.get(reverse("campaigns:detail", args=[live.pk])).content.decode()
+    assert "http://live.test/api/" in page
+    assert "169.254.169.254" not in page
+
+    admin_client.post(
+        reverse("campaigns:edit", args=[live.pk]),
+        form_data(environment="sandbox", passcode=None),
+    )
+    live.refresh_from_db()
+    assert live.api_base_url == "http://sandbox.test/api/"
+
+
+@pytest.mark.parametrize("role", ["marketer", "manager", "outsider"])
+def test_only_admins_may_touch_campaigns(client, campaign, role, request):
+    user = request.getfixturevalue(role)
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    assert client.post(reverse("campaigns:create"), form_data()).status_code == 403
+    url = reverse("campaigns:passcode", args=[campaign.pk])
+    assert client.post(url, {"passcode": "x", "passcode_again": "x"}).status_code == 403
+    assert client.post(reverse("campaigns:toggle", args=[campaign.pk])).status_code == 403
+    assert Campaign.objects.count() == 1
+    campaign.refresh_from_db()
+    assert (campaign.passcode, campaign.enabled) == (PASSCODE, True)
+    assert campaign.audit_events.count() == 1
