@@ -89,6 +89,8 @@ class BulkUploadForm(forms.Form):
     text = forms.CharField(
         label="…or paste the rows",
         required=False,
+        help_text="Headers first (email,name), or one address per line. For more than a few "
+        "thousand rows, upload a file.",
         widget=forms.Textarea(
             attrs={"rows": 6, "placeholder": "email,name\nsally@example.com,Sally Chan"}
         ),

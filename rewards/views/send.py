@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import uuid
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -68,6 +69,21 @@ def send_one(request):
         )
     except ValidationError as error:
         form.add_error(None, error)
+        return _send_page(request, single=form)
+    row = batch.sends.first()
+    asked = (data["campaign"].pk, data["mode"], data["recipient"])
+    if row is None or (batch.campaign_id, batch.mode, row.recipient) != asked:
+        # The key found a batch for someone else: a form sent once, brought back with the
+        # browser's Back button and changed. Nothing new was sent; ask again with a fresh key.
+        again = request.POST.copy()
+        again["one-idempotency_key"] = uuid.uuid4().hex
+        form = SingleSendForm(again, prefix="one")
+        form.is_valid()
+        form.add_error(
+            None,
+            f"This form was already used to send a reward to {row.recipient if row else '…'}. "
+            "Nothing was sent this time: check the details and press Send again.",
+        )
         return _send_page(request, single=form)
     return redirect("rewards:batch_detail", pk=batch.pk)
 

@@ -27,6 +27,7 @@ UPLOAD = (
     "dee@example.com,=cmd|' /C calc'!A0\n"  # a name a spreadsheet would run, kept as text
     "eve@example.com,Eve Adams\n"
 )
+PASSCODE = "flow-passcode-never-shown"
 SENT_TO = ["ann@example.com", "cy@example.com", "dee@example.com", "eve@example.com"]
 
 
@@ -34,7 +35,7 @@ def test_a_marketer_uploads_previews_confirms_watches_and_downloads_the_results(
     page_as, sandbox, marketer, tmp_path, settings, request
 ):
     settings.UPLOADS_DIR = tmp_path / "uploads"
-    campaign = sandbox.campaign(campaign_id="flow-1", passcode="flow-pass")
+    campaign = sandbox.campaign(campaign_id="flow-1", passcode=PASSCODE)
     request.getfixturevalue("celery_worker")()
     page = page_as(marketer)
 
@@ -58,6 +59,7 @@ def test_a_marketer_uploads_previews_confirms_watches_and_downloads_the_results(
     expect(flagged.first).to_contain_text("Email Address")
     expect(flagged.first).to_contain_text("not a valid email address")
     assert SandboxReward.objects.count() == 0
+    assert PASSCODE not in page.content()
     screenshot(page, "preview")
 
     with page.expect_navigation():
@@ -72,6 +74,7 @@ def test_a_marketer_uploads_previews_confirms_watches_and_downloads_the_results(
     expect(page.locator("[data-count=sent]")).to_have_text("4")
     expect(page.locator("#results tbody tr[data-state=sent]")).to_have_count(4)
     expect(page.get_by_text("1 row of the upload left out")).to_be_visible()
+    assert PASSCODE not in page.content()
     screenshot(page, "done")
 
     with page.expect_download() as download_info:
@@ -80,7 +83,9 @@ def test_a_marketer_uploads_previews_confirms_watches_and_downloads_the_results(
     assert download.suggested_filename.endswith("-results.csv")
     body = tmp_path / "results.csv"
     download.save_as(body)
-    rows = list(csv.DictReader(io.StringIO(body.read_text("utf-8-sig"))))
+    text = body.read_text("utf-8-sig")
+    assert PASSCODE not in text
+    rows = list(csv.DictReader(io.StringIO(text)))
 
     rewards = {
         r.recipient_email: r for r in SandboxReward.objects.filter(campaign__campaign_id="flow-1")

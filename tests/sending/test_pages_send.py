@@ -150,6 +150,22 @@ def test_a_double_submitted_form_makes_one_batch(as_marketer, campaign):
     assert first["Location"] == second["Location"]
 
 
+def test_a_form_brought_back_and_changed_sends_nothing_and_asks_again(as_marketer, campaign):
+    as_marketer.post(SEND_ONE, one(campaign))
+    response = as_marketer.post(SEND_ONE, one(campaign, recipient="bob@example.com"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "already used to send a reward to sally@example.com" in page
+    assert Send.objects.count() == 1
+    fresh = re.search(r'name="one-idempotency_key" value="([0-9a-f]{32})"', page).group(1)
+    assert fresh != "a" * 32
+    as_marketer.post(SEND_ONE, one(campaign, recipient="bob@example.com", idempotency_key=fresh))
+    assert sorted(Send.objects.values_list("recipient", flat=True)) == [
+        "bob@example.com",
+        "sally@example.com",
+    ]
+
+
 # --- Bulk: upload and preview ---------------------------------------------------------------
 
 FLAGGED = (
