@@ -329,7 +329,9 @@ class _ResultParser:
         self._stack: list[_Node] = []
         self._root: _Node | None = None
         self._rewards_seen = 0
-        parser = expat.ParserCreate()
+        # The document says UTF-8: a declared encoding is not followed (expat would otherwise
+        # look it up among Python's codecs), and bytes that are not UTF-8 are malformed.
+        parser = expat.ParserCreate("UTF-8")
         parser.buffer_text = True
         parser.StartElementHandler = self._start
         parser.EndElementHandler = self._end
@@ -366,6 +368,8 @@ class _ResultParser:
             else:
                 problem = f"malformed XML ({reason}, line {error.lineno}, column {error.offset})"
             self._fail(problem)
+        except (LookupError, UnicodeError) as error:  # a backstop: see ParserCreate above
+            self._fail(f"undecodable text ({type(error).__name__})")
 
     def _fail(self, problem: str):
         raise ProtocolError(

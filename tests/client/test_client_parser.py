@@ -527,3 +527,15 @@ def test_the_five_predefined_entities_and_character_references_are_read():
     body = bodies.REWARD.replace("<id>r-1</id>", "<id>a&amp;b&lt;c&gt;&quot;&apos;&#x41;</id>")
 
     assert create_body_parse(body=body.encode(), mode="email").reward.id == "a&b<c>\"'A"
+
+
+def test_the_body_is_read_as_utf8_whatever_its_declaration_says():
+    body = bodies.REWARD.replace('encoding="UTF-8"', 'encoding="TF-8"').replace("r-1", "r-\u6728")
+
+    assert create_body_parse(body=body.encode(), mode="email").reward.id == "r-\u6728"
+
+
+def test_bytes_that_are_not_utf8_are_a_protocol_error():
+    body = bodies.REWARD.encode().replace(b"r-1", b"r-\xe9")
+
+    assert "malformed XML" in _protocol_error(body)

@@ -1,0 +1,42 @@
+"""An all_rewards answer of 200,000 rewards, streamed over real HTTP from a local server, is read
+in memory that does not grow with it: the tracemalloc peak stays far under the document's size."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+from rewards.mokugift import MokugiftClient
+from tests.client import bodies
+from tests.client.server import chunks, local_server
+
+REWARDS = 200_000
+
+
+def test_two_hundred_thousand_rewards_are_read_in_flat_memory():
+    size = bodies.query_size(REWARDS)
+    assert size > 20_000_000  # the whole document: about 26 MB of XML
+
+    with local_server() as server:
+        server.then(chunks(bodies.query_chunks(REWARDS)))
+        client = MokugiftClient(base_url=server.url, campaign_id="c-1", timeout=(5, 30))
+        count = trees = 0
+        peak_at_half = None
+        tracemalloc.start()
+        try:
+            with client.all_rewards() as stream:
+                for record in stream:
+                    count += 1
+                    trees += record.tree_count
+                    if count == REWARDS // 2:
+                        peak_at_half = tracemalloc.get_traced_memory()[1]
+                summary = stream.summary
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    assert count == REWARDS == summary.reward_count
+    assert trees == summary.tree_count
+    # Well under the document: a few chunks of 64 KiB and the rewards not yet handed out.
+    assert peak < size / 20, f"peak {peak} bytes for a document of {size} bytes"
+    # And flat: the second half of the rewards did not raise the peak by much.
+    assert peak - peak_at_half < 256 * 1024, (peak_at_half, peak)
