@@ -14,6 +14,13 @@ class Command(BaseCommand):
         "--passcode-stdin; never from the command line, where other users could read it."
     )
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # No abbreviations: `--passcode SECRET` must be an unknown option, not a short
+        # `--passcode-stdin` followed by a stray word.
+        parser.allow_abbrev = False
+        return parser
+
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True)
         parser.add_argument("--campaign-id", required=True)
