@@ -60,6 +60,13 @@ class Kind:
     NAME_TOO_LONG = "name_too_long"
     DUPLICATE = "duplicate"
     RECENTLY_REWARDED = "recently_rewarded"
+    MULTILINE = "multiline"
+
+
+MULTILINE_MESSAGE = (
+    'This cell runs over several lines: check this row for a quote (") that is opened and '
+    "never closed; the rows after it may have been read into this cell."
+)
 
 
 @dataclass(frozen=True)
@@ -138,8 +145,8 @@ def name_problem(*, name: str) -> tuple[str, str] | None:
     if _UNCARRIABLE.search(name):
         return (
             Kind.BAD_NAME,
-            "The name holds a comma, < or > (or a line break), which Mokugift's recipient list "
-            "cannot carry: remove them.",
+            "The name holds a comma, < or >, which Mokugift's recipient list cannot carry: "
+            "remove them.",
         )
     return None
 
@@ -340,9 +347,18 @@ def _read_row(
 ) -> None:
     recipient = _cell(record, recipient_index)
     name = _cell(record, name_index) if name_index is not None else ""
-    # Spreadsheets pad and wrap: runs of blanks (a line break in a cell too) become one space.
-    name = " ".join(name.split())
     problems = []
+    for column, value in ((recipient_column, recipient), (name_column, name)):
+        # Nobody means a line break inside an address or a name: it is nearly always a quote
+        # opened and never closed, which swallows the rows after it into one cell.
+        if "\n" in value or "\r" in value:
+            problems.append(CsvProblem(row_number, column, MULTILINE_MESSAGE, Kind.MULTILINE))
+    if problems:
+        result.problems.extend(problems)
+        result.left_out_rows.append(row_number)
+        return
+    # Spreadsheets pad: runs of blanks in a name become one space.
+    name = " ".join(name.split())
     problem = recipient_problem(mode=mode, recipient=recipient)
     if problem:
         problems.append(CsvProblem(row_number, recipient_column, problem[1], problem[0]))

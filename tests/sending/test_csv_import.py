@@ -140,6 +140,13 @@ def test_it_flags_a_name_the_recipient_list_cannot_carry(name):
     assert result.rows == []
 
 
+def test_it_points_at_a_quote_left_open_that_swallows_the_rows_after_it():
+    result = parse('email,name\nann@example.com,"Ann\nbob@example.com,Bob\n')
+    assert kinds(result) == [(2, "name", Kind.MULTILINE)]
+    assert "never closed" in result.problems[0].message
+    assert result.rows == []
+
+
 def test_it_flags_a_name_that_is_too_long():
     result = parse(f"email,name\nsally@example.com,{'S' * 201}\n")
     assert kinds(result) == [(2, "name", Kind.NAME_TOO_LONG)]
