@@ -122,6 +122,9 @@ def batch_detail(request, pk: int):
         {
             "batch": batch,
             "progress": progress,
+            # The page stops polling (the same test as batch.js's, or it would reload forever).
+            "finished": batch.state in (Batch.State.DONE, Batch.State.CANCELLED)
+            or progress["percent"] == 100,
             "counts": counts,
             "states": [(s.value, s.label, counts[s.value]) for s in PROGRESS_STATES],
             "state": state,

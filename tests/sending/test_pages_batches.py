@@ -287,3 +287,21 @@ def test_the_pages_never_show_a_passcode(as_marketer, campaign, settings, tmp_pa
         assert response.status_code == 200
         content = b"".join(response.streaming_content) if response.streaming else response.content
         assert PASSCODE.encode() not in content
+
+
+@pytest.mark.parametrize(
+    ("states", "batch_state", "finished"),
+    [
+        (["sent", "waiting"], "sending", False),
+        (["sent", "waiting"], "paused", False),
+        (["sent", "failed"], "done", True),
+        # Still being reconciled, but nothing the page could do: it must not reload forever.
+        (["sent", "unknown", "cancelled"], "cancelled", True),
+    ],
+)
+def test_the_page_stops_polling_once_the_batch_has_ended(
+    as_marketer, campaign, states, batch_state, finished
+):
+    batch = make_batch(campaign, states, state=batch_state)
+    page = as_marketer.get(detail(batch)).content.decode()
+    assert (f'data-finished="{"1" if finished else ""}"') in page
