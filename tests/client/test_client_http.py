@@ -31,6 +31,7 @@ from tests.client.server import (
     redirect,
     reset,
     status,
+    unaccepting_port,
 )
 
 PASSCODE = "s3cr3t-Passcode/+&="
@@ -277,6 +278,25 @@ def test_a_refused_connection_never_reached_the_server_and_made_nothing():
     assert "could not connect" in str(error)
     assert error.__context__ is None and error.__cause__ is None
     _assert_no_passcode(error)
+
+
+def test_a_connect_timeout_never_reached_the_server_and_made_nothing():
+    with unaccepting_port() as port:
+        client = MokugiftClient(
+            base_url=f"http://127.0.0.1:{port}/api/",
+            campaign_id="c-1",
+            passcode=PASSCODE,
+            timeout=(0.3, 2),
+        )
+        started = time.perf_counter()
+        with pytest.raises(TransportError) as caught:
+            client.create_rewards(mode="email", recipients=[Recipient("a@b.com")])
+
+    assert time.perf_counter() - started < 2
+    assert "connect timeout" in str(caught.value)
+    assert caught.value.reached_server is False
+    assert caught.value.outcome_unknown is False
+    _assert_no_passcode(caught.value)
 
 
 def test_a_read_timeout_on_a_create_is_outcome_unknown(server):
