@@ -21,6 +21,8 @@
     var update = function () {
       var n = anyway.checked ? anyway.dataset.with : anyway.dataset.without;
       count.textContent = n;
+      var rows = document.getElementById("send-rows");
+      if (rows) rows.textContent = Number(n) === 1 ? "row" : "rows";
       confirm.disabled = Number(n) === 0;
     };
     anyway.addEventListener("change", update);

@@ -199,7 +199,7 @@ def test_an_upload_opens_a_preview_with_the_count_first_rows_and_every_problem(
     ]
     assert "already in row 2" in page
     assert "dan@example.com" in page
-    assert 'Send to the <span id="send-count">2</span> rows that passed' in page
+    assert 'Send to the <span id="send-count">2</span> <span id="send-rows">rows</span>' in page
 
 
 def test_pasted_rows_give_the_same_preview_as_a_file(as_marketer, campaign):
