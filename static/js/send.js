@@ -29,3 +29,22 @@
     update();
   }
 })();
+
+// The one-reward form asks for an address or for our recipient ID, as the mode says.
+(function () {
+  "use strict";
+
+  var recipient = document.getElementById("id_one-recipient");
+  if (!recipient) return;
+  var label = document.querySelector('label[for="id_one-recipient"]');
+  var radios = document.querySelectorAll("input[name=one-mode]");
+  var update = function () {
+    var checked = document.querySelector("input[name=one-mode]:checked");
+    var byId = checked && checked.value === "link-id";
+    if (label) label.textContent = byId ? "Recipient ID" : "Email address";
+    recipient.type = byId ? "text" : "email";
+    recipient.placeholder = byId ? "user1234" : "sally@example.com";
+  };
+  radios.forEach(function (radio) { radio.addEventListener("change", update); });
+  update();
+})();
