@@ -327,7 +327,6 @@ class _ResultParser:
         self.outcome: object = None  # CreateResult, MultiResult or Summary
         self._fed = False
         self._stack: list[_Node] = []
-        self._root: _Node | None = None
         self._rewards_seen = 0
         # The document says UTF-8: a declared encoding is not followed (expat would otherwise
         # look it up among Python's codecs), and bytes that are not UTF-8 are malformed.
@@ -391,32 +390,31 @@ class _ResultParser:
 
     def _start(self, tag: str, attributes) -> None:
         stack = self._stack
-        if not stack:
-            if self._root is not None:  # expat refuses a second root; kept for clarity
-                self._fail("more than one root element")
+        depth = len(stack)
+        if depth == 0:
             if tag != "result":
                 self._fail(f"the root element is <{tag}>, not <result>")
-        if len(stack) >= _MAX_DEPTH:
-            self._fail("elements nested too deep")
-        node = _Node(tag)
-        if stack:
+        else:
+            if depth >= _MAX_DEPTH:
+                self._fail("elements nested too deep")
             parent = stack[-1]
-            parent.container = True
-            parent.parts.clear()
-        if len(stack) == 1 and tag == "rewards":
-            if self.status is None:
-                self._fail("<rewards> comes before <status>")
-            if any(child.tag == "rewards" for child in stack[0].children):
-                self._fail("more than one <rewards> in <result>")
-        if len(stack) == 2 and stack[1].tag == "rewards" and tag != "reward":
-            self._fail(f"<{tag}> inside <rewards>")
-        stack.append(node)
+            if not parent.container:
+                parent.container = True
+                parent.parts.clear()
+            if depth == 2 and parent.tag == "rewards":
+                if tag != "reward":
+                    self._fail(f"<{tag}> inside <rewards>")
+            elif depth == 1 and tag == "rewards":
+                if self.status is None:
+                    self._fail("<rewards> comes before <status>")
+                if any(child.tag == "rewards" for child in parent.children):
+                    self._fail("more than one <rewards> in <result>")
+        stack.append(_Node(tag))
 
     def _end(self, tag: str) -> None:
         node = self._stack.pop()
         stack = self._stack
         if not stack:
-            self._root = node
             self._finish(node)
             self.done = True
             return
@@ -441,14 +439,15 @@ class _ResultParser:
     # -- reading elements
 
     def _one(self, node: _Node, tag: str, *, required: bool = True) -> _Node | None:
-        found = [child for child in node.children if child.tag == tag]
-        if len(found) > 1:
-            self._fail(f"more than one <{tag}> in <{node.tag}>")
-        if not found:
-            if required:
-                self._fail(f"missing <{tag}> in <{node.tag}>")
-            return None
-        return found[0]
+        found = None
+        for child in node.children:
+            if child.tag == tag:
+                if found is not None:
+                    self._fail(f"more than one <{tag}> in <{node.tag}>")
+                found = child
+        if found is None and required:
+            self._fail(f"missing <{tag}> in <{node.tag}>")
+        return found
 
     def _text(self, node: _Node, tag: str, *, required: bool = True) -> str | None:
         child = self._one(node, tag, required=required)
