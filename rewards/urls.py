@@ -20,5 +20,11 @@ urlpatterns = [
     path("batches/<int:pk>/retry-failed/", batches.batch_retry_failed, name="batch_retry_failed"),
     # Browsing, reports and export (Manager)
     path("", browse.reward_list, name="list"),
+    path("rewards.csv", browse.reward_list_csv, name="list_csv"),
+    path("reward/<int:pk>/", browse.reward_detail, name="reward_detail"),
+    path("refresh/", browse.sync_refresh, name="sync_refresh"),
+    path("sync-status/", browse.sync_status, name="sync_status"),
     path("reports/", reports.report, name="report"),
+    path("reports/report.csv", reports.report_csv, name="report_csv"),
+    path("reports/report.xlsx", reports.report_xlsx, name="report_xlsx"),
 ]

@@ -1,8 +1,191 @@
-from django.shortcuts import render
+"""The rewards page (the mirror, filtered and searched, by keyset pages), one reward, its CSV,
+the Refresh button and the sync status the page polls."""
 
-from rewards.views import view_reports_required
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from campaigns.models import Campaign
+from rewards.selectors import mirror as selectors
+from rewards.services import export, sync
+from rewards.views import export_rewards_required, view_reports_required
+
+SOURCE_CHOICES = [
+    ("", "Any source"),
+    (selectors.SOURCE_DASHBOARD, "Sent from this dashboard"),
+    (selectors.SOURCE_ELSEWHERE, "Sent elsewhere"),
+]
+ORDER_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first")]
+
+
+class RewardFilterForm(forms.Form):
+    campaign = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    month = forms.CharField(
+        required=False, widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"})
+    )
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    source = forms.ChoiceField(choices=SOURCE_CHOICES, required=False)
+    batch = forms.IntegerField(required=False, min_value=1, label="Batch #")
+    sender = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    q = forms.CharField(
+        required=False,
+        max_length=254,
+        label="Recipient",
+        widget=forms.TextInput(attrs={"placeholder": "Part of an email, an ID or a name"}),
+    )
+    missing = forms.BooleanField(required=False, label="Only those Mokugift no longer lists")
+    order = forms.ChoiceField(choices=ORDER_CHOICES, required=False)
+
+    def __init__(self, *args, choices: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["campaign"].choices = [("", "All campaigns")] + [
+            (c.pk, c.name) for c in choices["campaigns"]
+        ]
+        self.fields["sender"].choices = [("", "Anyone")] + [
+            (u.pk, u.get_username()) for u in choices["senders"]
+        ]
+
+    def clean_month(self) -> tuple[int, int] | None:
+        value = self.cleaned_data["month"].strip()
+        if not value:
+            return None
+        try:
+            moment = dt.datetime.strptime(value, "%Y-%m")
+        except ValueError:
+            raise forms.ValidationError("A month looks like 2026-05.") from None
+        return moment.year, moment.month
+
+    def filters(self) -> selectors.RewardFilters:
+        """The valid fields as filters; a field that did not pass is left out (and shown)."""
+        data = self.cleaned_data
+        date_from, date_to = data.get("date_from"), data.get("date_to")
+        if data.get("month"):
+            year, month = data["month"]
+            start, end = sync.month_bounds(year=year, month=month)
+            first, last = start.date(), (end - dt.timedelta(days=1)).date()
+            date_from = max(date_from, first) if date_from else first
+            date_to = min(date_to, last) if date_to else last
+        return selectors.RewardFilters(
+            campaign_ids=(data["campaign"],) if data.get("campaign") else (),
+            date_from=date_from,
+            date_to=date_to,
+            source=data.get("source") or "",
+            batch_id=data.get("batch"),
+            sender_id=data.get("sender"),
+            search=data.get("q") or "",
+            missing_only=bool(data.get("missing")),
+            newest_first=data.get("order") != "oldest",
+        )
+
+
+def _form(request) -> tuple[RewardFilterForm, selectors.RewardFilters]:
+    form = RewardFilterForm(request.GET or None, choices=selectors.filter_choices())
+    if not request.GET:
+        return form, selectors.RewardFilters()
+    form.is_valid()
+    return form, form.filters()
+
+
+def _query_without(request, *names: str) -> str:
+    params = request.GET.copy()
+    for name in names:
+        params.pop(name, None)
+    return params.urlencode()
 
 
 @view_reports_required
 def reward_list(request):
-    return render(request, "rewards/list.html")
+    form, filters = _form(request)
+    rewards = selectors.rewards_filter(filters=filters)
+    page = selectors.rewards_page(
+        rewards=rewards, newest_first=filters.newest_first, cursor=request.GET.get("cursor", "")
+    )
+    runs = selectors.sync_runs_latest(campaign_ids=list(filters.campaign_ids))
+    return render(
+        request,
+        "rewards/list.html",
+        {
+            "form": form,
+            "page": page,
+            "filtered": bool(_query_without(request, "cursor", "order")),
+            "query": _query_without(request, "cursor"),
+            "runs": runs,
+            "running": any(run.outcome == run.Outcome.RUNNING for run in runs),
+        },
+    )
+
+
+@view_reports_required
+def reward_detail(request, pk: int):
+    reward = selectors.reward_get(pk=pk)
+    if reward is None:
+        raise Http404("No such reward in the mirror.")
+    events = list(reward.send.events.all()) if reward.send_id else []
+    return render(request, "rewards/reward_detail.html", {"reward": reward, "events": events})
+
+
+@export_rewards_required
+def reward_list_csv(request):
+    _, filters = _form(request)
+    rewards = selectors.rewards_filter(filters=filters)
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response = StreamingHttpResponse(
+        export.rewards_csv(rewards=rewards), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="rewards-{stamp}.csv"'
+    return response
+
+
+@require_POST
+@view_reports_required
+def sync_refresh(request):
+    """Queue a sync of the month on screen (or this month) for the campaign on screen (or all
+    enabled ones), and come straight back: the page follows the run by polling."""
+    form = RewardFilterForm(request.POST, choices=selectors.filter_choices())
+    form.is_valid()
+    campaign = form.cleaned_data.get("campaign")
+    year_month = form.cleaned_data.get("month")
+    now = timezone.now().astimezone(dt.UTC)
+    year, month = year_month or (now.year, now.month)
+    campaigns = Campaign.objects.filter(enabled=True)
+    if campaign:
+        campaigns = campaigns.filter(pk=campaign)
+    ids = list(campaigns.values_list("pk", flat=True))
+    sync.sync_enqueue(campaign_ids=ids, year=year, month=month)
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"queued": len(ids), "period": f"{year}-{month:02d}"}, status=202)
+    if ids:
+        messages.success(
+            request,
+            f"Refresh of {year}-{month:02d} queued for {len(ids)} campaign(s). "
+            "This page shows it when it starts.",
+        )
+    else:
+        messages.warning(request, "No enabled campaign to refresh.")
+    # Back to the same filter: `next` is the page's own query string, never a URL.
+    return redirect(reverse("rewards:list") + "?" + request.POST.get("next", "").lstrip("?"))
+
+
+@view_reports_required
+def sync_status(request):
+    """The latest run of each campaign (or of ?campaign=ID), as JSON, for the page's polling."""
+    try:
+        campaign_ids = [int(request.GET["campaign"])] if request.GET.get("campaign") else []
+    except ValueError:
+        campaign_ids = []
+    runs = selectors.sync_runs_latest(campaign_ids=campaign_ids)
+    return JsonResponse(
+        {
+            "running": any(run.outcome == run.Outcome.RUNNING for run in runs),
+            "runs": [selectors.sync_run_data(run) for run in runs],
+        }
+    )

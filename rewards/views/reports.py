@@ -1,8 +1,93 @@
-from django.shortcuts import render
+"""The monthly report: a year (and a campaign, or all), from local tables; CSV and XLSX."""
 
-from rewards.views import view_reports_required
+from __future__ import annotations
+
+import io
+
+from django import forms
+from django.http import FileResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from campaigns.models import Campaign
+from rewards.selectors import mirror as selectors
+from rewards.services import export
+from rewards.views import export_rewards_required, view_reports_required
+
+
+class ReportForm(forms.Form):
+    year = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    campaign = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+
+    def __init__(self, *args, years: list[int], campaigns, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["year"].choices = [(y, y) for y in years]
+        self.fields["campaign"].choices = [("", "All campaigns")] + [
+            (c.pk, c.name) for c in campaigns
+        ]
+
+
+def _report(request) -> tuple[ReportForm, selectors.Report]:
+    this_year = timezone.now().year
+    years = sorted({this_year, *selectors.report_years()}, reverse=True)
+    campaigns = Campaign.objects.defer("passcode", "notes").order_by("name")
+    form = ReportForm(request.GET or None, years=years, campaigns=campaigns)
+    year, campaign = this_year, None
+    if request.GET and form.is_valid():
+        year = form.cleaned_data.get("year") or this_year
+        campaign = form.cleaned_data.get("campaign")
+    if not request.GET:
+        form = ReportForm(initial={"year": year}, years=years, campaigns=campaigns)
+    report = selectors.report_for_year(year=year, campaign_ids=(campaign,) if campaign else ())
+    return form, report
 
 
 @view_reports_required
 def report(request):
-    return render(request, "rewards/report.html")
+    form, data = _report(request)
+    return render(
+        request,
+        "rewards/report.html",
+        {
+            "form": form,
+            "report": data,
+            "totals": data.totals,
+            "chart": data.chart_data(),
+            "query": request.GET.urlencode(),
+            "campaign_id": data.campaign_ids[0] if data.campaign_ids else "",
+            "ledger_limit": selectors.LEDGER_LIST_LIMIT,
+        },
+    )
+
+
+def _filename(data: selectors.Report, suffix: str) -> str:
+    which = f"-campaign{data.campaign_ids[0]}" if data.campaign_ids else ""
+    return f"report-{data.year}{which}{suffix}"
+
+
+@export_rewards_required
+def report_csv(request):
+    _, data = _report(request)
+    table = request.GET.get("table", "months")
+    if table not in export.REPORT_TABLES:
+        table = "months"
+    response = StreamingHttpResponse(
+        export.report_csv(report=data, table=table), content_type="text/csv; charset=utf-8"
+    )
+    suffix = "" if table == "months" else f"-{table}"
+    response["Content-Disposition"] = f'attachment; filename="{_filename(data, suffix)}.csv"'
+    return response
+
+
+@export_rewards_required
+def report_xlsx(request):
+    _, data = _report(request)
+    out = io.BytesIO()
+    export.report_xlsx(report=data, out=out)
+    out.seek(0)
+    return FileResponse(
+        out,
+        as_attachment=True,
+        filename=_filename(data, ".xlsx"),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )

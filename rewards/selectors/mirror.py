@@ -1,0 +1,433 @@
+"""Reads of the mirror: the rewards page (filters, search, keyset pages), one reward, the
+monthly report and the sync status. Everything here reads local tables only, so the pages work
+(and stay fast) while the API is down.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import ExtractMonth
+
+from campaigns.models import Campaign
+from rewards.models import Batch, MirroredReward, MonthlySummary, Send, SyncRun
+
+PAGE_SIZE = 50
+
+SOURCE_DASHBOARD = "dashboard"
+SOURCE_ELSEWHERE = "elsewhere"
+
+
+# --- Browsing -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RewardFilters:
+    """What the rewards page filters by; every field empty means everything."""
+
+    campaign_ids: tuple[int, ...] = ()
+    # Dates are UTC days, both ends included.
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    source: str = ""  # "", SOURCE_DASHBOARD or SOURCE_ELSEWHERE
+    batch_id: int | None = None
+    sender_id: int | None = None
+    # Part of an email address, a recipient ID or (from our ledger) a name.
+    search: str = ""
+    missing_only: bool = False
+    newest_first: bool = True
+
+
+def _utc_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def rewards_filter(*, filters: RewardFilters) -> QuerySet[MirroredReward]:
+    """The one filtered queryset behind the table and the CSV, in page order."""
+    rewards = MirroredReward.objects.all()
+    if filters.campaign_ids:
+        rewards = rewards.filter(campaign_id__in=filters.campaign_ids)
+    if filters.date_from:
+        rewards = rewards.filter(date__gte=_utc_midnight(filters.date_from))
+    if filters.date_to:
+        rewards = rewards.filter(date__lt=_utc_midnight(filters.date_to + dt.timedelta(days=1)))
+    if filters.source == SOURCE_DASHBOARD:
+        rewards = rewards.filter(send__isnull=False)
+    elif filters.source == SOURCE_ELSEWHERE:
+        rewards = rewards.filter(send__isnull=True)
+    if filters.batch_id:
+        rewards = rewards.filter(send__batch_id=filters.batch_id)
+    if filters.sender_id:
+        rewards = rewards.filter(send__batch__created_by_id=filters.sender_id)
+    if filters.search:
+        term = filters.search.strip()
+        rewards = rewards.filter(
+            Q(recipient_email__icontains=term)
+            | Q(recipient_id__icontains=term)
+            | Q(remote_id=term)
+            | Q(send__name__icontains=term)
+        )
+    if filters.missing_only:
+        rewards = rewards.filter(missing_since__isnull=False)
+    if filters.newest_first:
+        return rewards.order_by("-date", "-id")
+    return rewards.order_by("date", "id")
+
+
+def _rows(rewards: QuerySet[MirroredReward]) -> QuerySet[MirroredReward]:
+    # Everything a table row shows, in the page's one query. The passcode is never loaded.
+    return rewards.select_related("campaign", "send__batch__created_by").defer(
+        "campaign__passcode", "campaign__notes"
+    )
+
+
+def cursor_encode(*, date: dt.datetime, pk: int, forward: bool) -> str:
+    raw = json.dumps([date.isoformat(), pk, 1 if forward else 0]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(cursor: str) -> tuple[dt.datetime, int, bool] | None:
+    """(date, pk, forward), or None for a cursor that is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        date, pk, forward = json.loads(raw)
+        moment = dt.datetime.fromisoformat(date)
+        if moment.tzinfo is None or not isinstance(pk, int):
+            return None
+        return moment, pk, bool(forward)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+@dataclass
+class RewardPage:
+    rows: list[MirroredReward]
+    # Cursors for the links; None where there is nothing more that way.
+    newer: str | None = None
+    older: str | None = None
+    is_first: bool = True
+
+
+def rewards_page(
+    *,
+    rewards: QuerySet[MirroredReward],
+    newest_first: bool,
+    cursor: str = "",
+    size: int = PAGE_SIZE,
+) -> RewardPage:
+    """One page by keyset on (date, id): the cost of a page does not grow with its number.
+
+    A cursor says "the rows after (date, id)" (forward, in the page's order) or "before" it.
+    The `date <= d` (or `>=`) bound duplicates part of the keyset condition on purpose: it lets
+    PostgreSQL seek into the (date, id) index instead of filtering from the top.
+    """
+    decoded = cursor_decode(cursor) if cursor else None
+    if decoded is None:
+        rows = list(_rows(rewards)[: size + 1])
+        more = len(rows) > size
+        rows = rows[:size]
+        return _page(rows, newest_first, has_before=False, has_after=more)
+
+    date, pk, forward = decoded
+    # "Later in the page order": older rows when newest first.
+    later_desc = forward == newest_first
+    if later_desc:
+        keyset = Q(date__lte=date) & (Q(date__lt=date) | Q(date=date, id__lt=pk))
+        ordered = rewards.filter(keyset).order_by("-date", "-id")
+    else:
+        keyset = Q(date__gte=date) & (Q(date__gt=date) | Q(date=date, id__gt=pk))
+        ordered = rewards.filter(keyset).order_by("date", "id")
+    rows = list(_rows(ordered)[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    if forward:
+        return _page(rows, newest_first, has_before=True, has_after=more)
+    rows.reverse()
+    return _page(rows, newest_first, has_before=more, has_after=True)
+
+
+def _page(rows, newest_first: bool, *, has_before: bool, has_after: bool) -> RewardPage:
+    page = RewardPage(rows=rows, is_first=not has_before)
+    if rows and has_after:
+        last = rows[-1]
+        after = cursor_encode(date=last.date, pk=last.pk, forward=True)
+    else:
+        after = None
+    if rows and has_before:
+        first = rows[0]
+        before = cursor_encode(date=first.date, pk=first.pk, forward=False)
+    else:
+        before = None
+    if newest_first:
+        page.older, page.newer = after, before
+    else:
+        page.newer, page.older = after, before
+    return page
+
+
+def reward_get(*, pk: int) -> MirroredReward | None:
+    return (
+        _rows(MirroredReward.objects.filter(pk=pk))
+        .select_related("send__batch__send_anyway_by")
+        .first()
+    )
+
+
+def filter_choices() -> dict:
+    """The campaigns and senders the filter form offers (two small queries)."""
+    user_model = get_user_model()
+    senders = user_model.objects.filter(
+        pk__in=Batch.objects.exclude(created_by=None).values("created_by")
+    ).order_by("username")
+    return {
+        "campaigns": list(Campaign.objects.defer("passcode", "notes").order_by("name")),
+        "senders": list(senders),
+    }
+
+
+# --- Sync status ----------------------------------------------------------------------------
+
+
+def sync_runs_latest(*, campaign_ids: list[int] | None = None) -> list[SyncRun]:
+    """The latest run that did something (not skipped) of each campaign, in one query."""
+    done = SyncRun.objects.exclude(outcome=SyncRun.Outcome.SKIPPED)
+    latest = done.filter(campaign_id=OuterRef("campaign_id")).order_by("-started_at", "-pk")
+    runs = done.filter(pk=Subquery(latest.values("pk")[:1]))
+    if campaign_ids:
+        runs = runs.filter(campaign_id__in=campaign_ids)
+    return list(
+        runs.select_related("campaign").defer("campaign__passcode").order_by("campaign__name")
+    )
+
+
+def sync_run_data(run: SyncRun) -> dict:
+    period = f"{run.year}-{run.month:02d}" if run.month else "everything"
+    return {
+        "campaign": run.campaign.name,
+        "period": period,
+        "outcome": run.outcome,
+        "running": run.outcome == SyncRun.Outcome.RUNNING,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "rewards_read": run.rewards_read,
+        "created": run.created,
+        "changed": run.changed,
+        "flagged_missing": run.flagged_missing,
+        "error": run.error,
+    }
+
+
+# --- The monthly report ---------------------------------------------------------------------
+
+
+@dataclass
+class MonthRow:
+    month: int
+    mokugift_rewards: int | None = None  # None: never synced
+    mokugift_trees: int | None = None
+    ours_rewards: int = 0
+    ours_trees: int = 0
+    # Ours that Mokugift's mirror does not hold.
+    ledger_not_in_mokugift: int = 0
+    # Mokugift's, minus those linked to our ledger.
+    elsewhere: int | None = None
+    synced_at: dt.datetime | None = None
+
+    @property
+    def label(self) -> str:
+        return dt.date(2000, self.month, 1).strftime("%B")
+
+    @property
+    def difference(self) -> int | None:
+        if self.mokugift_rewards is None:
+            return None
+        return self.mokugift_rewards - self.ours_rewards
+
+    @property
+    def disagrees(self) -> bool:
+        """Mokugift's count is not ours (rewards sent elsewhere count too: the reconciliation
+        columns say which), or a reward of our ledger is not in Mokugift's list."""
+        if self.ledger_not_in_mokugift:
+            return True
+        if self.mokugift_rewards is None:
+            return self.ours_rewards > 0
+        return self.difference != 0
+
+
+@dataclass
+class Report:
+    year: int
+    campaign_ids: tuple[int, ...]
+    months: list[MonthRow]
+    by_campaign: list[dict] = field(default_factory=list)
+    by_sender: list[dict] = field(default_factory=list)
+    ledger_not_in_mokugift: list[Send] = field(default_factory=list)
+
+    @property
+    def totals(self) -> MonthRow:
+        total = MonthRow(month=1)
+        synced = [m for m in self.months if m.mokugift_rewards is not None]
+        total.mokugift_rewards = sum(m.mokugift_rewards for m in synced) if synced else None
+        total.mokugift_trees = sum(m.mokugift_trees for m in synced) if synced else None
+        total.ours_rewards = sum(m.ours_rewards for m in self.months)
+        total.ours_trees = sum(m.ours_trees for m in self.months)
+        total.ledger_not_in_mokugift = sum(m.ledger_not_in_mokugift for m in self.months)
+        known = [m.elsewhere for m in self.months if m.elsewhere is not None]
+        total.elsewhere = sum(known) if known else None
+        return total
+
+    def chart_data(self) -> dict:
+        return {
+            "labels": [m.label[:3] for m in self.months],
+            "mokugift_rewards": [m.mokugift_rewards or 0 for m in self.months],
+            "mokugift_trees": [m.mokugift_trees or 0 for m in self.months],
+            "ours_rewards": [m.ours_rewards for m in self.months],
+        }
+
+
+LEDGER_LIST_LIMIT = 200
+
+
+def report_years() -> list[int]:
+    years = set(MonthlySummary.objects.values_list("year", flat=True).distinct())
+    years |= {d.year for d in Send.objects.filter(state=Send.State.SENT).dates("sent_at", "year")}
+    return sorted(years, reverse=True)
+
+
+def report_for_year(*, year: int, campaign_ids: tuple[int, ...] = ()) -> Report:
+    """The monthly report of a year, from local tables, in a handful of queries.
+
+    Mokugift's side is MonthlySummary (the API's own counts); ours is the ledger's sent rows by
+    the month they were sent. "In our ledger, not in Mokugift" is exact (a sent row whose reward
+    is not in the mirror). "Sent elsewhere" is Mokugift's count less the mirrored rewards of
+    the month linked to our ledger: exact when the mirror is in step with the summary, and
+    cheap at a million rewards (no scan of the mirror).
+    """
+    start = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
+    end = dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
+    months = {m: MonthRow(month=m) for m in range(1, 13)}
+
+    summaries = MonthlySummary.objects.filter(year=year)
+    if campaign_ids:
+        summaries = summaries.filter(campaign_id__in=campaign_ids)
+    for row in summaries.values("month").annotate(
+        rewards=Sum("reward_count"), trees=Sum("tree_count")
+    ):
+        months[row["month"]].mokugift_rewards = row["rewards"]
+        months[row["month"]].mokugift_trees = row["trees"]
+
+    in_mirror = MirroredReward.objects.filter(
+        campaign_id=OuterRef("batch__campaign_id"), remote_id=OuterRef("remote_id")
+    )
+    sends = Send.objects.filter(state=Send.State.SENT, sent_at__gte=start, sent_at__lt=end)
+    if campaign_ids:
+        sends = sends.filter(batch__campaign_id__in=campaign_ids)
+    sends = sends.annotate(mirrored_here=Exists(in_mirror))
+    for row in (
+        sends.annotate(m=ExtractMonth("sent_at", tzinfo=dt.UTC))
+        .values("m")
+        .annotate(
+            rewards=Count("pk"),
+            trees=Sum("mirrored__tree_count"),
+            absent=Count("pk", filter=Q(mirrored_here=False)),
+        )
+        .order_by()
+    ):
+        month = months[row["m"]]
+        month.ours_rewards = row["rewards"]
+        month.ours_trees = row["trees"] or 0
+        month.ledger_not_in_mokugift = row["absent"]
+
+    # Mirrored rewards of the year linked to our ledger, by the month Mokugift dates them.
+    linked = MirroredReward.objects.filter(
+        send__isnull=False, missing_since__isnull=True, date__gte=start, date__lt=end
+    )
+    if campaign_ids:
+        linked = linked.filter(campaign_id__in=campaign_ids)
+    linked_by_month = dict(
+        linked.annotate(m=ExtractMonth("date", tzinfo=dt.UTC))
+        .values("m")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("m", "n")
+    )
+    for number, month in months.items():
+        if month.mokugift_rewards is not None:
+            month.elsewhere = month.mokugift_rewards - linked_by_month.get(number, 0)
+
+    by_campaign: dict[int, dict] = {}
+    for row in summaries.values("campaign_id").annotate(
+        rewards=Sum("reward_count"), trees=Sum("tree_count")
+    ):
+        by_campaign.setdefault(row["campaign_id"], {})
+        by_campaign[row["campaign_id"]].update(
+            mokugift_rewards=row["rewards"], mokugift_trees=row["trees"]
+        )
+    for row in (
+        sends.values("batch__campaign_id")
+        .annotate(rewards=Count("pk"), trees=Sum("mirrored__tree_count"))
+        .order_by()
+    ):
+        by_campaign.setdefault(row["batch__campaign_id"], {})
+        by_campaign[row["batch__campaign_id"]].update(
+            ours_rewards=row["rewards"], ours_trees=row["trees"] or 0
+        )
+    names = dict(Campaign.objects.filter(pk__in=by_campaign).values_list("pk", "name"))
+    campaigns = [
+        {
+            "campaign_id": pk,
+            "campaign": names.get(pk, "?"),
+            "mokugift_rewards": data.get("mokugift_rewards"),
+            "mokugift_trees": data.get("mokugift_trees"),
+            "ours_rewards": data.get("ours_rewards", 0),
+            "ours_trees": data.get("ours_trees", 0),
+        }
+        for pk, data in by_campaign.items()
+    ]
+    campaigns.sort(key=lambda c: c["campaign"])
+
+    senders = [
+        {
+            "sender_id": row["batch__created_by_id"],
+            "sender": row["batch__created_by__username"] or "(no one: command line or deleted)",
+            "rewards": row["rewards"],
+            "trees": row["trees"] or 0,
+        }
+        for row in sends.values("batch__created_by_id", "batch__created_by__username")
+        .annotate(rewards=Count("pk"), trees=Sum("mirrored__tree_count"))
+        .order_by("-rewards", F("batch__created_by__username").asc(nulls_last=True))
+    ]
+
+    absent = list(ledger_not_in_mokugift(year=year, campaign_ids=campaign_ids)[:LEDGER_LIST_LIMIT])
+    return Report(
+        year=year,
+        campaign_ids=tuple(campaign_ids),
+        months=[months[m] for m in range(1, 13)],
+        by_campaign=campaigns,
+        by_sender=senders,
+        ledger_not_in_mokugift=absent,
+    )
+
+
+def ledger_not_in_mokugift(*, year: int, campaign_ids: tuple[int, ...] = ()) -> QuerySet[Send]:
+    """Sent ledger rows of the year whose reward the mirror does not hold (for the CSV)."""
+    start = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
+    end = dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
+    in_mirror = MirroredReward.objects.filter(
+        campaign_id=OuterRef("batch__campaign_id"), remote_id=OuterRef("remote_id")
+    )
+    sends = Send.objects.filter(state=Send.State.SENT, sent_at__gte=start, sent_at__lt=end)
+    if campaign_ids:
+        sends = sends.filter(batch__campaign_id__in=campaign_ids)
+    return (
+        sends.filter(~Exists(in_mirror))
+        .select_related("batch__campaign", "batch__created_by")
+        .defer("batch__campaign__passcode")
+        .order_by("sent_at", "pk")
+    )

@@ -1,0 +1,75 @@
+// The Refresh button and "last synced ...": queue a sync without leaving the page, then poll
+// the tiny status endpoint until the run has finished.
+(function () {
+  "use strict";
+  const box = document.getElementById("sync-status");
+  if (!box) return;
+  const summary = document.getElementById("sync-summary");
+  const form = document.getElementById("refresh-form");
+  const url = box.dataset.statusUrl;
+  let timer = null;
+  let waitingSince = null;
+
+  function ago(iso) {
+    if (!iso) return "";
+    const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    if (seconds < 60) return seconds + " s ago";
+    if (seconds < 3600) return Math.round(seconds / 60) + " min ago";
+    return Math.round(seconds / 3600) + " h ago";
+  }
+
+  function render(data) {
+    summary.textContent = "";
+    if (!data.runs.length) summary.textContent = waitingSince ? "Refresh queued…" : "Never synced yet.";
+    data.runs.forEach(function (run, i) {
+      const span = document.createElement("span");
+      span.className = "sync-run";
+      span.dataset.outcome = run.outcome;
+      let text = run.campaign + ": ";
+      if (run.running) text += "syncing " + run.period + "… " + run.rewards_read + " read";
+      else if (run.outcome === "failed") text += "last sync failed " + ago(run.started_at);
+      else text += "last synced " + ago(run.finished_at) + " (" + run.created + " new, " +
+        run.changed + " changed, " + run.flagged_missing + " no longer listed)";
+      span.textContent = text;
+      summary.appendChild(span);
+      if (i < data.runs.length - 1) summary.appendChild(document.createTextNode(" · "));
+    });
+  }
+
+  function poll() {
+    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (data) {
+        const fresh = waitingSince && data.runs.some(function (run) {
+          return Date.parse(run.started_at) >= waitingSince - 5000;
+        });
+        if (fresh) waitingSince = null;
+        render(data);
+        const stillWaiting = waitingSince && Date.now() - waitingSince < 120000;
+        if (data.running || stillWaiting) timer = setTimeout(poll, 1500);
+        else timer = null;
+      })
+      .catch(function () { timer = setTimeout(poll, 5000); });
+  }
+
+  if (form) {
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      const button = document.getElementById("refresh");
+      button.disabled = true;
+      fetch(form.action, {
+        method: "POST",
+        body: new FormData(form),
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+      }).then(function (r) {
+        button.disabled = false;
+        if (!r.ok) { form.submit(); return; }
+        waitingSince = Date.now();
+        summary.textContent = "Refresh queued…";
+        if (!timer) timer = setTimeout(poll, 800);
+      }).catch(function () { button.disabled = false; form.submit(); });
+    });
+  }
+  if (box.dataset.running) timer = setTimeout(poll, 1500);
+})();

@@ -1,0 +1,283 @@
+"""The rewards page: filters, search, keyset pages, queries per page, the reward page, the CSV."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+
+import pytest
+from django.urls import reverse
+
+from rewards.models import SendEvent
+from tests.mirror.helpers import mirror_add, send_add
+
+BASE = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+
+
+def _day(n: int, hour: int = 12) -> dt.datetime:
+    return BASE + dt.timedelta(days=n, hours=hour)
+
+
+@pytest.fixture
+def client_as(client):
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@pytest.fixture
+def shaped(campaign, other_campaign, marketer, admin_user):
+    """A small mirror where every filter picks a different set."""
+    rows = {}
+    rows["may-ours"] = mirror_add(campaign, _day(2), recipient_email="sally@chan.com")
+    send = send_add(campaign, remote_id="x", sent_at=_day(2), by=marketer, name="Sally Chan")
+    rows["may-ours"].send = send
+    rows["may-ours"].save()
+    rows["may-theirs"] = mirror_add(campaign, _day(5), recipient_email="bob@example.org")
+    rows["june-id"] = mirror_add(campaign, _day(35), recipient_email="", recipient_id="user6789")
+    rows["other"] = mirror_add(other_campaign, _day(3), recipient_email="ann@example.com")
+    send2 = send_add(other_campaign, remote_id="y", sent_at=_day(3), by=admin_user, name="Ann Lee")
+    rows["other"].send = send2
+    rows["other"].save()
+    rows["gone"] = mirror_add(campaign, _day(6), missing_since=_day(7))
+    return rows
+
+
+def _shown(response) -> list[str]:
+    return re.findall(r'data-remote-id="([^"]+)"', response.content.decode())
+
+
+def _ids(shaped, *names):
+    return [shaped[name].remote_id for name in names]
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({}, ["june-id", "gone", "may-theirs", "other", "may-ours"]),
+        ({"order": "oldest"}, ["may-ours", "other", "may-theirs", "gone", "june-id"]),
+        ({"month": "2026-06"}, ["june-id"]),
+        ({"date_from": "2026-05-04", "date_to": "2026-05-06"}, ["may-theirs", "other"]),
+        ({"month": "2026-05", "date_from": "2026-05-05"}, ["gone", "may-theirs"]),
+        ({"source": "dashboard"}, ["other", "may-ours"]),
+        ({"source": "elsewhere"}, ["june-id", "gone", "may-theirs"]),
+        ({"sender": "marketer"}, ["may-ours"]),
+        ({"batch": "may-ours"}, ["may-ours"]),
+        ({"q": "CHAN.c"}, ["may-ours"]),
+        ({"q": "6789"}, ["june-id"]),
+        ({"q": "ann lee"}, ["other"]),
+        ({"missing": "on"}, ["gone"]),
+    ],
+)
+def test_each_filter_and_the_search_return_the_right_rows(
+    client_as, manager, shaped, campaign, marketer, params, expected
+):
+    params = dict(params)
+    if params.get("sender") == "marketer":
+        params["sender"] = marketer.pk
+    if params.get("batch") == "may-ours":
+        params["batch"] = shaped["may-ours"].send.batch_id
+    response = client_as(manager).get(reverse("rewards:list"), params)
+    assert response.status_code == 200
+    assert _shown(response) == _ids(shaped, *expected)
+
+
+def test_the_campaign_filter_shows_one_campaign(client_as, manager, shaped, other_campaign):
+    response = client_as(manager).get(reverse("rewards:list"), {"campaign": other_campaign.pk})
+    assert _shown(response) == _ids(shaped, "other")
+
+
+def test_a_filter_that_does_not_pass_says_why(client_as, manager, shaped):
+    response = client_as(manager).get(reverse("rewards:list"), {"month": "May"})
+    assert "A month looks like 2026-05." in response.content.decode()
+
+
+def test_an_empty_mirror_says_how_to_fill_it(client_as, manager):
+    body = client_as(manager).get(reverse("rewards:list")).content.decode()
+    assert "Nothing mirrored yet" in body and "sync_rewards" in body
+
+
+def _walk(client, params, link_id="older"):
+    """Every row, page by page through the `link_id` links, and the pages' row lists."""
+    url = reverse("rewards:list") + "?" + "&".join(f"{k}={v}" for k, v in params.items())
+    pages = []
+    while url:
+        response = client.get(url)
+        pages.append(_shown(response))
+        found = re.search(rf'id="{link_id}" href="([^"]+)"', response.content.decode())
+        url = reverse("rewards:list") + found.group(1).replace("&amp;", "&") if found else None
+        yield pages[-1]
+
+
+def test_keyset_pages_neither_skip_nor_repeat_when_new_rewards_arrive(
+    client_as, manager, campaign, settings
+):
+    from rewards.selectors import mirror
+
+    size = mirror.PAGE_SIZE
+    # Several rewards share a date: the id breaks the tie.
+    made = [mirror_add(campaign, _day(n // 3)) for n in range(size * 2 + 7)]
+    client = client_as(manager)
+    seen = []
+    for number, page in enumerate(_walk(client, {})):
+        seen.extend(page)
+        if number == 0:
+            # Newer rewards arrive while someone reads page 1, and one at an old tied date.
+            for n in range(5):
+                mirror_add(campaign, _day(100 + n))
+            mirror_add(campaign, _day(0))
+    expected = [r.remote_id for r in sorted(made, key=lambda r: (r.date, r.pk), reverse=True)]
+    late_old = [r for r in seen if r not in expected]
+    assert [r for r in seen if r in expected] == expected
+    assert len(seen) == len(set(seen))
+    # The one that arrived at an old date is after the cursor, so it shows up too.
+    assert len(late_old) == 1
+
+
+def test_oldest_first_pages_go_on_by_newer_and_come_back_by_older(client_as, manager, campaign):
+    from rewards.selectors import mirror
+
+    made = [mirror_add(campaign, _day(n % 40)) for n in range(mirror.PAGE_SIZE * 2 + 3)]
+    client = client_as(manager)
+    forward = list(_walk(client, {"order": "oldest"}, link_id="newer"))
+    assert [len(page) for page in forward] == [mirror.PAGE_SIZE, mirror.PAGE_SIZE, 3]
+    expected = [r.remote_id for r in sorted(made, key=lambda r: (r.date, r.pk))]
+    assert sum(forward, []) == expected
+
+    first = client.get(reverse("rewards:list"), {"order": "oldest"}).content.decode()
+    second_url = re.search(r'id="newer" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    second = client.get(reverse("rewards:list") + second_url).content.decode()
+    back_url = re.search(r'id="older" href="([^"]+)"', second).group(1).replace("&amp;", "&")
+    assert _shown(client.get(reverse("rewards:list") + back_url)) == forward[0]
+
+
+def test_a_cursor_that_is_not_ours_shows_the_first_page(client_as, manager, campaign):
+    mirror_add(campaign, _day(1))
+    response = client_as(manager).get(reverse("rewards:list"), {"cursor": "bm90LWEtY3Vyc29y!!"})
+    assert response.status_code == 200 and len(_shown(response)) == 1
+
+
+def test_the_list_page_runs_a_bounded_number_of_queries(
+    client_as, manager, campaign, marketer, django_assert_max_num_queries
+):
+    for n in range(60):
+        reward = mirror_add(campaign, _day(n % 28))
+        if n % 2:
+            reward.send = send_add(
+                campaign, remote_id=reward.remote_id, sent_at=_day(1), by=marketer
+            )
+            reward.save()
+    client = client_as(manager)
+    client.get(reverse("rewards:list"))  # the session and permissions, cached after this
+    with django_assert_max_num_queries(10):
+        first = client.get(reverse("rewards:list"), {"q": "example", "source": "dashboard"})
+    assert len(_shown(first)) == 30
+    older = re.search(
+        r'id="older" href="([^"]+)"', client.get(reverse("rewards:list")).content.decode()
+    )
+    with django_assert_max_num_queries(10):
+        client.get(reverse("rewards:list") + older.group(1).replace("&amp;", "&"))
+
+
+def test_the_reward_page_shows_the_ledger_row_its_batch_and_history(client_as, manager, shaped):
+    reward = shaped["may-ours"]
+    SendEvent.objects.create(send=reward.send, from_state="sending", to_state="sent", note="made")
+    body = (
+        client_as(manager).get(reverse("rewards:reward_detail", args=[reward.pk])).content.decode()
+    )
+    assert "Sally Chan" in body and f"#{reward.send.batch_id}" in body
+    assert "mark-marketer" in body and "made" in body
+    other = client_as(manager).get(reverse("rewards:reward_detail", args=[shaped["june-id"].pk]))
+    assert "Not sent from this dashboard" in other.content.decode()
+    assert (
+        client_as(manager).get(reverse("rewards:reward_detail", args=[999999])).status_code == 404
+    )
+
+
+def _csv(response) -> list[list[str]]:
+    body = b"".join(response.streaming_content).decode()
+    return list(csv.reader(io.StringIO(body)))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"source": "elsewhere"}, {"month": "2026-05", "order": "oldest"}, {"q": "example"}],
+)
+def test_the_csv_of_a_filter_holds_the_rows_the_filter_shows(client_as, manager, shaped, params):
+    client = client_as(manager)
+    shown = _shown(client.get(reverse("rewards:list"), params))
+    response = client.get(reverse("rewards:list_csv"), params)
+    assert response["Content-Type"].startswith("text/csv")
+    rows = _csv(response)
+    assert rows[0][:3] == ["campaign", "reward_id", "date_utc"]
+    assert [row[1] for row in rows[1:]] == shown
+
+
+def test_the_csv_holds_the_whole_filter_not_one_page(client_as, manager, campaign):
+    from rewards.selectors import mirror
+
+    for n in range(mirror.PAGE_SIZE + 20):
+        mirror_add(campaign, _day(n % 20))
+    rows = _csv(client_as(manager).get(reverse("rewards:list_csv")))
+    assert len(rows) == mirror.PAGE_SIZE + 21
+
+
+def test_a_name_like_a_formula_comes_out_neutralised_in_the_csv(
+    client_as, manager, campaign, marketer
+):
+    reward = mirror_add(campaign, _day(1), recipient_email="-evil@example.com")
+    reward.send = send_add(
+        campaign,
+        remote_id=reward.remote_id,
+        sent_at=_day(1),
+        by=marketer,
+        name='=HYPERLINK("http://evil.test","click")',
+    )
+    reward.save()
+    rows = _csv(client_as(manager).get(reverse("rewards:list_csv")))
+    assert rows[1][5] == '\'=HYPERLINK("http://evil.test","click")'
+    assert rows[1][3] == "'-evil@example.com"
+    assert rows[1][6] == "1"  # a number stays a number
+
+
+def test_the_marketer_and_the_outsider_may_not_browse(client_as, marketer, outsider):
+    for user in (marketer, outsider):
+        client = client_as(user)
+        assert client.get(reverse("rewards:list")).status_code == 403
+        assert client.get(reverse("rewards:list_csv")).status_code == 403
+        client.logout()
+
+
+def test_refresh_queues_a_sync_after_commit_and_comes_straight_back(
+    client_as, manager, campaign, other_campaign, django_capture_on_commit_callbacks
+):
+    client = client_as(manager)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(
+            reverse("rewards:sync_refresh"),
+            {"campaign": campaign.pk, "month": "2026-05", "next": "campaign=1"},
+        )
+    assert response.status_code == 302 and response["Location"].endswith("?campaign=1")
+    assert len(callbacks) == 1
+    assert callbacks[0].args == (campaign.pk, 2026, 5)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(
+            reverse("rewards:sync_refresh"), {}, headers={"Accept": "application/json"}
+        )
+    assert response.status_code == 202 and response.json()["queued"] == 2
+    assert len(callbacks) == 2
+
+
+def test_the_status_endpoint_reports_the_latest_run(client_as, manager, campaign):
+    from rewards.models import SyncRun
+
+    SyncRun.objects.create(campaign=campaign, year=2026, month=5, outcome="succeeded", created=3)
+    SyncRun.objects.create(campaign=campaign, year=2026, month=5, rewards_read=7)
+    SyncRun.objects.create(campaign=campaign, year=2026, month=5, outcome="skipped")
+    data = client_as(manager).get(reverse("rewards:sync_status")).json()
+    assert data["running"] is True
+    assert [(r["outcome"], r["rewards_read"]) for r in data["runs"]] == [("running", 7)]
