@@ -20,6 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -34,6 +35,8 @@ MAX_NAME_LENGTH = Send._meta.get_field("name").max_length
 MAX_RECIPIENT_LENGTH = Send._meta.get_field("recipient").max_length
 # How many recipients go into one `IN (...)` when looking for recent rewards.
 _LOOKUP_CHUNK = 5_000
+# Ledger rows that may still become rewards: they count as recent too.
+PENDING_STATES = (Send.State.WAITING, Send.State.SENDING, Send.State.UNKNOWN)
 
 # Headers as people write them, reduced by `_header_key` (case, spaces, "-", "_" and a BOM
 # do not matter): "E-mail", "Email Address", "Full Name", "Recipient ID" all match.
@@ -402,52 +405,61 @@ def _flag_recently_rewarded(*, result: CsvParseResult, mode: str, campaign) -> N
     """Flag rows whose recipient this campaign rewarded in the last 30 days.
 
     Both the ledger (what we sent) and the mirror (what Mokugift reports, including rewards
-    sent from elsewhere) count. A few queries for the whole file, chunked for `IN (...)`.
+    sent from elsewhere) count, and so do ledger rows still on their way: the same file
+    uploaded twice, a few minutes apart, would otherwise reward everyone twice. A few queries
+    for the whole file, chunked for `IN (...)`.
     """
     since = timezone.now() - timedelta(days=RECENT_DAYS)
     by_id = mode == Mode.LINK_ID
     keys = [recipient_key(mode=mode, recipient=r.recipient) for r in result.rows]
-    found: set[str] = set()
+    rewarded: set[str] = set()
+    on_the_way: set[str] = set()
+    recent = Q(state=Send.State.SENT, sent_at__gte=since) | Q(
+        state__in=PENDING_STATES, batch__created_at__gte=since
+    )
     for start in range(0, len(keys), _LOOKUP_CHUNK):
         chunk = keys[start : start + _LOOKUP_CHUNK]
-        ledger = Send.objects.filter(
-            batch__campaign=campaign, state=Send.State.SENT, sent_at__gte=since
-        )
+        ledger = Send.objects.filter(recent, batch__campaign=campaign)
         # The same recipient string means an ID in link-id batches, an address otherwise.
         if by_id:
-            ledger = ledger.filter(batch__mode=Mode.LINK_ID, recipient__in=chunk)
-            found.update(ledger.values_list("recipient", flat=True))
+            ledger = ledger.filter(batch__mode=Mode.LINK_ID, recipient__in=chunk).annotate(
+                key=F("recipient")
+            )
             mirror = MirroredReward.objects.filter(
                 campaign=campaign, date__gte=since, recipient_id__in=chunk
-            )
-            found.update(mirror.values_list("recipient_id", flat=True))
+            ).values_list("recipient_id", flat=True)
         else:
             ledger = (
                 ledger.exclude(batch__mode=Mode.LINK_ID)
                 .annotate(key=Lower("recipient"))
                 .filter(key__in=chunk)
             )
-            found.update(ledger.values_list("key", flat=True))
             mirror = (
                 MirroredReward.objects.filter(campaign=campaign, date__gte=since)
                 .annotate(key=Lower("recipient_email"))
                 .filter(key__in=chunk)
+                .values_list("key", flat=True)
             )
-            found.update(mirror.values_list("key", flat=True))
-    if not found:
-        return
+        for key, state in ledger.values_list("key", "state"):
+            (rewarded if state == Send.State.SENT else on_the_way).add(key)
+        rewarded.update(mirror)
     for row in result.rows:
-        if recipient_key(mode=mode, recipient=row.recipient) in found:
-            result.recently_rewarded.append(row)
-            result.problems.append(
-                CsvProblem(
-                    row.row_number,
-                    result.recipient_column,
-                    f"{_shorten(row.recipient)} got a reward from this campaign in the last "
-                    f"{RECENT_DAYS} days.",
-                    Kind.RECENTLY_REWARDED,
-                )
+        key = recipient_key(mode=mode, recipient=row.recipient)
+        if key in rewarded:
+            why = f"got a reward from this campaign in the last {RECENT_DAYS} days."
+        elif key in on_the_way:
+            why = "is in a batch of this campaign that is still being sent."
+        else:
+            continue
+        result.recently_rewarded.append(row)
+        result.problems.append(
+            CsvProblem(
+                row.row_number,
+                result.recipient_column,
+                f"{_shorten(row.recipient)} {why}",
+                Kind.RECENTLY_REWARDED,
             )
+        )
 
 
 # --- Keeping an upload between the preview and the confirmation ------------------------------

@@ -236,6 +236,17 @@ def test_it_flags_a_recipient_this_campaign_rewarded_in_the_last_30_days(
     assert result.left_out(send_anyway=True) == []
 
 
+def test_it_flags_a_recipient_of_a_batch_still_being_sent(campaign):
+    # The same file uploaded twice, minutes apart: the first batch has not sent them yet.
+    for state in ["waiting", "sending", "unknown"]:
+        _sent(campaign, f"{state}@example.com", days_ago=0, state=state)
+    _sent(campaign, "failed@example.com", days_ago=0, state="failed")
+    text = "email\nwaiting@example.com\nsending@example.com\nunknown@example.com\n"
+    result = parse(text + "failed@example.com\n", campaign=campaign)
+    assert [r.row_number for r in result.recently_rewarded] == [2, 3, 4]
+    assert "still being sent" in result.problems[0].message
+
+
 def test_it_flags_a_recipient_the_mirror_shows_rewarded_in_the_last_30_days(campaign):
     now = timezone.now()
     for remote_id, email, recipient_id, days in [
