@@ -24,7 +24,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from campaigns.services import campaign_create
-from rewards.models import Batch
+from rewards.models import Batch, MirroredReward
 from sandbox.models import SandboxCampaign, SandboxReward
 
 ANONYMOUS = "anonymous"
@@ -46,6 +46,7 @@ class Made(NamedTuple):
 CAMPAIGN = Made("campaign")
 BATCH = Made("batch")
 SANDBOX_REWARD = Made("sandbox_reward", "remote_id")
+MIRRORED_REWARD = Made("mirrored_reward")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,13 @@ ACCESS: dict[str, Rule] = {
     "rewards:batch_retry_failed": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
     # --- rewards: browsing, reports, export (Manager, Admin) ---
     "rewards:list": rule(*READERS),
+    "rewards:list_csv": rule(*READERS),
+    "rewards:reward_detail": rule(*READERS, pk=MIRRORED_REWARD),
+    "rewards:sync_refresh": rule(*READERS, method="POST", ok=302),
+    "rewards:sync_status": rule(*READERS),
     "rewards:report": rule(*READERS),
+    "rewards:report_csv": rule(*READERS),
+    "rewards:report_xlsx": rule(*READERS),
     # --- sandbox: an API for API clients, open to all (the passcode is its credential) ---
     # A GET to a create call is the API's own error 100, in a 200 answer, as Mokugift does.
     "sandbox:api_create": rule(*EVERYONE, call="reward", campaign_id="c-1"),
@@ -160,7 +167,19 @@ def made(admin_user):
         tree_count=1,
         url="http://testserver/sandbox/rewards/r-access-1/",
     )
-    return {"campaign": campaign, "batch": batch, "sandbox_reward": sandbox_reward}
+    mirrored_reward = MirroredReward.objects.create(
+        campaign=campaign,
+        remote_id="r-access-1",
+        date="2026-01-15T10:00:00Z",
+        first_seen_at="2026-01-15T10:00:00Z",
+        last_seen_at="2026-01-15T10:00:00Z",
+    )
+    return {
+        "campaign": campaign,
+        "batch": batch,
+        "sandbox_reward": sandbox_reward,
+        "mirrored_reward": mirrored_reward,
+    }
 
 
 @pytest.fixture

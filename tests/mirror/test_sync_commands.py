@@ -80,3 +80,38 @@ def test_recent_months_are_this_month_and_the_one_before_across_a_new_year():
 def test_the_beat_schedule_holds_the_two_sync_entries(settings):
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert {"rewards.sync_recent", "rewards.sync_everything"} <= tasks
+
+
+def test_export_rewards_writes_the_file_the_page_downloads(client, manager, campaign, tmp_path):
+    from django.urls import reverse
+    from openpyxl import load_workbook
+
+    from tests.mirror.helpers import mirror_add
+
+    mirror_add(campaign, MAY, recipient_email="=cmd|' /C calc'!A0")
+    mirror_add(campaign, MAY + dt.timedelta(days=40))
+    target = tmp_path / "may.csv"
+
+    call_command("export_rewards", "--campaign", campaign.pk, "--month", 5, "--year", 2026,
+                 "--output", str(target))  # fmt: skip
+
+    client.force_login(manager)
+    page = client.get(reverse("rewards:list_csv"), {"campaign": campaign.pk, "month": "2026-05"})
+    assert target.read_bytes() == b"".join(page.streaming_content)
+    assert "'=cmd|" in target.read_text()
+
+    xlsx = tmp_path / "all.xlsx"
+    call_command("export_rewards", "--format", "xlsx", "--output", str(xlsx))
+    rows = list(load_workbook(xlsx)["Rewards"].values)
+    assert len(rows) == 3 and rows[2][3] == "'=cmd|' /C calc'!A0"
+
+    report = tmp_path / "report.xlsx"
+    call_command("export_rewards", "--report", "--year", 2026, "--format", "xlsx", "--output",
+                 str(report))  # fmt: skip
+    assert load_workbook(report).sheetnames[0] == "2026 by month"
+
+
+@pytest.mark.django_db
+def test_export_rewards_refuses_half_a_period():
+    with pytest.raises(CommandError):
+        call_command("export_rewards", "--month", 5)
