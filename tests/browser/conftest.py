@@ -9,9 +9,9 @@ Fixtures:
 - `login_as(page, user)`: the same login, on a page you already have.
 
 Every page visited is saved as a PNG under $SCREENSHOT_DIR (default test-artifacts/screenshots),
-in one folder per test, numbered in order: after each `page.goto`, before a `goto` that leaves a
-page reached by a click, at the end of the test, and wherever a test calls `screenshot(page,
-"step")`.
+in one folder per test, numbered in order: after each `page.goto`, `with page.expect_navigation()`
+block and `page.wait_for_url`, before a `goto` that leaves a page reached otherwise, at the end of
+the test, and wherever a test calls `screenshot(page, "step")`.
 
 Mark browser tests `@pytest.mark.browser` (the hook below adds the mark too, so `-m "not
 browser"` leaves them all out).
@@ -19,6 +19,7 @@ browser"` leaves them all out).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -101,10 +102,11 @@ def screenshot(page, step: str | None = None) -> Path:
 
 
 def _watch(page, shots: Screenshots) -> None:
-    """Screenshot after each goto, and the page a click led to before a goto leaves it."""
+    """Screenshot after each goto, expect_navigation block and wait_for_url, and the page a
+    click led to before a goto leaves it."""
     page._screenshots = shots
     page._shot_url = None
-    goto = page.goto
+    goto, expect_navigation, wait_for_url = page.goto, page.expect_navigation, page.wait_for_url
 
     def goto_and_screenshot(url, **kwargs):
         if page.url not in ("about:blank", page._shot_url):
@@ -113,7 +115,19 @@ def _watch(page, shots: Screenshots) -> None:
         shots.take(page, _step_name(page))
         return response
 
+    @contextlib.contextmanager
+    def expect_navigation_and_screenshot(*args, **kwargs):
+        with expect_navigation(*args, **kwargs) as navigation:
+            yield navigation
+        shots.take(page, _step_name(page))
+
+    def wait_for_url_and_screenshot(*args, **kwargs):
+        wait_for_url(*args, **kwargs)
+        shots.take(page, _step_name(page))
+
     page.goto = goto_and_screenshot
+    page.expect_navigation = expect_navigation_and_screenshot
+    page.wait_for_url = wait_for_url_and_screenshot
 
 
 @pytest.fixture(scope="session")
@@ -166,9 +180,7 @@ def login_as(page, user) -> None:
     with page.expect_navigation():
         page.click("form button[type=submit]")
     if "/login/" in page.url:
-        screenshot(page, "login-failed")
         raise AssertionError(f"Logging in as {user.get_username()} failed: still on {page.url}")
-    screenshot(page, f"logged-in-as-{user.get_username()}")
 
 
 @pytest.fixture
