@@ -71,6 +71,8 @@ QUERY_BACKOFF = 0.5  # seconds before the second try; doubled for each further o
 STREAM_CHUNK_BYTES = 64 * 1024
 # Nesting deeper than this is not the API's XML (the document goes four levels down).
 _MAX_DEPTH = 16
+# No value of the API is anywhere near this long.
+_MAX_TEXT = 64 * 1024
 
 
 # --- Results ------------------------------------------------------------------------------
@@ -282,18 +284,19 @@ def _address_of(item: str) -> str:
 
 
 class _Node:
-    __slots__ = ("tag", "parts", "children", "container")
+    # Few attributes and no list until one is needed: a query makes five of these per reward.
+    __slots__ = ("tag", "raw", "children", "container")
 
     def __init__(self, tag: str):
         self.tag = tag
-        self.parts: list[str] = []
-        self.children: list[_Node] = []
+        self.raw = ""
+        self.children: tuple[_Node, ...] | list[_Node] = ()
         # Has had a child element: its own text (blanks between elements) is dropped.
         self.container = False
 
     @property
     def text(self) -> str:
-        return "".join(self.parts).strip()
+        return self.raw.strip()
 
 
 @dataclass(frozen=True)
@@ -400,7 +403,8 @@ class _ResultParser:
             parent = stack[-1]
             if not parent.container:
                 parent.container = True
-                parent.parts.clear()
+                parent.children = []
+                parent.raw = ""
             if depth == 2 and parent.tag == "rewards":
                 if tag != "reward":
                     self._fail(f"<{tag}> inside <rewards>")
@@ -434,7 +438,10 @@ class _ResultParser:
         # Only leaves keep text: blanks between elements are dropped as they come (the
         # newline after each of a million rewards must not pile up in <rewards>).
         if self._stack and not self._stack[-1].container:
-            self._stack[-1].parts.append(text)
+            node = self._stack[-1]
+            node.raw += text
+            if len(node.raw) > _MAX_TEXT:
+                self._fail(f"<{node.tag}> holds more than {_MAX_TEXT} characters")
 
     # -- reading elements
 

@@ -196,6 +196,22 @@ def query_chunks(count: int, *, per_chunk: int = 500) -> Iterator[bytes]:
     ).encode()
 
 
+def query_chunks_repeated(count: int, *, per_chunk: int = 500) -> Iterator[bytes]:
+    """Like query_chunks, but every chunk of rewards is the same bytes object (made once), so
+    that the server side costs next to nothing: reward IDs repeat, which the parser allows."""
+    assert count % per_chunk == 0
+    yield (
+        f"{DECLARATION}<result><version>1.0</version><status>Success</status><rewards>\n"
+    ).encode()
+    chunk = "".join(query_reward(n) for n in range(per_chunk)).encode()
+    for _ in range(count // per_chunk):
+        yield chunk
+    yield (
+        f"</rewards><summary><reward_count>{count}</reward_count>"
+        f"<tree_count>{count}</tree_count></summary></result>\n"
+    ).encode()
+
+
 def query_size(count: int) -> int:
     return sum(len(chunk) for chunk in query_chunks(count))
 

@@ -17,7 +17,7 @@ def test_two_hundred_thousand_rewards_are_read_in_flat_memory():
     assert size > 20_000_000  # the whole document: about 26 MB of XML
 
     with local_server() as server:
-        server.then(chunks(bodies.query_chunks(REWARDS)))
+        server.then(chunks(bodies.query_chunks_repeated(REWARDS)))
         client = MokugiftClient(base_url=server.url, campaign_id="c-1", timeout=(5, 30))
         count = trees = 0
         peak_at_half = None

@@ -539,3 +539,34 @@ def test_bytes_that_are_not_utf8_are_a_protocol_error():
     body = bodies.REWARD.encode().replace(b"r-1", b"r-\xe9")
 
     assert "malformed XML" in _protocol_error(body)
+
+
+def test_a_value_of_more_than_64_kib_is_a_protocol_error():
+    body = bodies.REWARD.replace("r-1", "x" * (64 * 1024 + 1))
+
+    assert "<id> holds more than 65536 characters" in _protocol_error(body)
+
+
+def test_elements_nested_very_deep_are_a_protocol_error():
+    body = bodies.REWARD.replace("<id>r-1</id>", "<a>" * 50 + "</a>" * 50 + "<id>r-1</id>")
+
+    assert "nested too deep" in _protocol_error(body)
+
+
+def test_a_multi_call_failed_with_110_is_outcome_unknown():
+    body = bodies.MULTI_FAILED.replace(
+        "<code>112</code><description>Invalid email", "<code>110</code><description>Internal error"
+    )
+
+    with pytest.raises(ApiError) as caught:
+        create_body_parse(body=body.encode(), mode="email", multi=True)
+
+    assert (caught.value.code, caught.value.outcome_unknown) == (110, True)
+
+
+def test_an_unsent_reward_with_110_says_its_outcome_is_unknown():
+    body = bodies.MULTI_REWARD_URLS2_PART_FAILED.replace("<code>105</code>", "<code>110</code>")
+
+    result = create_body_parse(body=body.encode(), mode="link-id", multi=True)
+
+    assert [u.outcome_unknown for u in result.unsent] == [True, False]
