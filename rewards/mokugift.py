@@ -329,6 +329,7 @@ class _ResultParser:
         self.done = False  # the root element has closed
         self.outcome: object = None  # CreateResult, MultiResult or Summary
         self._fed = False
+        self._closed = False
         self._stack: list[_Node] = []
         self._rewards_seen = 0
         # The document says UTF-8: a declared encoding is not followed (expat would otherwise
@@ -354,6 +355,9 @@ class _ResultParser:
             self._parse(data, final=False)
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if not self._fed:
             self._fail("the body is empty")
         self._parse(b"", final=True)
