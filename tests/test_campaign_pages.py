@@ -139,6 +139,8 @@ def test_editing_records_what_changed_and_leaves_the_passcode(admin_client, camp
     event = campaign.audit_events.first()
     assert (event.action, event.actor) == (Action.UPDATED, admin_user)
     assert event.changes == {"name": ["Spring", "Spring 2027"]}
+    history = admin_client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert "<strong>name</strong>: Spring → Spring 2027" in history
 
 
 def test_editing_to_a_campaign_id_taken_in_that_environment_is_refused(admin_client, campaign):
