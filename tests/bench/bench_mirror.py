@@ -1,0 +1,420 @@
+"""Mirror benchmark: PostgreSQL, the sandbox on its own server (gunicorn), real HTTP.
+
+    .venv/bin/python tests/bench/bench_mirror.py [--sync-rows 200000] [--browse-rows 1000000]
+
+It creates its own database (BENCH_DATABASE_URL, default mokudash_bench_mirror on the local
+PostgreSQL), migrates it, serves the sandbox with gunicorn on a free port, measures, prints a
+table, and drops the database. Measured:
+
+- `sync_rewards --all --wait` (its own process) of an all_rewards answer of N rewards into an
+  empty mirror, then again with nothing changed; beside the floor, COPY of the same rows from a
+  CSV file into a table shaped like the mirror (same indexes), and the bare client reading the
+  answer (HTTP + XML, no database);
+- the rewards page (Django's test client, in process: server time without the network), first
+  page and page 1,000 (its cursor), median of 15, on a mirror of 10,000 and of 1,000,000;
+- the monthly report of a year over the 1,000,000, with a ledger of 10,000 sent rows;
+- `export_rewards` (its own process) of the 1,000,000 as CSV: rows per second and the process's
+  peak RSS, beside `COPY (the same SELECT) TO STDOUT` into a file.
+
+A script, not a test: it is not collected by pytest (the name does not start with test_).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.bench.bench_send import (  # noqa: E402  (the path above first)
+    BASE_DIR,
+    VENV_BIN,
+    database_recreate,
+    free_port,
+    start,
+    stop,
+    wait_http,
+)
+
+PASSCODE = "bench-pass"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sync-rows", type=int, default=200_000)
+    parser.add_argument("--browse-rows", type=int, default=1_000_000)
+    parser.add_argument("--small-rows", type=int, default=10_000)
+    parser.add_argument("--ledger-rows", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+
+    db_url = os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mokudash_bench_mirror"
+    )
+    port = free_port()
+    logs = Path(tempfile.mkdtemp(prefix="bench-mirror-"))
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": db_url,
+            "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7"),
+            "DJANGO_DEBUG": "false",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "DJANGO_SECURE_COOKIES": "false",
+            "DJANGO_HSTS_SECONDS": "0",
+            "DJANGO_MANIFEST_STATIC": "false",
+            "SANDBOX_ENABLED": "true",
+            "MOKUGIFT_SANDBOX_URL": f"http://127.0.0.1:{port}/sandbox/api/",
+            "MOKUGIFT_READ_TIMEOUT": "300",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    env.setdefault("DJANGO_SECRET_KEY", "bench-" + uuid.uuid4().hex * 2)
+    os.environ.update(env)
+    database_recreate(db_url)
+    sandbox = None
+    results: list[tuple[str, str, str]] = []
+    try:
+        subprocess.run(
+            [str(VENV_BIN / "python"), "manage.py", "migrate", "-v", "0"],
+            cwd=BASE_DIR,
+            env=env,
+            check=True,
+        )
+        sandbox = start(
+            [
+                str(VENV_BIN / "gunicorn"),
+                "mokudash.wsgi",
+                "-b",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--threads",
+                "2",
+                "--timeout",
+                "300",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            log=logs / "sandbox.log",
+        )
+        wait_http(env["MOKUGIFT_SANDBOX_URL"] + "all_rewards/none")
+        results = measure(args=args, env=env, logs=logs)
+    finally:
+        if sandbox is not None:
+            stop(sandbox)
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # noqa: BLE001, S110 - Django may not be set up yet
+            pass
+        database_recreate(db_url, drop_only=True)
+        for path in sorted(logs.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        logs.rmdir()
+    width = max(len(name) for name, _, _ in results)
+    print()
+    for name, figure, note in results:
+        print(f"{name:<{width}}  {figure:>14}  {note}")
+
+
+def _child_rss(command: list[str], env: dict) -> tuple[float, float, str]:
+    """(seconds, the child's own peak RSS in MiB, its output) of a manage.py command."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [str(VENV_BIN / "python"), "manage.py", *command],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(out.decode(errors="replace")[-3000:])
+    return elapsed, usage.ru_maxrss / 1024, out.decode(errors="replace")
+
+
+def _median_ms(fn, repeat: int) -> float:
+    fn()  # warm: connection, caches
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mokudash.settings")
+    django.setup()
+    from django.contrib.auth.models import Group, User
+    from django.db import connection
+    from django.test import Client
+    from django.urls import reverse
+
+    from campaigns import roles
+    from campaigns.services import campaign_create
+    from rewards.models import MirroredReward
+    from rewards.mokugift import MokugiftClient
+    from rewards.selectors.mirror import cursor_encode
+    from rewards.services.sync import mirror_sends_link, monthly_summaries_from_mirror
+    from sandbox.models import SandboxCampaign
+    from sandbox.services import sandbox_campaign_save
+
+    results: list[tuple[str, str, str]] = []
+
+    def note(name: str, figure: str, extra: str = "") -> None:
+        results.append((name, figure, extra))
+        print(f"  {name}: {figure} {extra}", flush=True)
+
+    # --- 1. Sync of an all_rewards answer ------------------------------------------------
+    n = args.sync_rows
+    sandbox_campaign_save(campaign_id="sync", passcode=PASSCODE, coins=10_000_000)
+    sync_campaign = campaign_create(
+        actor=None, name="sync", campaign_id="sync", environment="sandbox", passcode=PASSCODE
+    )
+    sandbox_pk = SandboxCampaign.objects.get(campaign_id="sync").pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO sandbox_sandboxreward (campaign_id, remote_id, transaction_id,
+                recipient_email, recipient_id, name, created, tree_count, emailed, url)
+            SELECT %s, md5(n::text), 't' || (n / 1000),
+                   CASE WHEN n %% 10 = 0 THEN '' ELSE 'person' || n || '@example.com' END,
+                   CASE WHEN n %% 10 = 0 THEN 'user' || n ELSE '' END, '',
+                   timestamptz '2025-01-01' + make_interval(secs => n * 150), 1 + n %% 3,
+                   false, 'http://x/' || n
+            FROM generate_series(1, %s) AS n
+            """,
+            [sandbox_pk, n],
+        )
+        cursor.execute("ANALYZE sandbox_sandboxreward")
+
+    client = MokugiftClient.for_campaign(sync_campaign)
+    started = time.perf_counter()
+    count = 0
+    with client.all_rewards() as stream:
+        for _ in stream:
+            count += 1
+    read_only = time.perf_counter() - started
+    assert count == n, count
+    note("sync: client reads the answer (HTTP + XML)", f"{read_only:.2f} s", f"{n:,} rewards")
+
+    command = ["sync_rewards", "--campaign", str(sync_campaign.pk), "--all", "--wait"]
+    first, first_rss, out = _child_rss(command, env)
+    assert f"created {n}" in out, out
+    note("sync: the run itself (SyncRun start to finish)", f"{_last_run_seconds():.2f} s")
+    note(
+        "sync: all_rewards into an empty mirror",
+        f"{first:.2f} s",
+        f"target <= 15 s; RSS {first_rss:.0f} MiB",
+    )
+    again, again_rss, out = _child_rss(command, env)
+    assert "created 0, changed 0" in out, out
+    note("sync again: the run itself", f"{_last_run_seconds():.2f} s")
+    note(
+        "sync: again, nothing changed", f"{again:.2f} s", f"target <= 8 s; RSS {again_rss:.0f} MiB"
+    )
+
+    # The floor: the same rows as a CSV file, COPYed into a table shaped like the mirror.
+    csv_path = logs / "floor.csv"
+    with connection.cursor() as cursor, open(csv_path, "wb") as out_file:
+        with cursor.copy(
+            f"""COPY (SELECT {sync_campaign.pk}, remote_id, created, recipient_email,
+                recipient_id, tree_count, now(), now() FROM sandbox_sandboxreward
+                WHERE campaign_id = {sandbox_pk} ORDER BY created, id) TO STDOUT WITH CSV"""  # noqa: S608
+        ) as copy:
+            for data in copy:
+                out_file.write(data)
+        cursor.execute("CREATE TABLE floor_mirror (LIKE rewards_mirroredreward INCLUDING ALL)")
+    started = time.perf_counter()
+    with (
+        connection.cursor() as cursor,
+        open(csv_path, "rb") as in_file,
+        cursor.copy(
+            "COPY floor_mirror (campaign_id, remote_id, date, recipient_email, recipient_id,"
+            " tree_count, first_seen_at, last_seen_at) FROM STDIN WITH CSV"
+        ) as copy,
+    ):
+        while data := in_file.read(1 << 20):
+            copy.write(data)
+    floor = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE floor_mirror")
+    note("floor: COPY of the same rows from CSV", f"{floor:.2f} s",
+         f"sync/floor {first / floor:.1f}x, again/floor {again / floor:.1f}x")  # fmt: skip
+
+    # --- 2. Browse on 10,000 then 1,000,000 ----------------------------------------------
+    manager = User.objects.create_user("bench-manager", password=uuid.uuid4().hex)
+    manager.groups.add(Group.objects.get(name=roles.MANAGER))
+    web = Client()
+    web.force_login(manager, backend="django.contrib.auth.backends.ModelBackend")
+    big = campaign_create(
+        actor=None, name="big", campaign_id="big", environment="sandbox", passcode=PASSCODE
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM rewards_mirroredreward")
+
+    def fill(first_n: int, last_n: int) -> None:
+        # Dates spread over 2026, a second apart per 31 rewards: many share a second.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO rewards_mirroredreward (campaign_id, remote_id, date,
+                    recipient_email, recipient_id, tree_count, first_seen_at, last_seen_at)
+                SELECT %s, 'b' || n,
+                       timestamptz '2026-01-01' + make_interval(secs => (n * 31) %% 31536000),
+                       'person' || n || '@example.com', '', 1 + n %% 3, now(), now()
+                FROM generate_series(%s, %s) AS n
+                """,
+                [big.pk, first_n, last_n],
+            )
+            cursor.execute("VACUUM ANALYZE rewards_mirroredreward")
+
+    def browse(label: str) -> tuple[float, float]:
+        url = reverse("rewards:list")
+        first_ms = _median_ms(lambda: _ok(web.get(url)), args.repeat)
+        # Page 1,000, or the last page of a mirror too small to have one.
+        depth = min(1000, MirroredReward.objects.count() // 50)
+        row = (
+            MirroredReward.objects.order_by("-date", "-id")
+            .values_list("date", "id")[50 * (depth - 1) - 1 : 50 * (depth - 1)]
+            .get()
+        )
+        cursor = cursor_encode(date=row[0], pk=row[1], forward=True)
+        deep_ms = _median_ms(lambda: _ok(web.get(url, {"cursor": cursor})), args.repeat)
+        filtered_ms = _median_ms(
+            lambda: _ok(web.get(url, {"campaign": big.pk, "cursor": cursor})), args.repeat
+        )
+        _profile(web, url, {})
+        note(f"browse {label}: first page", f"{first_ms:.1f} ms", "median; target < 50 ms")
+        note(f"browse {label}: page {depth:,}", f"{deep_ms:.1f} ms", "median; target < 50 ms")
+        note(f"browse {label}: page {depth:,}, one campaign", f"{filtered_ms:.1f} ms", "median")
+        return first_ms, deep_ms
+
+    fill(1, args.small_rows)
+    small = browse(f"{args.small_rows:,}")
+    fill(args.small_rows + 1, args.browse_rows)
+    large = browse(f"{args.browse_rows:,}")
+    note(
+        "browse: 1M / 10k ratio",
+        f"{large[0] / small[0]:.2f}x / {large[1] / small[1]:.2f}x",
+        "first page / deep page; target within 1.5x",
+    )
+
+    # --- 3. The monthly report over 1,000,000 ----------------------------------------------
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO rewards_batch (campaign_id, mode, source, state, paused_reason,"
+            " filename, left_out, created_by_id, created_at) VALUES"
+            " (%s, 'email', 'csv', 'done', '', 'bench.csv', '[]', %s, now()) RETURNING id",
+            [big.pk, manager.pk],
+        )
+        batch_id = cursor.fetchone()[0]
+        cursor.execute(
+            """
+            INSERT INTO rewards_send (batch_id, row_number, recipient, name, state, attempts,
+                remote_id, url, link_not_recovered, transaction_id, error_message, sent_at,
+                updated_at, first_attempt_at)
+            SELECT %s, n + 1, 'person' || (n * 97) || '@example.com', 'Person ' || n, 'sent', 1,
+                   'b' || (n * 97), '', false, '', '',
+                   timestamptz '2026-01-01' + make_interval(secs => (n * 97 * 31) %% 31536000),
+                   now(), now()
+            FROM generate_series(1, %s) AS n
+            """,
+            [batch_id, args.ledger_rows],
+        )
+    started = time.perf_counter()
+    linked = mirror_sends_link(campaign_id=big.pk)
+    note(
+        "sync step: link ledger rows",
+        f"{(time.perf_counter() - started) * 1000:.0f} ms",
+        f"{linked:,} linked",
+    )
+    started = time.perf_counter()
+    from django.utils import timezone
+
+    monthly_summaries_from_mirror(campaign_id=big.pk, synced_at=timezone.now())
+    note("sync step: month summaries from 1M", f"{(time.perf_counter() - started) * 1000:.0f} ms")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    report_ms = _median_ms(
+        lambda: _ok(web.get(reverse("rewards:report"), {"year": 2026})), args.repeat
+    )
+    _profile(web, reverse("rewards:report"), {"year": 2026})
+    note("report: year 2026 over 1M rewards", f"{report_ms:.1f} ms", "median; target < 200 ms")
+
+    # --- 4. CSV export of 1,000,000 ------------------------------------------------------
+    out_path = logs / "export.csv"
+    seconds, rss, _ = _child_rss(
+        ["export_rewards", "--campaign", str(big.pk), "--output", str(out_path)], env
+    )
+    with open(out_path, "rb") as written:
+        lines = sum(1 for _ in written) - 1
+    note("export: CSV of 1M (export_rewards)", f"{lines / seconds:,.0f} rows/s",
+         f"{seconds:.1f} s, peak RSS {rss:.0f} MiB (target < 150 MiB), {lines:,} rows")  # fmt: skip
+    from rewards.selectors.mirror import RewardFilters, rewards_filter
+    from rewards.services.export import _REWARD_FIELDS
+
+    sql, params = (
+        rewards_filter(filters=RewardFilters(campaign_ids=(big.pk,)))
+        .values_list(*_REWARD_FIELDS)
+        .query.sql_with_params()
+    )
+    started = time.perf_counter()
+    with (
+        connection.cursor() as cursor,
+        open(logs / "copy.csv", "wb") as out_file,
+        cursor.copy(
+            "COPY (" + connection.ops.compose_sql(sql, params) + ") TO STDOUT WITH CSV HEADER"
+        ) as copy,
+    ):
+        for data in copy:
+            out_file.write(data)
+    copy_s = time.perf_counter() - started
+    note("export floor: COPY (same SELECT) TO STDOUT", f"{lines / copy_s:,.0f} rows/s",
+         f"{copy_s:.1f} s; export/COPY {seconds / copy_s:.1f}x")  # fmt: skip
+    return results
+
+
+def _last_run_seconds() -> float:
+    from rewards.models import SyncRun
+
+    run = SyncRun.objects.order_by("-pk").first()
+    return (run.finished_at - run.started_at).total_seconds()
+
+
+def _profile(web, url: str, params: dict) -> None:
+    """With BENCH_PROFILE set: the slowest queries of one request."""
+    if not os.environ.get("BENCH_PROFILE"):
+        return
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        web.get(url, params)
+    for query in sorted(captured.captured_queries, key=lambda q: -float(q["time"]))[:4]:
+        print(f"    {float(query['time']) * 1000:.1f} ms  {query['sql'][:300]}")
+
+
+def _ok(response):
+    assert response.status_code == 200, response.status_code
+    return response
+
+
+if __name__ == "__main__":
+    main()
