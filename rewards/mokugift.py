@@ -272,12 +272,14 @@ def recipient_list_build(*, recipients: Sequence[Recipient], by_id: bool = False
     return ",".join(items)
 
 
-_NAMED_ITEM = re.compile(r"[^<>]*<\s*([^<>]*?)\s*>")
-
-
 def _address_of(item: str) -> str:
-    named = _NAMED_ITEM.fullmatch(item.strip())
-    return named.group(1) if named else item.strip()
+    """The address of an item of recipient_list: "Full Name <address>" or a bare address."""
+    item = item.strip()
+    # No regex: the item comes from the server, and a pattern with blanks on both sides of a
+    # lazy group backtracks quadratically on a long run of blanks.
+    if item.endswith(">") and "<" in item:
+        return item[item.rindex("<") + 1 : -1].strip()
+    return item
 
 
 # --- The parser ---------------------------------------------------------------------------

@@ -570,3 +570,14 @@ def test_an_unsent_reward_with_110_says_its_outcome_is_unknown():
     result = create_body_parse(body=body.encode(), mode="link-id", multi=True)
 
     assert [u.outcome_unknown for u in result.unsent] == [True, False]
+
+
+def test_an_unsent_item_of_blanks_does_not_make_the_parser_backtrack():
+    given = "<" + " " * 60_000
+    body = bodies.MULTI_REWARD_URLS2_PART_FAILED.replace("user0000", given.replace("<", "&lt;"))
+    started = time.perf_counter()
+
+    result = create_body_parse(body=body.encode(), mode="link-id", multi=True)
+
+    assert time.perf_counter() - started < 1
+    assert result.unsent[1].recipient == "<"
