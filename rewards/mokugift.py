@@ -789,8 +789,10 @@ def _never_reached(exc: BaseException) -> bool:
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
     if isinstance(exc, requests.exceptions.SSLError):
-        # The TLS handshake comes before a byte of the request.
-        return True
+        # Usually the handshake of a new connection, before a byte of the request; but on a
+        # reused connection it may come after the request went out. Saying "never reached"
+        # wrongly would let a caller send twice, so we do not say it.
+        return False
     if isinstance(exc, requests.exceptions.ConnectionError):
         reason = exc.args[0] if exc.args else None
         if isinstance(reason, MaxRetryError):
