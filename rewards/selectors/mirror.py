@@ -285,8 +285,8 @@ class Report:
     def chart_data(self) -> dict:
         return {
             "labels": [m.label[:3] for m in self.months],
-            "mokugift_rewards": [m.mokugift_rewards or 0 for m in self.months],
-            "mokugift_trees": [m.mokugift_trees or 0 for m in self.months],
+            "mokugift_rewards": [m.mokugift_rewards for m in self.months],
+            "mokugift_trees": [m.mokugift_trees for m in self.months],
             "ours_rewards": [m.ours_rewards for m in self.months],
         }
 

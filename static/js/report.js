@@ -13,7 +13,7 @@
       datasets: [
         { label: "Rewards (Mokugift)", data: data.mokugift_rewards, backgroundColor: "#2f7d4a", yAxisID: "rewards" },
         { label: "Rewards (sent from here)", data: data.ours_rewards, backgroundColor: "#9ccfa9", yAxisID: "rewards" },
-        { label: "Trees (Mokugift)", data: data.mokugift_trees, type: "line", borderColor: "#b35c00", backgroundColor: "#b35c00", yAxisID: "trees", tension: 0.2 },
+        { label: "Trees (Mokugift)", data: data.mokugift_trees, type: "line", borderColor: "#b35c00", backgroundColor: "#b35c00", yAxisID: "trees", spanGaps: false },
       ],
     },
     options: {
