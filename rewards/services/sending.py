@@ -29,7 +29,7 @@ from functools import partial
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -166,19 +166,7 @@ def batch_create(
                 created_by=created_by,
                 filename=filename[:255],
             )
-            Send.objects.bulk_create(
-                (
-                    Send(
-                        batch=batch,
-                        row_number=row.row_number,
-                        recipient=row.recipient,
-                        name=row.name,
-                        updated_at=now,
-                    )
-                    for row in rows
-                ),
-                batch_size=5_000,
-            )
+            _sends_insert(batch=batch, rows=rows, now=now)
             batch_enqueue(batch_id=batch.pk, chains=_chains_for(len(rows)))
     except IntegrityError:
         if idempotency_key:
@@ -212,15 +200,73 @@ def reward_send_one(
     )
 
 
-def _events(sends: Iterable, *, from_state: str, to_state: str, note: str = "") -> None:
+def _events(
+    sends: Iterable,
+    *,
+    from_state: str,
+    to_state: str | Sequence[str],
+    note: str | Sequence[str] = "",
+) -> None:
+    """One SendEvent per row: the same transition for all, or one `to_state`/`note` each."""
+    ids = [getattr(s, "pk", s) for s in sends]
+    if not ids:
+        return
+    to_states = [to_state] * len(ids) if isinstance(to_state, str) else list(to_state)
+    notes = [note] * len(ids) if isinstance(note, str) else list(note)
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        # One statement with arrays: cheaper than building thousands of model instances.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {SendEvent._meta.db_table} "  # noqa: S608 - names are ours
+                "(send_id, at, from_state, to_state, note) "
+                "SELECT t.send_id, %s, %s, t.to_state, t.note "
+                "FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS t(send_id, to_state, note)",
+                [now, from_state, ids, to_states, notes],
+            )
+        return
     SendEvent.objects.bulk_create(
         [
-            SendEvent(
-                send_id=getattr(s, "pk", s), from_state=from_state, to_state=to_state, note=note
-            )
-            for s in sends
+            SendEvent(send_id=i, from_state=from_state, to_state=t, note=n)
+            for i, t, n in zip(ids, to_states, notes, strict=True)
         ],
         batch_size=2_000,
+    )
+
+
+def _sends_insert(*, batch: Batch, rows: Sequence[RecipientRow], now: datetime) -> None:
+    """The batch's ledger rows, all waiting. 50,000 rows must take well under a second."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Send._meta.db_table} "  # noqa: S608 - names are ours
+                "(batch_id, row_number, recipient, name, state, attempts, remote_id, url, "
+                "link_not_recovered, transaction_id, error_message, updated_at) "
+                "SELECT %s, t.row_number, t.recipient, t.name, %s, 0, '', '', false, '', '', %s "
+                "FROM unnest(%s::integer[], %s::text[], %s::text[]) "
+                "AS t(row_number, recipient, name)",
+                [
+                    batch.pk,
+                    Send.State.WAITING,
+                    now,
+                    [r.row_number for r in rows],
+                    [r.recipient for r in rows],
+                    [r.name for r in rows],
+                ],
+            )
+        return
+    Send.objects.bulk_create(
+        (
+            Send(
+                batch=batch,
+                row_number=row.row_number,
+                recipient=row.recipient,
+                name=row.name,
+                updated_at=now,
+            )
+            for row in rows
+        ),
+        batch_size=5_000,
     )
 
 
@@ -522,6 +568,72 @@ def _int_or_none(value) -> int | None:
         return None
 
 
+# The columns an answer writes, and the casts PostgreSQL needs for them in a VALUES list.
+_RECORD_FIELDS = (
+    "state",
+    "remote_id",
+    "url",
+    "transaction_id",
+    "error_code",
+    "error_message",
+    "next_attempt_at",
+    "attempts",
+    "sent_at",
+    "updated_at",
+)
+_RECORD_CASTS = {
+    "error_code": "smallint",
+    "attempts": "smallint",
+    "next_attempt_at": "timestamptz",
+    "sent_at": "timestamptz",
+    "updated_at": "timestamptz",
+}
+
+
+def _apply(o: Outcome, *, now: datetime) -> Send:
+    s = o.send
+    s.state = o.state
+    s.remote_id = o.remote_id
+    s.url = o.url[:500]
+    s.transaction_id = o.transaction_id[:100]
+    s.error_code = o.error_code
+    s.error_message = o.error_message
+    s.next_attempt_at = o.next_attempt_at
+    s.attempts = o.attempts if o.attempts is not None else s.attempts
+    s.sent_at = now if o.state == Send.State.SENT else None
+    s.updated_at = now
+    return s
+
+
+def _write_postgresql(rows: list[Send], *, claimed_at: datetime) -> set[int]:
+    """One UPDATE ... FROM (VALUES ...) for the whole chunk, conditional on the claim.
+
+    Django's bulk_update builds a CASE per field and row: for 250 rows that costs seconds of
+    CPU per chunk, more than the API call. This is one statement the database checks row by
+    row: only rows still *sending* under this claim are written, and RETURNING says which.
+    """
+    columns = ("id", *_RECORD_FIELDS)
+    one_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    sets = ", ".join(
+        f"{name} = v.{name}" + (f"::{_RECORD_CASTS[name]}" if name in _RECORD_CASTS else "")
+        for name in _RECORD_FIELDS
+    )
+    sql = (
+        f"UPDATE {Send._meta.db_table} AS s SET {sets} "  # noqa: S608 - names are ours
+        f"FROM (VALUES {', '.join([one_row] * len(rows))}) AS v({', '.join(columns)}) "
+        "WHERE s.id = v.id::bigint AND s.state = %s AND s.attempt_started_at = %s "
+        "RETURNING s.id"
+    )
+    params: list = []
+    for s in rows:
+        params.append(s.pk)
+        params.extend(getattr(s, name) for name in _RECORD_FIELDS)
+    params += [Send.State.SENDING, claimed_at]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
+
+
 def _record(outcomes: list[Outcome], *, claimed_at: datetime, now: datetime) -> list[Outcome]:
     """Write every row's outcome in one short transaction; return the ones written.
 
@@ -529,54 +641,31 @@ def _record(outcomes: list[Outcome], *, claimed_at: datetime, now: datetime) -> 
     (it took longer than the timeouts allow) the row is the sweep's now, and reconciliation
     will find the reward this answer names.
     """
-    ids = [o.send.pk for o in outcomes]
-    fields = [
-        "state",
-        "remote_id",
-        "url",
-        "transaction_id",
-        "error_code",
-        "error_message",
-        "next_attempt_at",
-        "attempts",
-        "sent_at",
-        "updated_at",
-    ]
+    if not outcomes:
+        return []
+    rows = [_apply(o, now=now) for o in outcomes]
     with transaction.atomic():
-        owned = set(
-            Send.objects.select_for_update()
-            .filter(pk__in=ids, state=Send.State.SENDING, attempt_started_at=claimed_at)
-            .values_list("pk", flat=True)
-        )
-        written = [o for o in outcomes if o.send.pk in owned]
-        rows = []
-        for o in written:
-            s = o.send
-            s.state = o.state
-            s.remote_id = o.remote_id
-            s.url = o.url[:500]
-            s.transaction_id = o.transaction_id[:100]
-            s.error_code = o.error_code
-            s.error_message = o.error_message
-            s.next_attempt_at = o.next_attempt_at
-            s.attempts = o.attempts if o.attempts is not None else s.attempts
-            s.sent_at = now if o.state == Send.State.SENT else None
-            s.updated_at = now
-            rows.append(s)
-        Send.objects.filter(state=Send.State.SENDING, attempt_started_at=claimed_at).bulk_update(
-            rows, fields, batch_size=500
-        )
-        SendEvent.objects.bulk_create(
-            [
-                SendEvent(
-                    send_id=o.send.pk,
-                    from_state=Send.State.SENDING,
-                    to_state=o.state,
-                    note=(o.note or o.remote_id)[:1000],
+        if connection.vendor == "postgresql":
+            owned = _write_postgresql(rows, claimed_at=claimed_at)
+        else:
+            owned = set(
+                Send.objects.select_for_update()
+                .filter(
+                    pk__in=[s.pk for s in rows],
+                    state=Send.State.SENDING,
+                    attempt_started_at=claimed_at,
                 )
-                for o in written
-            ],
-            batch_size=2_000,
+                .values_list("pk", flat=True)
+            )
+            Send.objects.filter(
+                state=Send.State.SENDING, attempt_started_at=claimed_at
+            ).bulk_update([s for s in rows if s.pk in owned], _RECORD_FIELDS, batch_size=500)
+        written = [o for o in outcomes if o.send.pk in owned]
+        _events(
+            [o.send for o in written],
+            from_state=Send.State.SENDING,
+            to_state=[o.state for o in written],
+            note=[(o.note or o.remote_id)[:1000] for o in written],
         )
     return written
 

@@ -268,7 +268,7 @@ def test_batch_counts_is_one_query(campaign, django_assert_num_queries):
 def test_retries_back_off_with_jitter_up_to_a_cap(settings):
     settings.MOKUGIFT_RETRY_BACKOFF, settings.MOKUGIFT_RETRY_BACKOFF_MAX = 2.0, 300.0
     assert 1.0 <= retry_delay(attempts=1) <= 3.0
-    assert 8.0 <= retry_delay(attempts=3) <= 24.0
+    assert 4.0 <= retry_delay(attempts=3) <= 12.0
     assert retry_delay(attempts=30) <= 450.0
     assert len({round(retry_delay(attempts=2), 6) for _ in range(20)}) > 1
 

@@ -1,0 +1,351 @@
+"""Sending benchmark: PostgreSQL, Redis, real Celery workers, the sandbox on its own server.
+
+    .venv/bin/python tests/bench/bench_send.py [--rows 10000] [--worker-concurrency 4]
+
+It creates its own database (BENCH_DATABASE_URL, default mokudash_bench on the local
+PostgreSQL), migrates it, serves the sandbox with gunicorn (threads, DEBUG off) on a free port,
+starts a worker, measures, prints a table, and drops the database. Measured:
+
+- N recipients, sandbox latency 0 and 100 ms: from batch_create (what the confirm button
+  calls) to the last row *sent*;
+- the same multi calls made by a bare loop with the client alone (no ledger, no Celery), and
+  the ratio of the two;
+- one reward from the POST of the send form to its row *sent*, latency 0 (median of 5).
+
+A script, not a test: it is not collected by pytest (the name does not start with test_).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+VENV_BIN = BASE_DIR / ".venv" / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def admin_connect(url: str):
+    import psycopg
+
+    parts = urlparse(url)
+    return psycopg.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=parts.username or "postgres",
+        password=parts.password,
+        dbname="postgres",
+        autocommit=True,
+    )
+
+
+def database_recreate(url: str, *, drop_only: bool = False) -> None:
+    name = urlparse(url).path.lstrip("/")
+    with admin_connect(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer in {timeout} s")
+
+
+def start(command: list[str], *, env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        command,
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def wait_worker_ready(log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if " ready." in log.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"worker not ready:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--latencies", default="0,100", help="sandbox latencies, ms")
+    parser.add_argument("--worker-concurrency", type=int, default=4)
+    parser.add_argument("--sandbox-workers", type=int, default=2)
+    parser.add_argument("--sandbox-threads", type=int, default=4)
+    parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--parallelism", type=int, default=None)
+    parser.add_argument("--keep-logs", action="store_true")
+    args = parser.parse_args()
+
+    db_url = os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mokudash_bench"
+    )
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6")
+    port = free_port()
+    logs = BASE_DIR / "var" / f"bench-{uuid.uuid4().hex[:6]}"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_url,
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "DJANGO_SECURE_COOKIES": "false",
+            "DJANGO_HSTS_SECONDS": "0",
+            "SANDBOX_ENABLED": "true",
+            "MOKUGIFT_SANDBOX_URL": f"http://127.0.0.1:{port}/sandbox/api/",
+            "LOG_LEVEL": "WARNING",
+            "CELERY_FILESYSTEM_BROKER_DIR": str(logs / "broker"),
+        }
+    )
+    if args.chunk_size:
+        env["MOKUGIFT_CHUNK_SIZE"] = str(args.chunk_size)
+    if args.parallelism:
+        env["MOKUGIFT_SEND_PARALLELISM"] = str(args.parallelism)
+    os.environ.update(env)
+
+    database_recreate(db_url)
+    processes: list[subprocess.Popen] = []
+    try:
+        subprocess.run(
+            [str(VENV_BIN / "python"), "manage.py", "migrate", "-v", "0"],
+            cwd=BASE_DIR,
+            env=env,
+            check=True,
+        )
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        processes.append(
+            start(
+                [
+                    str(VENV_BIN / "gunicorn"),
+                    "mokudash.wsgi",
+                    "-b",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    str(args.sandbox_workers),
+                    "--threads",
+                    str(args.sandbox_threads),
+                    "--log-level",
+                    "warning",
+                ],
+                env=env,
+                log=logs / "sandbox.log",
+            )
+        )
+        worker_log = logs / "worker.log"
+        processes.append(
+            start(
+                [
+                    str(VENV_BIN / "celery"),
+                    "-A",
+                    "mokudash",
+                    "worker",
+                    "--pool=prefork",
+                    f"--concurrency={args.worker_concurrency}",
+                    "--without-heartbeat",
+                    "--without-mingle",
+                    "--without-gossip",
+                    "-l",
+                    "info",
+                    "-n",
+                    f"bench-{uuid.uuid4().hex[:6]}@%h",
+                ],
+                env={**env, "LOG_LEVEL": "INFO"},
+                log=worker_log,
+            )
+        )
+        wait_http(env["MOKUGIFT_SANDBOX_URL"] + "all_rewards/none")
+        wait_worker_ready(worker_log)
+        results = measure(args=args)
+    finally:
+        for process in reversed(processes):
+            stop(process)
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # noqa: BLE001, S110 - Django may not be set up yet
+            pass
+        database_recreate(db_url, drop_only=True)
+        if not args.keep_logs:
+            for path in sorted(logs.rglob("*"), reverse=True):
+                path.unlink() if path.is_file() else path.rmdir()
+            logs.rmdir()
+    report(results, args=args)
+
+
+def measure(*, args) -> list[tuple[str, float, str]]:
+    import django
+
+    sys.path.insert(0, str(BASE_DIR))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mokudash.settings")
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+    from django.urls import reverse
+
+    from campaigns import roles
+    from campaigns.services import campaign_create
+    from rewards.models import Batch, Send
+    from rewards.mokugift import MokugiftClient, Recipient
+    from rewards.services.sending import RecipientRow, batch_create
+    from sandbox.services import sandbox_campaign_save
+
+    chunk = settings.MOKUGIFT_CHUNK_SIZE
+    results: list[tuple[str, float, str]] = []
+
+    def campaign(name: str, latency: int):
+        sandbox_campaign_save(
+            campaign_id=name, passcode="bench-pass", latency_ms=latency, coins=10_000_000
+        )
+        return campaign_create(
+            actor=None, name=name, campaign_id=name, environment="sandbox", passcode="bench-pass"
+        )
+
+    def wait_sent(batch: Batch, n: int, *, poll: float) -> None:
+        while True:
+            sent = Send.objects.filter(batch=batch, state=Send.State.SENT).count()
+            if sent >= n:
+                return
+            stuck = Send.objects.filter(
+                batch=batch, state__in=[Send.State.FAILED, Send.State.CANCELLED]
+            ).count()
+            if stuck:
+                raise RuntimeError(f"{stuck} rows of batch {batch.pk} did not end sent")
+            time.sleep(poll)
+
+    for latency in [int(x) for x in args.latencies.split(",") if x.strip()]:
+        # Ours: from the batch's creation to the last row sent.
+        ours_campaign = campaign(f"bench-ours-{latency}", latency)
+        rows = [
+            RecipientRow(row_number=i + 2, recipient=f"r{i}@bench.example", name=f"R {i}")
+            for i in range(args.rows)
+        ]
+        started = time.perf_counter()
+        batch = batch_create(
+            campaign=ours_campaign, mode="email", rows=rows, source=Batch.Source.COMMAND
+        )
+        created = time.perf_counter() - started
+        wait_sent(batch, args.rows, poll=0.05)
+        ours = time.perf_counter() - started
+        results.append(
+            (
+                f"{args.rows:,} rewards, latency {latency} ms: ledger + Celery",
+                ours,
+                f"batch_create {created:.2f} s, {args.rows / ours:,.0f} rewards/s",
+            )
+        )
+
+        # Bare: the same multi calls, one after the other, with the client alone.
+        bare_campaign = campaign(f"bench-bare-{latency}", latency)
+        client = MokugiftClient.for_campaign(bare_campaign)
+        started = time.perf_counter()
+        for first in range(0, args.rows, chunk):
+            client.create_rewards(
+                mode="email",
+                recipients=[
+                    Recipient(address=f"b{i}@bench.example", name=f"B {i}")
+                    for i in range(first, min(args.rows, first + chunk))
+                ],
+            )
+        bare = time.perf_counter() - started
+        results.append(
+            (
+                f"{args.rows:,} rewards, latency {latency} ms: bare client loop",
+                bare,
+                f"{-(-args.rows // chunk)} calls of {chunk}",
+            )
+        )
+        results.append((f"ratio ours / bare, latency {latency} ms", ours / bare, "target <= 1.5"))
+
+    # One reward, from the POST of the send form to the row sent.
+    one = campaign("bench-one", 0)
+    marketer = User.objects.create_user(username=f"bench-{uuid.uuid4().hex[:6]}")
+    marketer.groups.add(Group.objects.get(name=roles.MARKETING))
+    browser = Client()
+    browser.force_login(marketer)
+    timings = []
+    for i in range(5):
+        started = time.perf_counter()
+        response = browser.post(
+            reverse("rewards:send_one"),
+            {
+                "one-campaign": one.pk,
+                "one-mode": "link",
+                "one-recipient": f"one{i}@bench.example",
+                "one-name": "One",
+                "one-idempotency_key": uuid.uuid4().hex,
+            },
+            HTTP_HOST="localhost",
+        )
+        if response.status_code != 302:
+            raise RuntimeError(f"the send form answered {response.status_code}")
+        batch = Batch.objects.filter(campaign=one).order_by("-pk").first()
+        wait_sent(batch, 1, poll=0.005)
+        timings.append(time.perf_counter() - started)
+    results.append(
+        (
+            "1 reward, latency 0: form POST to sent (median of 5)",
+            statistics.median(timings),
+            f"max {max(timings):.3f} s",
+        )
+    )
+    return results
+
+
+def report(results, *, args) -> None:
+    width = max(len(name) for name, *_ in results)
+    print()
+    print(f"{'measure'.ljust(width)}  {'value':>9}  notes")
+    print(f"{'-' * width}  {'-' * 9}  {'-' * 30}")
+    for name, value, note in results:
+        unit = "" if name.startswith("ratio") else " s"
+        print(f"{name.ljust(width)}  {value:>7.2f}{unit:2}  {note}")
+    print(f"\n(worker concurrency {args.worker_concurrency}, {os.cpu_count()} CPUs)")
+
+
+if __name__ == "__main__":
+    main()
