@@ -35,8 +35,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from campaigns.models import Campaign
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import Mode
+from rewards.mokugift import MokugiftClient, MokugiftError
 from rewards.services.sending import batch_finish_if_done, batch_wake, retry_delay
 
 logger = logging.getLogger(__name__)
@@ -72,9 +74,6 @@ def months_between(start: datetime, end: datetime) -> list[tuple[int, int]]:
 
 def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
     """Settle the campaign's unknown rows against its rewards at Mokugift (see the module)."""
-    from campaigns.models import Campaign
-    from rewards.mokugift import MokugiftClient, MokugiftError
-
     report = ReconcileReport()
     campaign = Campaign.objects.filter(pk=campaign_id).first()
     rows = list(

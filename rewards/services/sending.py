@@ -36,6 +36,13 @@ from django.utils import timezone
 
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import Mode
+from rewards.mokugift import (
+    ApiError,
+    MokugiftClient,
+    MokugiftError,
+    Recipient,
+    RecipientRefused,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -377,47 +384,123 @@ def batch_finish_if_done(*, batch_id: int, now: datetime | None = None) -> bool:
 def sends_claim(*, batch_id: int, limit: int) -> list[Send]:
     """Claim up to `limit` due waiting rows of a sending batch for one API call.
 
-    One conditional UPDATE moves them to *sending*; the rows are read back by the claim's own
-    timestamp, so a row another claim took in between is simply not ours. On PostgreSQL the
+    One conditional UPDATE moves them to *sending* (`state = waiting` is re-checked by the
+    UPDATE itself), so a row another claim took first is simply not ours. On PostgreSQL the
     candidates are locked with SKIP LOCKED, so concurrent claims take disjoint rows instead of
     queueing behind each other. A recipient appears at most once per claim: the answer of a
     multi call names rewards by recipient, not by position.
     """
     now = timezone.now()
-    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    mode = Batch.objects.filter(pk=batch_id).values_list("mode", flat=True).first()
+    if mode is None:
+        return []
     with transaction.atomic():
-        candidates = list(
-            Send.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(due, batch_id=batch_id, batch__state=Batch.State.SENDING)
-            .filter(state=Send.State.WAITING)
-            .order_by("row_number")
-            .values_list("pk", "recipient", "batch__mode")[:limit]
-        )
+        if connection.vendor == "postgresql":
+            claimed = _claim_postgresql(batch_id=batch_id, limit=limit, now=now)
+        else:
+            claimed = _claim_orm(batch_id=batch_id, limit=limit, now=now)
         seen: set[str] = set()
-        ids = []
-        for pk, recipient, mode in candidates:
-            key = recipient_key(mode=mode, recipient=recipient)
-            if key not in seen:
-                seen.add(key)
-                ids.append(pk)
-        if not ids:
-            return []
-        Send.objects.filter(
-            pk__in=ids, state=Send.State.WAITING, batch__state=Batch.State.SENDING
-        ).update(
-            state=Send.State.SENDING,
-            attempts=F("attempts") + 1,
-            attempt_started_at=now,
-            first_attempt_at=Coalesce(F("first_attempt_at"), Value(now)),
-            next_attempt_at=None,
-            updated_at=now,
+        ours, twice = [], []
+        for send in claimed:
+            key = recipient_key(mode=mode, recipient=send.recipient)
+            (twice if key in seen else ours).append(send)
+            seen.add(key)
+        if twice:
+            # The same recipient twice in one call: the later row waits for another chunk.
+            Send.objects.filter(
+                pk__in=[t.pk for t in twice], state=Send.State.SENDING, attempt_started_at=now
+            ).update(state=Send.State.WAITING, attempts=F("attempts") - 1, updated_at=now)
+            _events(
+                twice,
+                from_state=Send.State.SENDING,
+                to_state=Send.State.WAITING,
+                note="same recipient in this call already: next chunk",
+            )
+    return ours
+
+
+def _claim_postgresql(*, batch_id: int, limit: int, now: datetime) -> list[Send]:
+    """The claim and its history in one statement (one round trip per chunk)."""
+    send_table, event_table = Send._meta.db_table, SendEvent._meta.db_table
+    batch_table = Batch._meta.db_table
+    sql = f"""
+        WITH candidates AS (
+            SELECT s.id FROM {send_table} s
+            WHERE s.batch_id = %(batch)s AND s.state = %(waiting)s
+              AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= %(now)s)
+              AND EXISTS (
+                  SELECT 1 FROM {batch_table} b WHERE b.id = s.batch_id AND b.state = %(open)s
+              )
+            ORDER BY s.row_number
+            LIMIT %(limit)s
+            FOR UPDATE OF s SKIP LOCKED
+        ), claimed AS (
+            UPDATE {send_table} s
+            SET state = %(sending)s, attempts = s.attempts + 1, attempt_started_at = %(now)s,
+                first_attempt_at = COALESCE(s.first_attempt_at, %(now)s),
+                next_attempt_at = NULL, updated_at = %(now)s
+            FROM candidates c
+            WHERE s.id = c.id AND s.state = %(waiting)s
+            RETURNING s.id, s.row_number, s.recipient, s.name, s.attempts
+        ), events AS (
+            INSERT INTO {event_table} (send_id, at, from_state, to_state, note)
+            SELECT id, %(now)s, %(waiting)s, %(sending)s, '' FROM claimed
         )
-        claimed = list(
-            Send.objects.filter(pk__in=ids, state=Send.State.SENDING, attempt_started_at=now)
-            .only("pk", "batch_id", "recipient", "name", "attempts", "attempt_started_at")
-            .order_by("row_number")
-        )
-        _events(claimed, from_state=Send.State.WAITING, to_state=Send.State.SENDING)
+        SELECT id, row_number, recipient, name, attempts FROM claimed ORDER BY row_number
+    """  # noqa: S608 - the names are ours, the values are parameters
+    params = {
+        "batch": batch_id,
+        "waiting": Send.State.WAITING,
+        "sending": Send.State.SENDING,
+        "open": Batch.State.SENDING,
+        "now": now,
+        "limit": limit,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [
+            Send(
+                pk=pk,
+                batch_id=batch_id,
+                row_number=row_number,
+                recipient=recipient,
+                name=name,
+                attempts=attempts,
+                state=Send.State.SENDING,
+                attempt_started_at=now,
+            )
+            for pk, row_number, recipient, name, attempts in cursor.fetchall()
+        ]
+
+
+def _claim_orm(*, batch_id: int, limit: int, now: datetime) -> list[Send]:
+    """The same claim for SQLite (whose writers are serialized: BEGIN IMMEDIATE)."""
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    ids = list(
+        Send.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(due, batch_id=batch_id, batch__state=Batch.State.SENDING)
+        .filter(state=Send.State.WAITING)
+        .order_by("row_number")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if not ids:
+        return []
+    Send.objects.filter(
+        pk__in=ids, state=Send.State.WAITING, batch__state=Batch.State.SENDING
+    ).update(
+        state=Send.State.SENDING,
+        attempts=F("attempts") + 1,
+        attempt_started_at=now,
+        first_attempt_at=Coalesce(F("first_attempt_at"), Value(now)),
+        next_attempt_at=None,
+        updated_at=now,
+    )
+    claimed = list(
+        Send.objects.filter(pk__in=ids, state=Send.State.SENDING, attempt_started_at=now)
+        .only("pk", "batch_id", "row_number", "recipient", "name", "attempts", "attempt_started_at")
+        .order_by("row_number")
+    )
+    _events(claimed, from_state=Send.State.WAITING, to_state=Send.State.SENDING)
     return claimed
 
 
@@ -459,8 +542,6 @@ def _retry_or_fail(send: Send, *, code: int | None, words: str, now: datetime) -
 
 def _outcomes_for_error(sends: list[Send], error, *, now: datetime) -> list[Outcome]:
     """One error for the whole call: every claimed row shares its fate."""
-    from rewards.mokugift import ApiError, RecipientRefused
-
     code = getattr(error, "code", None) if isinstance(error, ApiError) else None
     if code == LACK_OF_COINS:
         # Not an attempt: nothing was made, and the row waits for the account to be topped up.
@@ -568,7 +649,7 @@ def _int_or_none(value) -> int | None:
         return None
 
 
-# The columns an answer writes, and the casts PostgreSQL needs for them in a VALUES list.
+# The columns an answer writes.
 _RECORD_FIELDS = (
     "state",
     "remote_id",
@@ -581,13 +662,6 @@ _RECORD_FIELDS = (
     "sent_at",
     "updated_at",
 )
-_RECORD_CASTS = {
-    "error_code": "smallint",
-    "attempts": "smallint",
-    "next_attempt_at": "timestamptz",
-    "sent_at": "timestamptz",
-    "updated_at": "timestamptz",
-}
 
 
 def _apply(o: Outcome, *, now: datetime) -> Send:
@@ -605,30 +679,49 @@ def _apply(o: Outcome, *, now: datetime) -> Send:
     return s
 
 
-def _write_postgresql(rows: list[Send], *, claimed_at: datetime) -> set[int]:
-    """One UPDATE ... FROM (VALUES ...) for the whole chunk, conditional on the claim.
+def _write_postgresql(
+    rows: list[Send], *, notes: list[str], claimed_at: datetime, now: datetime
+) -> set[int]:
+    """The answer for the whole chunk and its history, in one statement.
 
     Django's bulk_update builds a CASE per field and row: for 250 rows that costs seconds of
-    CPU per chunk, more than the API call. This is one statement the database checks row by
-    row: only rows still *sending* under this claim are written, and RETURNING says which.
+    CPU per chunk, more than the API call. This is one UPDATE from arrays that the database
+    checks row by row: only rows still *sending* under this claim are written, RETURNING says
+    which, and only those get a SendEvent.
     """
-    columns = ("id", *_RECORD_FIELDS)
-    one_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    sets = ", ".join(
-        f"{name} = v.{name}" + (f"::{_RECORD_CASTS[name]}" if name in _RECORD_CASTS else "")
-        for name in _RECORD_FIELDS
+    send_table, event_table = Send._meta.db_table, SendEvent._meta.db_table
+    sql = f"""
+        WITH v AS (
+            SELECT * FROM unnest(
+                %(id)s::bigint[], %(state)s::text[], %(remote_id)s::text[], %(url)s::text[],
+                %(transaction_id)s::text[], %(error_code)s::integer[],
+                %(error_message)s::text[], %(next_attempt_at)s::timestamptz[],
+                %(attempts)s::integer[], %(sent_at)s::timestamptz[], %(note)s::text[]
+            ) AS v(id, state, remote_id, url, transaction_id, error_code, error_message,
+                   next_attempt_at, attempts, sent_at, note)
+        ), written AS (
+            UPDATE {send_table} s
+            SET state = v.state, remote_id = v.remote_id, url = v.url,
+                transaction_id = v.transaction_id, error_code = v.error_code,
+                error_message = v.error_message, next_attempt_at = v.next_attempt_at,
+                attempts = v.attempts, sent_at = v.sent_at, updated_at = %(now)s
+            FROM v
+            WHERE s.id = v.id AND s.state = %(sending)s AND s.attempt_started_at = %(claimed_at)s
+            RETURNING s.id, v.state, v.note
+        ), events AS (
+            INSERT INTO {event_table} (send_id, at, from_state, to_state, note)
+            SELECT id, %(now)s, %(sending)s, state, note FROM written
+        )
+        SELECT id FROM written
+    """  # noqa: S608 - the names are ours, the values are parameters
+    params = {name: [getattr(s, name) for s in rows] for name in _RECORD_FIELDS}
+    params.update(
+        id=[s.pk for s in rows],
+        note=notes,
+        now=now,
+        sending=Send.State.SENDING,
+        claimed_at=claimed_at,
     )
-    sql = (
-        f"UPDATE {Send._meta.db_table} AS s SET {sets} "  # noqa: S608 - names are ours
-        f"FROM (VALUES {', '.join([one_row] * len(rows))}) AS v({', '.join(columns)}) "
-        "WHERE s.id = v.id::bigint AND s.state = %s AND s.attempt_started_at = %s "
-        "RETURNING s.id"
-    )
-    params: list = []
-    for s in rows:
-        params.append(s.pk)
-        params.extend(getattr(s, name) for name in _RECORD_FIELDS)
-    params += [Send.State.SENDING, claimed_at]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}
@@ -644,22 +737,23 @@ def _record(outcomes: list[Outcome], *, claimed_at: datetime, now: datetime) -> 
     if not outcomes:
         return []
     rows = [_apply(o, now=now) for o in outcomes]
+    notes = [(o.note or o.remote_id)[:1000] for o in outcomes]
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            owned = _write_postgresql(rows, claimed_at=claimed_at)
-        else:
-            owned = set(
-                Send.objects.select_for_update()
-                .filter(
-                    pk__in=[s.pk for s in rows],
-                    state=Send.State.SENDING,
-                    attempt_started_at=claimed_at,
-                )
-                .values_list("pk", flat=True)
+            owned = _write_postgresql(rows, notes=notes, claimed_at=claimed_at, now=now)
+            return [o for o in outcomes if o.send.pk in owned]
+        owned = set(
+            Send.objects.select_for_update()
+            .filter(
+                pk__in=[s.pk for s in rows],
+                state=Send.State.SENDING,
+                attempt_started_at=claimed_at,
             )
-            Send.objects.filter(
-                state=Send.State.SENDING, attempt_started_at=claimed_at
-            ).bulk_update([s for s in rows if s.pk in owned], _RECORD_FIELDS, batch_size=500)
+            .values_list("pk", flat=True)
+        )
+        Send.objects.filter(state=Send.State.SENDING, attempt_started_at=claimed_at).bulk_update(
+            [s for s in rows if s.pk in owned], _RECORD_FIELDS, batch_size=500
+        )
         written = [o for o in outcomes if o.send.pk in owned]
         _events(
             [o.send for o in written],
@@ -674,8 +768,6 @@ def batch_send_chunk(*, batch_id: int) -> None:
     """Claim one chunk of the batch, make one API call for it, record the answer, and keep
     the chain going. Called by the `batch_send_chunk` task; safe to run twice or concurrently.
     """
-    from rewards.mokugift import MokugiftClient, MokugiftError, Recipient
-
     batch = Batch.objects.filter(pk=batch_id).select_related("campaign").first()
     if batch is None or batch.state != Batch.State.SENDING:
         return
