@@ -216,6 +216,9 @@ CELERY_BEAT_SCHEDULE["rewards-sends-sweep"] = {
 # --- The mirror (rewards/services/sync.py) ------------------------------------------------
 # Rows per upsert batch of a sync: memory stays flat, round trips stay few.
 MIRROR_SYNC_BATCH_SIZE = env.int("MIRROR_SYNC_BATCH_SIZE", default=5000)
+# A reward's last_seen_at is refreshed when it is older than this (seconds): a sync every few
+# minutes then does not rewrite every row it reads.
+MIRROR_LAST_SEEN_RESOLUTION = env.int("MIRROR_LAST_SEEN_RESOLUTION", default=3600)
 # The current and previous month of every enabled campaign, every N minutes (0: off)...
 MIRROR_SYNC_RECENT_MINUTES = env.int("MIRROR_SYNC_RECENT_MINUTES", default=5)
 # ...and everything (all_rewards) once a night at this UTC hour (-1: off).

@@ -1,14 +1,21 @@
 """The sync: copy what Mokugift lists (`rewards_in_month`, `all_rewards`) into the mirror.
 
 The answer is streamed and written in batches of MIRROR_SYNC_BATCH_SIZE rows, so memory stays
-flat for any campaign. On PostgreSQL a batch is COPYed into a temporary staging table and merged
-with one `INSERT ... SELECT ... ON CONFLICT DO UPDATE`; on SQLite (the embedded default) it goes
-through `bulk_create(update_conflicts=True)`. Never one query per reward.
+flat for any campaign. Never one query per reward.
 
-Every listed row gets `last_seen_at` = the run's timestamp, so once the answer is read to its
-end, the rows of the period that still carry an older timestamp are exactly those Mokugift no
-longer lists: they are flagged (`missing_since`), never deleted. A reward that comes back is
-unflagged by the same upsert.
+PostgreSQL: a batch is COPYed into a temporary staging table, then merged with two statements:
+an UPDATE of the rows whose data differ (or that were flagged missing), and an INSERT of the
+new ones (`ON CONFLICT DO NOTHING` for a concurrent sync of an overlapping period). Rows that
+did not change are not written at all: a sync that finds nothing new costs reads only. The IDs
+seen go to a second temporary table; once the answer has been read to its end, the rows of the
+period that are not in it are flagged (`missing_since`), never deleted, and `last_seen_at` is
+refreshed in one UPDATE for rows last marked seen more than MIRROR_LAST_SEEN_RESOLUTION seconds
+ago (so a sync every few minutes does not rewrite every row every time).
+
+SQLite (the embedded default): `bulk_create(update_conflicts=True)` writes every row with the
+run's `last_seen_at`, and the rows of the period left with an older one are flagged.
+
+A reward that comes back is unflagged by the UPDATE (it counts as changed).
 
 Summaries: `rewards_in_month` stores the API's own summary of the month in MonthlySummary. The
 summary of `all_rewards` covers all time, which no month row can hold, so after a complete
@@ -69,57 +76,106 @@ def _batches(records: Iterable[RewardRecord], size: int) -> Iterator[list[Reward
 # --- The upsert -----------------------------------------------------------------------------
 
 _STAGE = "mirror_sync_stage"
+_SEEN = "mirror_sync_seen"
 _MIRROR = MirroredReward._meta.db_table
+# Table names below are constants of this module, never input: hence the noqa S608s.
+
+
+def _pg_temp_tables(cursor) -> None:
+    # Temporary tables live as long as the connection, and only it sees them.
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
+        " remote_id varchar(100) NOT NULL, date timestamptz NOT NULL,"
+        " recipient_email varchar(254) NOT NULL, recipient_id varchar(254) NOT NULL,"
+        " tree_count integer NOT NULL)"
+    )
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_SEEN} (remote_id varchar(100) NOT NULL)")
 
 
 def _pg_upsert(*, campaign_id: int, batch: list[RewardRecord], seen_at: dt.datetime) -> tuple:
+    params = {"campaign": campaign_id, "seen": seen_at}
     with connection.cursor() as cursor:
-        # A temporary table lives as long as the connection; each batch empties it first.
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
-            " remote_id varchar(100) NOT NULL, date timestamptz NOT NULL,"
-            " recipient_email varchar(254) NOT NULL, recipient_id varchar(254) NOT NULL,"
-            " tree_count integer NOT NULL)"
-        )
         cursor.execute(f"TRUNCATE {_STAGE}")
         with cursor.copy(
             f"COPY {_STAGE} (remote_id, date, recipient_email, recipient_id, tree_count) FROM STDIN"
         ) as copy:
             for r in batch:
                 copy.write_row((r.id, r.date, r.recipient_email, r.recipient_id, r.tree_count))
-        # DISTINCT ON: an answer listing one ID twice must not make ON CONFLICT touch a row
-        # twice in one statement (PostgreSQL refuses that).
-        # RETURNING (xmax = 0) is true for a row this statement inserted. A row is updated only
-        # if something in it changed, or to record that it was seen (last_seen_at): `changed`
-        # is counted from the comparison made before the update, in the same statement.
+        cursor.execute(f"INSERT INTO {_SEEN} (remote_id) SELECT remote_id FROM {_STAGE}")  # noqa: S608
+        # Statistics of the batch, or the planner guesses its size and may loop over the mirror.
+        cursor.execute(f"ANALYZE {_STAGE}")
+        # DISTINCT ON: an answer listing one ID twice must not touch a row twice.
         cursor.execute(
             f"""
-            WITH stage AS (
-                SELECT DISTINCT ON (remote_id) * FROM {_STAGE} ORDER BY remote_id
-            ), before AS (
-                SELECT count(*) AS n FROM stage s JOIN {_MIRROR} m
-                  ON m.campaign_id = %(campaign)s AND m.remote_id = s.remote_id
-                 WHERE (m.date, m.recipient_email, m.recipient_id, m.tree_count)
-                       IS DISTINCT FROM (s.date, s.recipient_email, s.recipient_id, s.tree_count)
-                    OR m.missing_since IS NOT NULL
-            ), up AS (
-                INSERT INTO {_MIRROR} AS m (campaign_id, remote_id, date, recipient_email,
-                    recipient_id, tree_count, first_seen_at, last_seen_at, missing_since)
-                SELECT %(campaign)s, remote_id, date, recipient_email, recipient_id, tree_count,
-                       %(seen)s, %(seen)s, NULL
-                  FROM stage
-                ON CONFLICT (campaign_id, remote_id) DO UPDATE SET
-                    date = EXCLUDED.date, recipient_email = EXCLUDED.recipient_email,
-                    recipient_id = EXCLUDED.recipient_id, tree_count = EXCLUDED.tree_count,
-                    last_seen_at = EXCLUDED.last_seen_at, missing_since = NULL
-                RETURNING (xmax = 0) AS inserted
-            )
-            SELECT (SELECT count(*) FROM up WHERE inserted), (SELECT n FROM before)
-            """,  # noqa: S608  (table names are constants of this module)
-            {"campaign": campaign_id, "seen": seen_at},
+            UPDATE {_MIRROR} AS m SET
+                date = s.date, recipient_email = s.recipient_email,
+                recipient_id = s.recipient_id, tree_count = s.tree_count,
+                last_seen_at = %(seen)s, missing_since = NULL
+            FROM (SELECT DISTINCT ON (remote_id) * FROM {_STAGE} ORDER BY remote_id) AS s
+            WHERE m.campaign_id = %(campaign)s AND m.remote_id = s.remote_id
+              AND ((m.date, m.recipient_email, m.recipient_id, m.tree_count)
+                   IS DISTINCT FROM (s.date, s.recipient_email, s.recipient_id, s.tree_count)
+                   OR m.missing_since IS NOT NULL)
+            """,  # noqa: S608
+            params,
         )
-        created, changed = cursor.fetchone()
+        changed = cursor.rowcount
+        cursor.execute(
+            f"""
+            INSERT INTO {_MIRROR} (campaign_id, remote_id, date, recipient_email,
+                recipient_id, tree_count, first_seen_at, last_seen_at, missing_since)
+            SELECT DISTINCT ON (s.remote_id) %(campaign)s, s.remote_id, s.date,
+                   s.recipient_email, s.recipient_id, s.tree_count, %(seen)s, %(seen)s, NULL
+              FROM {_STAGE} AS s
+             WHERE NOT EXISTS (SELECT 1 FROM {_MIRROR} AS m
+                                WHERE m.campaign_id = %(campaign)s AND m.remote_id = s.remote_id)
+             ORDER BY s.remote_id
+            ON CONFLICT (campaign_id, remote_id) DO NOTHING
+            """,  # noqa: S608
+            params,
+        )
+        created = cursor.rowcount
     return created, changed
+
+
+def _pg_seen_close(
+    *,
+    campaign_id: int,
+    seen_at: dt.datetime,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> int:
+    """After a complete answer: flag the period's rows it did not list, refresh last_seen_at."""
+    resolution = dt.timedelta(seconds=getattr(settings, "MIRROR_LAST_SEEN_RESOLUTION", 3600))
+    params = {
+        "campaign": campaign_id,
+        "seen": seen_at,
+        "stale": seen_at - resolution,
+        "start": start,
+        "end": end,
+    }
+    period = "AND m.date >= %(start)s AND m.date < %(end)s" if start is not None else ""
+    with connection.cursor() as cursor:
+        # Statistics, so that the anti-join below hashes the IDs instead of looping over them.
+        cursor.execute(f"ANALYZE {_SEEN}")
+        cursor.execute(
+            f"""
+            UPDATE {_MIRROR} AS m SET missing_since = %(seen)s
+             WHERE m.campaign_id = %(campaign)s AND m.missing_since IS NULL {period}
+               AND NOT EXISTS (SELECT 1 FROM {_SEEN} AS s WHERE s.remote_id = m.remote_id)
+            """,  # noqa: S608
+            params,
+        )
+        flagged = cursor.rowcount
+        cursor.execute(
+            f"""
+            UPDATE {_MIRROR} AS m SET last_seen_at = %(seen)s
+             WHERE m.campaign_id = %(campaign)s AND m.last_seen_at < %(stale)s {period}
+               AND EXISTS (SELECT 1 FROM {_SEEN} AS s WHERE s.remote_id = m.remote_id)
+            """,  # noqa: S608
+            params,
+        )
+    return flagged
 
 
 def _portable_upsert(*, campaign_id: int, batch: list[RewardRecord], seen_at: dt.datetime):
@@ -180,6 +236,10 @@ def mirror_records_save(
     With `run`, its counts are saved after every batch so the page can show progress."""
     size = batch_size or getattr(settings, "MIRROR_SYNC_BATCH_SIZE", DEFAULT_BATCH_SIZE)
     upsert = _pg_upsert if connection.vendor == "postgresql" else _portable_upsert
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            _pg_temp_tables(cursor)
+            cursor.execute(f"TRUNCATE {_SEEN}")
     if connection.vendor == "sqlite":
         # SQLite allows 32,766 variables in one statement; a row takes 9.
         size = min(size, 3000)
@@ -204,7 +264,11 @@ def mirror_missing_flag(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
 ) -> int:
-    """Flag the period's rewards this sync did not see. Call only after a complete answer."""
+    """Flag the period's rewards this sync did not see, and note when the others were seen.
+    Call only after a complete answer, right after mirror_records_save (on PostgreSQL the IDs
+    seen are in a temporary table of this connection)."""
+    if connection.vendor == "postgresql":
+        return _pg_seen_close(campaign_id=campaign_id, seen_at=seen_at, start=start, end=end)
     rewards = MirroredReward.objects.filter(
         campaign_id=campaign_id, last_seen_at__lt=seen_at, missing_since__isnull=True
     )

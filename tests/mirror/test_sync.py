@@ -44,7 +44,7 @@ def test_the_upsert_counts_created_then_nothing_then_what_changed(campaign):
     )
     assert (again.read, again.created, again.changed) == (7, 0, 0)
 
-    later = first + dt.timedelta(minutes=1)
+    later = first + dt.timedelta(hours=2)
     changed = mirror_records_save(
         campaign_id=campaign.pk,
         records=[_record(0, trees=5), _record(1), _record(99)],
@@ -53,7 +53,6 @@ def test_the_upsert_counts_created_then_nothing_then_what_changed(campaign):
     assert (changed.read, changed.created, changed.changed) == (3, 1, 1)
     assert MirroredReward.objects.get(remote_id="r0").tree_count == 5
     assert MirroredReward.objects.get(remote_id="r0").first_seen_at == first
-    assert MirroredReward.objects.get(remote_id="r1").last_seen_at == later
     assert MirroredReward.objects.count() == 8
 
 
@@ -215,3 +214,17 @@ def test_a_month_sync_and_an_all_sync_may_run_side_by_side(sandbox):
 
     assert rewards_sync_month(campaign=campaign, year=2026, month=5).outcome == "succeeded"
     assert rewards_sync_all(campaign=campaign).outcome == "skipped"
+
+
+def test_a_sync_notes_when_each_listed_reward_was_last_seen(sandbox, settings):
+    settings.MIRROR_LAST_SEEN_RESOLUTION = 0
+    campaign = sandbox.campaign("c-1", "pass-1")
+    sandbox_rewards_add("c-1", MAY, MAY)
+    rewards_sync_month(campaign=campaign, year=2026, month=5)
+    before = set(MirroredReward.objects.values_list("last_seen_at", flat=True))
+
+    run = rewards_sync_month(campaign=campaign, year=2026, month=5)
+
+    after = set(MirroredReward.objects.values_list("last_seen_at", flat=True))
+    assert len(after) == 1 and after.pop() > max(before)
+    assert run.changed == 0
