@@ -8,9 +8,22 @@ ledger's conditional updates make a duplicate harmless, and the sweep makes a lo
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_process_init
 from django.conf import settings
+from django.db import connection
 
+from rewards.models import Send
+from rewards.mokugift import session_get
 from rewards.services import reconcile, sending
+
+
+@worker_process_init.connect
+def _warm_up(**_kwargs) -> None:
+    """Each pool process opens its database connection and HTTP session when it starts, so
+    that the first chunk of a batch does not pay for them (a one-reward send waits on it)."""
+    connection.close()  # never share the parent's connection across fork
+    Send.objects.exists()
+    session_get()
 
 
 @shared_task(name="rewards.batch_send_chunk")

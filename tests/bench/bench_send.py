@@ -87,7 +87,8 @@ def start(command: list[str], *, env: dict, log: Path) -> subprocess.Popen:
 
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+        # The main process first: a warm shutdown of the worker and of gunicorn.
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(20)
         except subprocess.TimeoutExpired:
@@ -113,6 +114,9 @@ def main() -> None:
     parser.add_argument("--sandbox-threads", type=int, default=4)
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--parallelism", type=int, default=None)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each bulk measure; the median is shown"
+    )
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args()
 
@@ -258,44 +262,50 @@ def measure(*, args) -> list[tuple[str, float, str]]:
             time.sleep(poll)
 
     for latency in [int(x) for x in args.latencies.split(",") if x.strip()]:
-        # Ours: from the batch's creation to the last row sent.
-        ours_campaign = campaign(f"bench-ours-{latency}", latency)
-        rows = [
-            RecipientRow(row_number=i + 2, recipient=f"r{i}@bench.example", name=f"R {i}")
-            for i in range(args.rows)
-        ]
-        started = time.perf_counter()
-        batch = batch_create(
-            campaign=ours_campaign, mode="email", rows=rows, source=Batch.Source.COMMAND
-        )
-        created = time.perf_counter() - started
-        wait_sent(batch, args.rows, poll=0.05)
-        ours = time.perf_counter() - started
+        ours_runs, bare_runs, creates = [], [], []
+        # Interleaved, so that a burst of load from elsewhere on the machine hits both sides.
+        for run in range(args.repeat):
+            # Ours: from the batch's creation to the last row sent.
+            ours_campaign = campaign(f"bench-ours-{latency}-{run}", latency)
+            rows = [
+                RecipientRow(row_number=i + 2, recipient=f"r{i}@bench.example", name=f"R {i}")
+                for i in range(args.rows)
+            ]
+            started = time.perf_counter()
+            batch = batch_create(
+                campaign=ours_campaign, mode="email", rows=rows, source=Batch.Source.COMMAND
+            )
+            creates.append(time.perf_counter() - started)
+            wait_sent(batch, args.rows, poll=0.02)
+            ours_runs.append(time.perf_counter() - started)
+
+            # Bare: the same multi calls, one after the other, with the client alone.
+            bare_campaign = campaign(f"bench-bare-{latency}-{run}", latency)
+            client = MokugiftClient.for_campaign(bare_campaign)
+            started = time.perf_counter()
+            for first in range(0, args.rows, chunk):
+                client.create_rewards(
+                    mode="email",
+                    recipients=[
+                        Recipient(address=f"b{i}@bench.example", name=f"B {i}")
+                        for i in range(first, min(args.rows, first + chunk))
+                    ],
+                )
+            bare_runs.append(time.perf_counter() - started)
+        ours, bare = statistics.median(ours_runs), statistics.median(bare_runs)
+        runs = ", ".join(f"{x:.2f}" for x in ours_runs)
         results.append(
             (
                 f"{args.rows:,} rewards, latency {latency} ms: ledger + Celery",
                 ours,
-                f"batch_create {created:.2f} s, {args.rows / ours:,.0f} rewards/s",
+                f"runs {runs}; batch_create {statistics.median(creates):.2f} s",
             )
         )
-
-        # Bare: the same multi calls, one after the other, with the client alone.
-        bare_campaign = campaign(f"bench-bare-{latency}", latency)
-        client = MokugiftClient.for_campaign(bare_campaign)
-        started = time.perf_counter()
-        for first in range(0, args.rows, chunk):
-            client.create_rewards(
-                mode="email",
-                recipients=[
-                    Recipient(address=f"b{i}@bench.example", name=f"B {i}")
-                    for i in range(first, min(args.rows, first + chunk))
-                ],
-            )
-        bare = time.perf_counter() - started
         results.append(
             (
                 f"{args.rows:,} rewards, latency {latency} ms: bare client loop",
                 bare,
+                f"runs {', '.join(f'{x:.2f}' for x in bare_runs)}; "
                 f"{-(-args.rows // chunk)} calls of {chunk}",
             )
         )
@@ -344,7 +354,10 @@ def report(results, *, args) -> None:
     for name, value, note in results:
         unit = "" if name.startswith("ratio") else " s"
         print(f"{name.ljust(width)}  {value:>7.2f}{unit:2}  {note}")
-    print(f"\n(worker concurrency {args.worker_concurrency}, {os.cpu_count()} CPUs)")
+    print(
+        f"\n(median of {args.repeat} runs; worker concurrency {args.worker_concurrency}, "
+        f"{os.cpu_count()} CPUs, load average before: {os.getloadavg()[0]:.1f})"
+    )
 
 
 if __name__ == "__main__":
