@@ -148,8 +148,13 @@ def _use_filesystem_broker(folder: Path) -> None:
         "control_folder": str(folder / "control"),
         "store_processed": False,
     }
-    app.pool.force_close_all()
+    # Drop the connections and producers made for the old folder: the next publish opens new
+    # ones with these options.
+    from kombu import pools
+
+    pools.reset()
     app._pool = None
+    app.amqp._producer_pool = None
 
 
 @pytest.fixture
