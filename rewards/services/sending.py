@@ -33,6 +33,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import Mode
@@ -103,13 +104,22 @@ def retry_delay(*, attempts: int) -> float:
 # --- Enqueueing -----------------------------------------------------------------------------
 
 
+def _publish(task, *, args: list[int], countdown: float | None) -> None:
+    """Publish after commit. A broker that is down does not undo what was committed: the
+    ledger rows wait, and the sweep starts them once the broker is back."""
+    try:
+        task.apply_async(args=args, countdown=countdown)
+    except KombuOperationalError as error:
+        logger.warning("could not enqueue %s%s (the sweep will): %s", task.name, args, error)
+
+
 def batch_enqueue(*, batch_id: int, chains: int = 1, countdown: float | None = None) -> None:
     """Start `chains` chunk tasks for a batch once the current transaction commits."""
     from rewards.tasks.sending import batch_send_chunk
 
     for _ in range(max(0, chains)):
         transaction.on_commit(
-            partial(batch_send_chunk.apply_async, args=[batch_id], countdown=countdown)
+            partial(_publish, batch_send_chunk, args=[batch_id], countdown=countdown)
         )
 
 
@@ -121,7 +131,7 @@ def reconcile_enqueue(*, campaign_id: int, countdown: float | None = None) -> No
     if not cache.add(f"rewards:reconcile-scheduled:{campaign_id}", 1, timeout=countdown or 1):
         return
     transaction.on_commit(
-        partial(campaign_reconcile.apply_async, args=[campaign_id], countdown=countdown)
+        partial(_publish, campaign_reconcile, args=[campaign_id], countdown=countdown)
     )
 
 

@@ -282,3 +282,57 @@ def test_reconciliation_reads_every_month_of_the_window_across_a_year_end():
     start = datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC)
     assert months_between(start, start + timedelta(minutes=1)) == [(12, 2026), (1, 2027)]
     assert months_between(start, start) == [(12, 2026)]
+
+
+def test_an_answer_that_comes_after_the_sweep_gave_up_is_not_written(campaign):
+    from rewards.services.sending import Outcome, _record
+
+    batch = make(campaign, 2)
+    claimed = sends_claim(batch_id=batch.pk, limit=2)
+    claimed_at = claimed[0].attempt_started_at
+    late, on_time = claimed
+    Send.objects.filter(pk=late.pk).update(attempt_started_at=claimed_at - timedelta(hours=1))
+    sends_stuck_to_unknown()
+    assert Send.objects.get(pk=late.pk).state == "unknown"
+    Send.objects.filter(pk=late.pk).update(attempt_started_at=claimed_at)
+    written = _record(
+        [
+            Outcome(late, Send.State.SENT, remote_id="R-late"),
+            Outcome(on_time, Send.State.SENT, remote_id="R-on-time"),
+        ],
+        claimed_at=claimed_at,
+        now=timezone.now(),
+    )
+    assert [o.send.pk for o in written] == [on_time.pk]
+    # The row is reconciliation's now: it finds R-late by itself, never twice.
+    assert Send.objects.get(pk=late.pk).state == "unknown"
+    assert Send.objects.get(pk=on_time.pk).remote_id == "R-on-time"
+    assert SendEvent.objects.filter(send_id=on_time.pk, to_state="sent").count() == 1
+    assert not SendEvent.objects.filter(send_id=late.pk, to_state="sent").exists()
+
+
+def test_the_sweep_restarts_a_batch_whose_tasks_were_lost(
+    campaign, django_capture_on_commit_callbacks
+):
+    from rewards.services.sending import sends_sweep
+
+    batch = make(campaign, 3)
+    # Nothing in flight, rows due: the tasks of this batch died with a worker.
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        report = sends_sweep()
+    assert report.kicked_batches == 1 and len(callbacks) == 1
+    sends_claim(batch_id=batch.pk, limit=1)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        report = sends_sweep()
+    # A row in flight: its chain is alive, the sweep leaves the batch alone.
+    assert report.kicked_batches == 0 and callbacks == []
+
+
+def test_a_batch_with_nothing_left_to_move_is_finished_by_the_sweep(campaign):
+    from rewards.services.sending import sends_sweep
+
+    batch = make(campaign, 2)
+    Send.objects.filter(batch=batch).update(state="sent")
+    assert sends_sweep().finished_batches == 1
+    batch.refresh_from_db()
+    assert batch.state == Batch.State.DONE and batch.finished_at is not None
