@@ -87,6 +87,7 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
             "attempt_started_at",
             "updated_at",
             "batch__mode",
+            "batch__state",
             "batch__id",
         )
         .order_by("first_attempt_at", "pk")
@@ -206,7 +207,11 @@ def _found(row: Send, *, reward, now: datetime) -> bool:
 
 
 def _absent(row: Send, *, now: datetime) -> str | None:
-    if row.attempts >= settings.MOKUGIFT_MAX_ATTEMPTS:
+    if row.batch.state == Batch.State.CANCELLED:
+        # Nothing was made, and nobody wants it any more.
+        to_state = Send.State.CANCELLED
+        fields = {"error_message": "", "next_attempt_at": None}
+    elif row.attempts >= settings.MOKUGIFT_MAX_ATTEMPTS:
         words = (
             f"Gave up after {row.attempts} attempts: the outcome of the last was unknown and "
             "Mokugift has no reward for this recipient from it."

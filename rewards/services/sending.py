@@ -908,6 +908,17 @@ def sends_sweep() -> SweepReport:
     from rewards.services.reconcile import campaign_reconcile
 
     report = SweepReport(stuck=len(sends_stuck_to_unknown()))
+    # A row reconciliation sent back to waiting just as its batch was cancelled.
+    orphans = Send.objects.filter(
+        state=Send.State.WAITING, batch__state=Batch.State.CANCELLED
+    ).values_list("pk", flat=True)
+    _move(
+        ids=list(orphans),
+        from_state=Send.State.WAITING,
+        to_state=Send.State.CANCELLED,
+        note="batch cancelled",
+        next_attempt_at=None,
+    )
     campaign_ids = set(
         Send.objects.filter(state=Send.State.UNKNOWN)
         .values_list("batch__campaign_id", flat=True)

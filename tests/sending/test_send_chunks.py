@@ -17,6 +17,7 @@ from rewards.services.reconcile import campaign_reconcile
 from rewards.services.sending import (
     PAUSED_FOR_COINS,
     RecipientRow,
+    batch_cancel,
     batch_create,
     batch_resume,
     batch_send_chunk,
@@ -207,3 +208,17 @@ def test_the_passcode_never_reaches_a_log_line(sandbox, fast, isolated_broker, c
         assert PASSCODE not in send.error_message
     for event in SendEvent.objects.all():
         assert PASSCODE not in event.note
+
+
+def test_unknown_rows_of_a_cancelled_batch_end_sent_or_cancelled(sandbox, fast, isolated_broker):
+    campaign = sandbox.campaign(
+        campaign_id="cancel-1", passcode=PASSCODE, fault="drop-before", fault_rate=1.0
+    )
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(6), source="csv")
+    batch_send_chunk(batch_id=batch.pk)
+    assert batch_cancel(batch=batch) == 2
+    assert batch_counts(batch=batch)["unknown"] == 4
+    campaign_reconcile(campaign_id=campaign.pk)
+    batch.refresh_from_db()
+    assert batch_counts(batch=batch)["cancelled"] == 6
+    assert batch.state == Batch.State.CANCELLED and batch.finished_at is not None
