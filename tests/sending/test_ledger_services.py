@@ -336,3 +336,11 @@ def test_a_batch_with_nothing_left_to_move_is_finished_by_the_sweep(campaign):
     assert sends_sweep().finished_batches == 1
     batch.refresh_from_db()
     assert batch.state == Batch.State.DONE and batch.finished_at is not None
+
+
+def test_tasks_for_rows_that_are_gone_return_quietly(db):
+    from rewards.tasks.sending import batch_send_chunk, campaign_reconcile, sends_sweep
+
+    assert batch_send_chunk(987654) is None
+    assert campaign_reconcile(987654) is None
+    assert sends_sweep() is None
