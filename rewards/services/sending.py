@@ -438,9 +438,7 @@ def _claim_postgresql(*, batch_id: int, limit: int, now: datetime) -> list[Send]
             SELECT s.id FROM {send_table} s
             WHERE s.batch_id = %(batch)s AND s.state = %(waiting)s
               AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= %(now)s)
-              AND EXISTS (
-                  SELECT 1 FROM {batch_table} b WHERE b.id = s.batch_id AND b.state = %(open)s
-              )
+              AND (SELECT b.state FROM {batch_table} b WHERE b.id = %(batch)s) = %(open)s
             ORDER BY s.row_number
             LIMIT %(limit)s
             FOR UPDATE OF s SKIP LOCKED
@@ -449,8 +447,9 @@ def _claim_postgresql(*, batch_id: int, limit: int, now: datetime) -> list[Send]
             SET state = %(sending)s, attempts = s.attempts + 1, attempt_started_at = %(now)s,
                 first_attempt_at = COALESCE(s.first_attempt_at, %(now)s),
                 next_attempt_at = NULL, updated_at = %(now)s
-            FROM candidates c
-            WHERE s.id = c.id AND s.state = %(waiting)s
+            -- By primary key: a join on `state` could be planned from stale statistics
+            -- (a new batch makes "waiting" common all at once).
+            WHERE s.id = ANY(ARRAY(SELECT id FROM candidates)) AND s.state = %(waiting)s
             RETURNING s.id, s.row_number, s.recipient, s.name, s.attempts
         ), events AS (
             INSERT INTO {event_table} (send_id, at, from_state, to_state, note)
@@ -716,7 +715,8 @@ def _write_postgresql(
                 error_message = v.error_message, next_attempt_at = v.next_attempt_at,
                 attempts = v.attempts, sent_at = v.sent_at, updated_at = %(now)s
             FROM v
-            WHERE s.id = v.id AND s.state = %(sending)s AND s.attempt_started_at = %(claimed_at)s
+            WHERE s.id = ANY(%(id)s::bigint[]) AND s.id = v.id
+              AND s.state = %(sending)s AND s.attempt_started_at = %(claimed_at)s
             RETURNING s.id, v.state, v.note
         ), events AS (
             INSERT INTO {event_table} (send_id, at, from_state, to_state, note)
