@@ -215,7 +215,7 @@ CELERY_BEAT_SCHEDULE["rewards-sends-sweep"] = {
 }
 # --- The mirror (rewards/services/sync.py) ------------------------------------------------
 # Rows per upsert batch of a sync: memory stays flat, round trips stay few.
-MIRROR_SYNC_BATCH_SIZE = env.int("MIRROR_SYNC_BATCH_SIZE", default=5000)
+MIRROR_SYNC_BATCH_SIZE = env.int("MIRROR_SYNC_BATCH_SIZE", default=20000)
 # A reward's last_seen_at is refreshed when it is older than this (seconds): a sync every few
 # minutes then does not rewrite every row it reads.
 MIRROR_LAST_SEEN_RESOLUTION = env.int("MIRROR_LAST_SEEN_RESOLUTION", default=3600)

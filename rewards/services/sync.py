@@ -28,6 +28,8 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import logging
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -48,7 +50,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 5000
+DEFAULT_BATCH_SIZE = 20_000
+# Rows created by one run after which the mirror's statistics are refreshed (then 4x, 16x...).
+ANALYZE_FIRST = 10_000
 # A "running" run older than this belonged to a worker that died (the task time limit has long
 # passed): it no longer blocks the period.
 STALE_AFTER = dt.timedelta(seconds=getattr(settings, "CELERY_TASK_TIME_LIMIT", 900) + 60)
@@ -73,6 +77,50 @@ def _batches(records: Iterable[RewardRecord], size: int) -> Iterator[list[Reward
         yield batch
 
 
+_DONE = object()
+
+
+def _batches_read_ahead(
+    records: Iterable[RewardRecord], size: int, *, ahead: int = 1
+) -> Iterator[list[RewardRecord]]:
+    """The batches of `records`, read by a second thread while this one writes the previous
+    batch: reading and parsing the answer overlaps the database's work (psycopg waits without
+    the GIL). At most `ahead` batches wait in the queue, so memory stays bounded; an error of
+    the reader comes out here, and stopping early stops the reader."""
+    batches: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def hand_over(item) -> bool:
+        while not stop.is_set():
+            try:
+                batches.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for batch in _batches(records, size):
+                if not hand_over(batch):
+                    return
+            hand_over(_DONE)
+        except BaseException as error:  # handed to the writer, which raises it
+            hand_over(error)
+
+    reader = threading.Thread(target=read, name="mirror-sync-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := batches.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        # A reader stuck on the network ends when the caller closes the stream.
+        reader.join(timeout=5)
+
+
 # --- The upsert -----------------------------------------------------------------------------
 
 _STAGE = "mirror_sync_stage"
@@ -90,6 +138,9 @@ def _pg_temp_tables(cursor) -> None:
         " tree_count integer NOT NULL)"
     )
     cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_SEEN} (remote_id varchar(100) NOT NULL)")
+    # Indexed: right after a first sync the mirror's statistics still say "empty", and the
+    # planner may then probe the IDs seen once per mirrored row; with an index that is cheap.
+    cursor.execute(f"CREATE INDEX IF NOT EXISTS {_SEEN}_id ON {_SEEN} (remote_id)")
 
 
 def _pg_upsert(*, campaign_id: int, batch: list[RewardRecord], seen_at: dt.datetime) -> tuple:
@@ -102,8 +153,6 @@ def _pg_upsert(*, campaign_id: int, batch: list[RewardRecord], seen_at: dt.datet
             for r in batch:
                 copy.write_row((r.id, r.date, r.recipient_email, r.recipient_id, r.tree_count))
         cursor.execute(f"INSERT INTO {_SEEN} (remote_id) SELECT remote_id FROM {_STAGE}")  # noqa: S608
-        # Statistics of the batch, or the planner guesses its size and may loop over the mirror.
-        cursor.execute(f"ANALYZE {_STAGE}")
         # DISTINCT ON: an answer listing one ID twice must not touch a row twice.
         cursor.execute(
             f"""
@@ -244,12 +293,21 @@ def mirror_records_save(
         # SQLite allows 32,766 variables in one statement; a row takes 9.
         size = min(size, 3000)
     counts = UpsertCounts()
-    for batch in _batches(records, size):
+    analyze_at = ANALYZE_FIRST
+    for batch in _batches_read_ahead(records, size):
         with transaction.atomic():
             created, changed = upsert(campaign_id=campaign_id, batch=batch, seen_at=seen_at)
         counts.read += len(batch)
         counts.created += created
         counts.changed += changed
+        if counts.created >= analyze_at and connection.vendor == "postgresql":
+            # The planner's statistics lag behind a mirror that grows fast (a first sync, a
+            # new campaign): believing the campaign holds a hundred rows, it would hash all of
+            # them, or loop over them, for every batch. Fresh statistics at 10k, 40k, 160k...
+            # new rows keep each batch on the unique index.
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {_MIRROR}")
+            analyze_at *= 4
         if run is not None:
             SyncRun.objects.filter(pk=run.pk).update(
                 rewards_read=counts.read, created=counts.created, changed=counts.changed

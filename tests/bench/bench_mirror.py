@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--small-rows", type=int, default=10_000)
     parser.add_argument("--ledger-rows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--sync-only", action="store_true", help="Stop after the sync figures.")
     args = parser.parse_args()
 
     db_url = os.environ.get(
@@ -257,6 +258,9 @@ def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
         cursor.execute("DROP TABLE floor_mirror")
     note("floor: COPY of the same rows from CSV", f"{floor:.2f} s",
          f"sync/floor {first / floor:.1f}x, again/floor {again / floor:.1f}x")  # fmt: skip
+
+    if args.sync_only:
+        return results
 
     # --- 2. Browse on 10,000 then 1,000,000 ----------------------------------------------
     manager = User.objects.create_user("bench-manager", password=uuid.uuid4().hex)

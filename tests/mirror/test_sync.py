@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import pytest
 from django.db import connection
 from django.utils import timezone
 
@@ -56,20 +57,22 @@ def test_the_upsert_counts_created_then_nothing_then_what_changed(campaign):
     assert MirroredReward.objects.count() == 8
 
 
-def test_the_upsert_reads_a_stream_lazily_one_batch_at_a_time(campaign):
+def test_a_stream_that_fails_midway_keeps_the_batches_already_written(campaign):
     pulled = []
 
     def stream():
         for n in range(10):
             pulled.append(n)
-            # The batch before this one is already in the table: nothing is held back.
-            assert MirroredReward.objects.count() == (n // 4) * 4
             yield _record(n)
+        raise OSError("connection reset")
 
-    counts = mirror_records_save(
-        campaign_id=campaign.pk, records=stream(), seen_at=timezone.now(), batch_size=4
-    )
-    assert counts.created == 10 and len(pulled) == 10
+    with pytest.raises(OSError, match="connection reset"):
+        mirror_records_save(
+            campaign_id=campaign.pk, records=stream(), seen_at=timezone.now(), batch_size=4
+        )
+    # Two whole batches were written as they came; the third was cut short.
+    assert MirroredReward.objects.count() == 8
+    assert len(pulled) == 10
 
 
 # --- Over HTTP, from the sandbox ------------------------------------------------------------
