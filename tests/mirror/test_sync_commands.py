@@ -115,3 +115,18 @@ def test_export_rewards_writes_the_file_the_page_downloads(client, manager, camp
 def test_export_rewards_refuses_half_a_period():
     with pytest.raises(CommandError):
         call_command("export_rewards", "--month", 5)
+
+
+def test_sync_rewards_without_wait_queues_one_sync_per_enabled_campaign(
+    campaign, other_campaign, django_capture_on_commit_callbacks
+):
+    other_campaign.enabled = False
+    other_campaign.save(update_fields=["enabled"])
+    out = StringIO()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        call_command("sync_rewards", "--all", stdout=out)
+
+    assert "Queued a sync of everything for 1 campaign(s)." in out.getvalue()
+    assert [callback.args for callback in callbacks] == [(campaign.pk,)]
+    assert SyncRun.objects.count() == 0  # nothing ran here: the worker will
