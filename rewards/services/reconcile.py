@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from campaigns.crypto import DecryptionError
 from campaigns.models import Campaign
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import Mode
@@ -75,7 +76,7 @@ def months_between(start: datetime, end: datetime) -> list[tuple[int, int]]:
 def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
     """Settle the campaign's unknown rows against its rewards at Mokugift (see the module)."""
     report = ReconcileReport()
-    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    campaign = Campaign.objects.filter(pk=campaign_id).defer("passcode").first()
     rows = list(
         Send.objects.filter(state=Send.State.UNKNOWN, batch__campaign_id=campaign_id)
         .select_related("batch")
@@ -128,7 +129,7 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
                         key = _key(by_id=False, recipient=reward.recipient_email or "")
                     if key in wanted and reward.date >= earliest:
                         candidates[key].append(reward)
-    except MokugiftError as error:
+    except (MokugiftError, DecryptionError) as error:
         # Nothing decided: the rows stay unknown until the next pass.
         report.error = str(error)
         report.pending += sum(len(group) for group in wanted.values())

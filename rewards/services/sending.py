@@ -35,6 +35,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from campaigns.crypto import DecryptionError
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import Mode
 from rewards.mokugift import (
@@ -66,6 +67,11 @@ PLAIN_WORDS = {
     113: "Mokugift refused the request's parameters (e.g. a name it cannot carry).",
     114: "Too many rewards in one call (a bug on our side).",
 }
+PAUSED_FOR_KEYS = (
+    "Paused: the campaign's passcode cannot be decrypted with any key in "
+    "FIELD_ENCRYPTION_KEYS. An admin must put the missing key back (or set the passcode "
+    "again), then resume the batch; nothing was sent and no row was claimed."
+)
 PAUSED_FOR_COINS = (
     "Paused: Mokugift says the account has no moku-coins left (error 105, Lack of moku-coins). "
     "Top the account up, then resume the batch; rows not yet sent are kept waiting."
@@ -778,17 +784,28 @@ def batch_send_chunk(*, batch_id: int) -> None:
     """Claim one chunk of the batch, make one API call for it, record the answer, and keep
     the chain going. Called by the `batch_send_chunk` task; safe to run twice or concurrently.
     """
-    batch = Batch.objects.filter(pk=batch_id).select_related("campaign").first()
+    batch = (
+        Batch.objects.filter(pk=batch_id)
+        .select_related("campaign")
+        .defer("campaign__passcode")
+        .first()
+    )
     if batch is None or batch.state != Batch.State.SENDING:
+        return
+    # The passcode is decrypted here, at the moment of the call, and lives only in the client.
+    # Before the claim: a passcode no key can read pauses the batch with its rows still
+    # waiting, instead of leaving them claimed for the sweep to call "outcome unknown".
+    try:
+        client = MokugiftClient.for_campaign(batch.campaign)
+    except DecryptionError:
+        batch_pause(batch_id=batch_id, reason=PAUSED_FOR_KEYS)
         return
     sends = sends_claim(batch_id=batch_id, limit=settings.MOKUGIFT_CHUNK_SIZE)
     if not sends:
         _batch_idle(batch_id=batch_id)
         return
     claimed_at = sends[0].attempt_started_at
-    # The passcode is decrypted here, at the moment of the call, and lives only in the client.
     try:
-        client = MokugiftClient.for_campaign(batch.campaign)
         if len(sends) == 1:
             # The single call, so that the link modes get their URL for a one-off reward.
             s = sends[0]
@@ -818,10 +835,7 @@ def batch_send_chunk(*, batch_id: int) -> None:
     logger.info("batch %s: chunk of %d rows: %s", batch_id, len(sends), states)
 
     if any(o.error_code == LACK_OF_COINS and o.state == Send.State.WAITING for o in written):
-        Batch.objects.filter(pk=batch_id, state=Batch.State.SENDING).update(
-            state=Batch.State.PAUSED, paused_reason=PAUSED_FOR_COINS
-        )
-        logger.warning("batch %s paused: no moku-coins (105)", batch_id)
+        batch_pause(batch_id=batch_id, reason=PAUSED_FOR_COINS)
         return
     if states.get(Send.State.UNKNOWN):
         # Soon after, not only on the sweep's beat: a bulk send with faults should not wait.
@@ -829,6 +843,14 @@ def batch_send_chunk(*, batch_id: int) -> None:
             campaign_id=batch.campaign_id, countdown=settings.MOKUGIFT_RECONCILE_SETTLE
         )
     _batch_idle(batch_id=batch_id, successor=True)
+
+
+def batch_pause(*, batch_id: int, reason: str) -> None:
+    """A sending batch stops claiming rows until someone resumes it (`batch_resume`)."""
+    Batch.objects.filter(pk=batch_id, state=Batch.State.SENDING).update(
+        state=Batch.State.PAUSED, paused_reason=reason
+    )
+    logger.warning("batch %s paused: %s", batch_id, reason)
 
 
 def batch_wake(*, batch_id: int, chains: int | None = None) -> None:

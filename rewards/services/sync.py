@@ -42,6 +42,7 @@ from django.db.models import Count, Exists, OuterRef, Subquery, Sum
 from django.db.models.functions import ExtractMonth, ExtractYear
 from django.utils import timezone
 
+from campaigns.crypto import DecryptionError
 from rewards.models import MirroredReward, MonthlySummary, Send, SyncRun
 
 if TYPE_CHECKING:
@@ -410,8 +411,12 @@ def _run_claim(*, campaign: Campaign, year: int | None, month: int | None) -> Sy
 
 def _error_text(error: Exception, campaign: Campaign) -> str:
     message = f"{type(error).__name__}: {error}"[:2000]
-    if campaign.passcode:
-        message = message.replace(campaign.passcode, "[passcode]")
+    try:
+        passcode = campaign.passcode
+    except DecryptionError:
+        return message  # no one could read the passcode, so nothing can have quoted it
+    if passcode:
+        message = message.replace(passcode, "[passcode]")
     return message
 
 
@@ -453,7 +458,7 @@ def _run(*, campaign: Campaign, year: int | None, month: int | None) -> SyncRun:
             )
         elif month is None:
             monthly_summaries_from_mirror(campaign_id=campaign.pk, synced_at=seen_at)
-    except (MokugiftError, OSError, ValueError) as error:
+    except (MokugiftError, DecryptionError, OSError, ValueError) as error:
         # MokugiftError covers the API's errors and transport failures; the counts already
         # saved stay (every batch that was written is true).
         logger.warning("Sync of campaign %s failed: %s", campaign.pk, type(error).__name__)

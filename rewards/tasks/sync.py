@@ -17,7 +17,7 @@ from rewards.services import sync
 
 
 def _campaign(campaign_pk: int) -> Campaign | None:
-    return Campaign.objects.filter(pk=campaign_pk, enabled=True).first()
+    return Campaign.objects.filter(pk=campaign_pk, enabled=True).defer("passcode").first()
 
 
 @shared_task(name="rewards.sync_campaign_month")

@@ -6,12 +6,14 @@ import datetime as dt
 import threading
 
 import pytest
+from cryptography.fernet import Fernet
 from django.db import connection
 from django.utils import timezone
 
 from rewards.models import MirroredReward, MonthlySummary, SyncRun
 from rewards.mokugift import RewardRecord
 from rewards.services.sync import mirror_records_save, rewards_sync_all, rewards_sync_month
+from rewards.tasks.sync import sync_campaign_month
 from sandbox.models import SandboxReward
 from sandbox.services import sandbox_campaign_save
 from tests.mirror.helpers import sandbox_rewards_add, send_add
@@ -181,6 +183,17 @@ def test_an_unreachable_api_makes_a_failed_run_with_a_message(sandbox, settings)
     assert run.outcome == SyncRun.Outcome.FAILED
     assert run.error
     assert "pass-1" not in run.error
+
+
+def test_a_passcode_no_key_can_read_makes_a_failed_run_naming_the_setting(sandbox, settings):
+    campaign = sandbox.campaign("c-1", "pass-1")
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+
+    sync_campaign_month(campaign.pk, 2026, 5)
+
+    run = SyncRun.objects.get(campaign=campaign)
+    assert run.outcome == SyncRun.Outcome.FAILED
+    assert "FIELD_ENCRYPTION_KEYS" in run.error
 
 
 def test_two_syncs_of_one_period_started_at_once_do_not_collide(sandbox):

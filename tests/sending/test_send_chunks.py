@@ -10,6 +10,7 @@ import logging
 from collections import Counter
 
 import pytest
+from cryptography.fernet import Fernet
 
 from rewards.models import Batch, Send, SendEvent
 from rewards.selectors.sending import batch_counts
@@ -137,6 +138,28 @@ def test_no_coins_pauses_the_batch_and_resume_finishes_it(sandbox, fast, isolate
     assert len(rewards_per_recipient("coins-1")) == 10
 
 
+def test_a_passcode_no_key_can_read_pauses_the_batch_and_claims_nothing(
+    sandbox, fast, isolated_broker, settings
+):
+    campaign = sandbox.campaign(campaign_id="key-1", passcode=PASSCODE)
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(6), source="csv")
+    kept_keys = settings.FIELD_ENCRYPTION_KEYS
+    # The key the passcode was stored under was dropped from the settings.
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    batch_send_chunk(batch_id=batch.pk)
+    batch.refresh_from_db()
+    assert batch.state == Batch.State.PAUSED
+    assert "FIELD_ENCRYPTION_KEYS" in batch.paused_reason
+    # Nothing was claimed, so nothing waits for the sweep as "outcome unknown".
+    assert batch_counts(batch=batch)["waiting"] == 6
+    assert SandboxReward.objects.count() == 0
+
+    settings.FIELD_ENCRYPTION_KEYS = kept_keys
+    assert batch_resume(batch=batch) is True
+    send_all(batch)
+    assert batch_counts(batch=batch)["sent"] == 6 and batch.state == Batch.State.DONE
+
+
 @pytest.mark.parametrize("mode", ["email", "link"])
 def test_a_reward_made_before_the_connection_dropped_is_found_not_sent_again(
     sandbox, fast, isolated_broker, mode
@@ -159,6 +182,25 @@ def test_a_reward_made_before_the_connection_dropped_is_found_not_sent_again(
     send_all(batch)
     assert batch_counts(batch=batch)["sent"] == 6
     assert set(rewards_per_recipient("drop-1").values()) == {1}
+
+
+def test_unknown_rows_stay_unknown_while_no_key_reads_the_passcode(
+    sandbox, fast, isolated_broker, settings
+):
+    campaign = sandbox.campaign(
+        campaign_id="key-2", passcode=PASSCODE, fault="drop-after", fault_rate=1.0
+    )
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(3), source="csv")
+    batch_send_chunk(batch_id=batch.pk)
+    kept_keys = settings.FIELD_ENCRYPTION_KEYS
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    report = campaign_reconcile(campaign_id=campaign.pk)
+    assert "FIELD_ENCRYPTION_KEYS" in report.error and report.pending == 3
+    assert batch_counts(batch=batch)["unknown"] == 3
+
+    settings.FIELD_ENCRYPTION_KEYS = kept_keys
+    campaign_reconcile(campaign_id=campaign.pk)
+    assert batch_counts(batch=batch)["sent"] == 3
 
 
 def test_a_call_dropped_before_the_reward_goes_back_to_waiting(sandbox, fast, isolated_broker):

@@ -103,11 +103,13 @@ def test_a_worker_killed_mid_send_leaves_nothing_sent_twice_or_waiting(sandbox, 
     overrides = {"MOKUGIFT_CHUNK_SIZE": str(CHUNK), "MOKUGIFT_READ_TIMEOUT": "3"}
     first = celery_worker(env_overrides=overrides)
     batch = batch_create(campaign=campaign, mode="email", rows=recipients(n), source="csv")
-    wait_for(
-        lambda: Send.objects.filter(batch=batch, state="sent").count() >= CHUNK,
-        timeout=60,
-        message=first.log()[-3000:],
-    )
+
+    def a_chunk_sent_and_another_in_flight():
+        counts = batch_counts(batch=batch)
+        return counts["sent"] >= CHUNK and counts["sending"] > 0
+
+    # Kill while a call is in flight (400 ms of latency), not between two chunks.
+    wait_for(a_chunk_sent_and_another_in_flight, timeout=60, message=first.log()[-3000:])
     first.kill()
     counts = batch_counts(batch=batch)
     assert counts["sent"] < n, "the batch finished before the kill: make it slower"
