@@ -78,7 +78,8 @@ class Send(models.Model):
         UNKNOWN = "unknown", "Outcome unknown"
         CANCELLED = "cancelled", "Cancelled"
 
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="sends")
+    # No index of its own: (batch, row_number) and (batch, state, row_number) start with it.
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="sends", db_index=False)
     row_number = models.PositiveIntegerField(
         help_text="The row in the upload, counting the header as 1."
     )
@@ -93,7 +94,9 @@ class Send(models.Model):
     # recipient made since then as this row's (a late answer to an earlier attempt included).
     first_attempt_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    remote_id = models.CharField("Mokugift reward ID", max_length=100, blank=True, db_index=True)
+    # Looked up through send_remote_id_unique (add `.exclude(remote_id="")` to a lookup so
+    # that PostgreSQL may use that partial index).
+    remote_id = models.CharField("Mokugift reward ID", max_length=100, blank=True)
     url = models.URLField(max_length=500, blank=True)
     # Found by reconciliation: the query calls do not return reward URLs.
     link_not_recovered = models.BooleanField(default=False)
@@ -121,7 +124,15 @@ class Send(models.Model):
             # The claim walks a batch's waiting rows in row order and stops after one chunk:
             # with row_number in the index it never sorts a 50,000-row batch per chunk.
             models.Index(fields=["batch", "state", "row_number"], name="send_batch_state_row"),
-            models.Index(fields=["state", "updated_at"]),
+            # Every claim and every answer rewrites a chunk of rows, and each index costs a
+            # write per row (no HOT update: `state` is indexed). So the sweep's and the
+            # reports' indexes are partial: a row enters them only in the states they look at.
+            models.Index(
+                fields=["state", "attempt_started_at"],
+                condition=models.Q(state__in=["sending", "unknown"]),
+                name="send_in_flight",
+            ),
+            models.Index(fields=["sent_at"], condition=models.Q(state="sent"), name="send_sent_at"),
             models.Index(fields=["recipient"]),
         ]
 

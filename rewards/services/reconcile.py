@@ -137,7 +137,12 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
         return report
 
     remote_ids = [str(r.id) for group in candidates.values() for r in group]
-    claimed = set(Send.objects.filter(remote_id__in=remote_ids).values_list("remote_id", flat=True))
+    claimed = set(
+        Send.objects.filter(remote_id__in=remote_ids)
+        .exclude(remote_id="")  # lets PostgreSQL use the partial unique index
+        .order_by()
+        .values_list("remote_id", flat=True)
+    )
     settled_before = query_started - timedelta(seconds=settings.MOKUGIFT_RECONCILE_SETTLE)
     now = timezone.now()
     for key, group in wanted.items():
