@@ -11,12 +11,12 @@ PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3 $$HOME/.pyen
 SCREENSHOT_DIR ?= test-artifacts/screenshots
 export SCREENSHOT_DIR
 
-.PHONY: help run test lint format migrate demo worker bench clean
+.PHONY: help run test lint format migrate clean
 
 help:
 	@echo "make run    start the dashboard, a Celery worker and the sandbox (Ctrl-C stops all)"
 	@echo "make test   run the whole test suite (screenshots go to $(SCREENSHOT_DIR))"
-	@echo "make lint   ruff and the migration check"
+	@echo "make lint   ruff (lint and format check)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed (Django 6.1)."; exit 1; }
@@ -35,7 +35,7 @@ migrate: $(VENV)/.installed .env
 
 run: migrate
 	$(PY) manage.py demo_setup
-	$(VENV)/bin/honcho start
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start
 
 test: $(VENV)/.installed .env
 	$(PY) manage.py makemigrations --check --dry-run

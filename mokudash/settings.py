@@ -176,10 +176,12 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Mokugift -----------------------------------------------------------------------------
-PORT = env.int("PORT", default=8000)
+# The port of `make run`'s web server. Not PORT: honcho gives each process of the Procfile a
+# PORT of its own, so the worker would look for the sandbox on the wrong port.
+WEB_PORT = env.int("WEB_PORT", default=8000)
 MOKUGIFT_LIVE_URL = env.str("MOKUGIFT_LIVE_URL", default="http://www.mokugift.com/api/")
 MOKUGIFT_SANDBOX_URL = env.str(
-    "MOKUGIFT_SANDBOX_URL", default=f"http://127.0.0.1:{PORT}/sandbox/api/"
+    "MOKUGIFT_SANDBOX_URL", default=f"http://127.0.0.1:{WEB_PORT}/sandbox/api/"
 )
 # Seconds to open a connection, and to wait for an answer once the request is sent.
 MOKUGIFT_CONNECT_TIMEOUT = env.float("MOKUGIFT_CONNECT_TIMEOUT", default=5.0)
@@ -221,7 +223,7 @@ MIRROR_SYNC_BATCH_SIZE = env.int("MIRROR_SYNC_BATCH_SIZE", default=20000)
 MIRROR_LAST_SEEN_RESOLUTION = env.int("MIRROR_LAST_SEEN_RESOLUTION", default=3600)
 # The current and previous month of every enabled campaign, every N minutes (0: off)...
 MIRROR_SYNC_RECENT_MINUTES = env.int("MIRROR_SYNC_RECENT_MINUTES", default=5)
-# ...and everything (all_rewards) once a night at this UTC hour (-1: off).
+# ...and everything (all_rewards) once a night at this hour of TIME_ZONE (-1: off).
 MIRROR_SYNC_NIGHTLY_HOUR = env.int("MIRROR_SYNC_NIGHTLY_HOUR", default=3)
 if MIRROR_SYNC_RECENT_MINUTES > 0:
     CELERY_BEAT_SCHEDULE["rewards-sync-recent"] = {
@@ -236,6 +238,9 @@ if MIRROR_SYNC_NIGHTLY_HOUR >= 0:
         "task": "rewards.sync_everything",
         "schedule": crontab(minute=17, hour=MIRROR_SYNC_NIGHTLY_HOUR),
     }
+# A CSV upload waits here between its preview and the confirm button. With several web
+# servers, a folder they all share (or sticky sessions).
+UPLOADS_DIR = Path(env.str("UPLOADS_DIR", default=str(VAR_DIR / "uploads")))
 # The sandbox is for development and tests; production leaves it off unless asked.
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
 

@@ -472,7 +472,7 @@ UPLOAD_MAX_AGE = timedelta(days=1)
 
 
 def _uploads_dir() -> Path:
-    return Path(getattr(settings, "UPLOADS_DIR", settings.VAR_DIR / "uploads"))
+    return Path(settings.UPLOADS_DIR)
 
 
 def upload_save(*, data: bytes) -> str:

@@ -61,7 +61,7 @@ class Command(BaseCommand):
         else:
             campaign_passcode_replace(campaign=campaign, actor=None, passcode=passcode)
 
-        url = f"http://127.0.0.1:{settings.PORT}/"
+        url = f"http://127.0.0.1:{settings.WEB_PORT}/"
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"mokudash is starting at {url}"))
         self.stdout.write("Log in as (passwords are new on every `make run`):")
