@@ -8,6 +8,7 @@ the sandbox, and presses Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -62,18 +63,40 @@ class MakeRun:
             time.sleep(0.2)
         pytest.fail(f"make run: not ready in {timeout} s:\n{self.output()[-5000:]}")
 
-    def group_alive(self) -> bool:
-        self.process.poll()  # reap `make` itself, or its zombie would count as alive
-        try:
-            os.killpg(self.process.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+    def descendants(self) -> set[int]:
+        """Every process under `make`: honcho starts each of its own in a new session, so a
+        signal to make's process group alone would not reach them."""
+        parents: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        found, todo = set(), [self.process.pid]
+        while todo:
+            for child in parents.get(todo.pop(), []):
+                found.add(child)
+                todo.append(child)
+        return found
 
     def kill(self) -> None:
-        if self.group_alive():
-            os.killpg(self.process.pid, signal.SIGKILL)
+        for pid in self.descendants() | {self.process.pid}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.process.wait(10)
+
+
+def alive(pids: set[int]) -> set[int]:
+    living = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            living.add(pid)
+    return living
 
 
 @pytest.fixture
@@ -151,9 +174,12 @@ def test_make_run_serves_the_dashboard_sends_a_reward_and_stops_on_ctrl_c(make_r
     progress = make_run.wait_for(sent_by_the_worker, timeout=60)
     assert progress["state"] == "done"
 
-    # Ctrl-C in the terminal: SIGINT to the whole foreground group.
+    # Ctrl-C in the terminal: SIGINT to the foreground group (make, and honcho under it).
+    started = make_run.descendants()
+    assert len(started) >= 4, started  # honcho, the web server, the worker and its pool
     os.killpg(make_run.process.pid, signal.SIGINT)
     deadline = time.monotonic() + 30
-    while make_run.group_alive() and time.monotonic() < deadline:
+    while alive(started | {make_run.process.pid}) and time.monotonic() < deadline:
+        make_run.process.poll()
         time.sleep(0.2)
-    assert not make_run.group_alive(), make_run.output()[-3000:]
+    assert not alive(started | {make_run.process.pid}), make_run.output()[-3000:]
