@@ -138,13 +138,20 @@ def _pg_temp_tables(cursor) -> None:
         " recipient_email varchar(254) NOT NULL, recipient_id varchar(254) NOT NULL,"
         " tree_count integer NOT NULL)"
     )
+    # No index: it is read once, by the hash anti-join of _pg_seen_close (after an ANALYZE),
+    # and an index would cost a write per reward read.
     cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_SEEN} (remote_id varchar(100) NOT NULL)")
-    # Indexed: right after a first sync the mirror's statistics still say "empty", and the
-    # planner may then probe the IDs seen once per mirrored row; with an index that is cheap.
-    cursor.execute(f"CREATE INDEX IF NOT EXISTS {_SEEN}_id ON {_SEEN} (remote_id)")
 
 
-def _pg_upsert(*, campaign_id: int, batch: list[RewardRecord], seen_at: dt.datetime) -> tuple:
+def _pg_upsert(
+    *, campaign_id: int, batch: list[RewardRecord], seen_at: dt.datetime, fresh: bool = False
+) -> tuple:
+    """Write one batch: UPDATE the rows that differ, INSERT the new ones.
+
+    `fresh`: the campaign had no mirrored row when this sync began (a first sync), so there is
+    nothing to compare or update: only the INSERT runs, and ON CONFLICT alone keeps a row that
+    appeared meanwhile (an ID listed twice, a month sync running beside this one).
+    """
     params = {"campaign": campaign_id, "seen": seen_at}
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {_STAGE}")
@@ -154,38 +161,55 @@ def _pg_upsert(*, campaign_id: int, batch: list[RewardRecord], seen_at: dt.datet
             for r in batch:
                 copy.write_row((r.id, r.date, r.recipient_email, r.recipient_id, r.tree_count))
         cursor.execute(f"INSERT INTO {_SEEN} (remote_id) SELECT remote_id FROM {_STAGE}")  # noqa: S608
-        # DISTINCT ON: an answer listing one ID twice must not touch a row twice.
+        if fresh:
+            cursor.execute(
+                f"""
+                INSERT INTO {_MIRROR} (campaign_id, remote_id, date, recipient_email,
+                    recipient_id, tree_count, first_seen_at, last_seen_at, missing_since)
+                SELECT %(campaign)s, s.remote_id, s.date, s.recipient_email, s.recipient_id,
+                       s.tree_count, %(seen)s, %(seen)s, NULL
+                  FROM {_STAGE} AS s
+                ON CONFLICT (campaign_id, remote_id) DO NOTHING
+                """,  # noqa: S608
+                params,
+            )
+            return cursor.rowcount, 0
+        # One join of the batch with the mirror finds both the rows that differ and the new
+        # ones. DISTINCT ON: an answer listing one ID twice must not touch a row twice.
         cursor.execute(
             f"""
-            UPDATE {_MIRROR} AS m SET
-                date = s.date, recipient_email = s.recipient_email,
-                recipient_id = s.recipient_id, tree_count = s.tree_count,
-                last_seen_at = %(seen)s, missing_since = NULL
-            FROM (SELECT DISTINCT ON (remote_id) * FROM {_STAGE} ORDER BY remote_id) AS s
-            WHERE m.campaign_id = %(campaign)s AND m.remote_id = s.remote_id
-              AND ((m.date, m.recipient_email, m.recipient_id, m.tree_count)
-                   IS DISTINCT FROM (s.date, s.recipient_email, s.recipient_id, s.tree_count)
-                   OR m.missing_since IS NOT NULL)
+            WITH s AS (
+                SELECT DISTINCT ON (remote_id) * FROM {_STAGE} ORDER BY remote_id
+            ), j AS MATERIALIZED (
+                SELECT s.*, m.id AS mirror_id,
+                       ((m.date, m.recipient_email, m.recipient_id, m.tree_count)
+                        IS DISTINCT FROM (s.date, s.recipient_email, s.recipient_id,
+                                          s.tree_count)
+                        OR m.missing_since IS NOT NULL) AS differs
+                  FROM s LEFT JOIN {_MIRROR} AS m
+                    ON m.campaign_id = %(campaign)s AND m.remote_id = s.remote_id
+            ), changed AS (
+                UPDATE {_MIRROR} AS m SET
+                    date = j.date, recipient_email = j.recipient_email,
+                    recipient_id = j.recipient_id, tree_count = j.tree_count,
+                    last_seen_at = %(seen)s, missing_since = NULL
+                  FROM j
+                 WHERE m.id = j.mirror_id AND j.differs
+                RETURNING 1
+            ), created AS (
+                INSERT INTO {_MIRROR} (campaign_id, remote_id, date, recipient_email,
+                    recipient_id, tree_count, first_seen_at, last_seen_at, missing_since)
+                SELECT %(campaign)s, j.remote_id, j.date, j.recipient_email, j.recipient_id,
+                       j.tree_count, %(seen)s, %(seen)s, NULL
+                  FROM j WHERE j.mirror_id IS NULL
+                ON CONFLICT (campaign_id, remote_id) DO NOTHING
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM created), (SELECT count(*) FROM changed)
             """,  # noqa: S608
             params,
         )
-        changed = cursor.rowcount
-        cursor.execute(
-            f"""
-            INSERT INTO {_MIRROR} (campaign_id, remote_id, date, recipient_email,
-                recipient_id, tree_count, first_seen_at, last_seen_at, missing_since)
-            SELECT DISTINCT ON (s.remote_id) %(campaign)s, s.remote_id, s.date,
-                   s.recipient_email, s.recipient_id, s.tree_count, %(seen)s, %(seen)s, NULL
-              FROM {_STAGE} AS s
-             WHERE NOT EXISTS (SELECT 1 FROM {_MIRROR} AS m
-                                WHERE m.campaign_id = %(campaign)s AND m.remote_id = s.remote_id)
-             ORDER BY s.remote_id
-            ON CONFLICT (campaign_id, remote_id) DO NOTHING
-            """,  # noqa: S608
-            params,
-        )
-        created = cursor.rowcount
-    return created, changed
+        return cursor.fetchone()
 
 
 def _pg_seen_close(
@@ -228,7 +252,9 @@ def _pg_seen_close(
     return flagged
 
 
-def _portable_upsert(*, campaign_id: int, batch: list[RewardRecord], seen_at: dt.datetime):
+def _portable_upsert(
+    *, campaign_id: int, batch: list[RewardRecord], seen_at: dt.datetime, fresh: bool = False
+):
     rows = {r.id: r for r in batch}
     before = {
         remote_id: (date, email, rid, trees, missing)
@@ -295,9 +321,12 @@ def mirror_records_save(
         size = min(size, 3000)
     counts = UpsertCounts()
     analyze_at = ANALYZE_FIRST
+    fresh = not MirroredReward.objects.filter(campaign_id=campaign_id).exists()
     for batch in _batches_read_ahead(records, size):
         with transaction.atomic():
-            created, changed = upsert(campaign_id=campaign_id, batch=batch, seen_at=seen_at)
+            created, changed = upsert(
+                campaign_id=campaign_id, batch=batch, seen_at=seen_at, fresh=fresh
+            )
         counts.read += len(batch)
         counts.created += created
         counts.changed += changed

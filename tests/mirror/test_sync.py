@@ -59,6 +59,20 @@ def test_the_upsert_counts_created_then_nothing_then_what_changed(campaign):
     assert MirroredReward.objects.count() == 8
 
 
+@pytest.mark.parametrize("mirror_empty_before", [True, False])
+def test_an_id_listed_twice_makes_one_mirrored_reward(campaign, mirror_empty_before):
+    seen_at = timezone.now()
+    if not mirror_empty_before:
+        mirror_records_save(campaign_id=campaign.pk, records=[_record(50)], seen_at=seen_at)
+    # Twice in one batch, and again in the next batch.
+    records = [_record(1), _record(2), _record(1), _record(3), _record(1)]
+    counts = mirror_records_save(
+        campaign_id=campaign.pk, records=records, seen_at=seen_at, batch_size=3
+    )
+    assert (counts.read, counts.created) == (5, 3)
+    assert MirroredReward.objects.filter(remote_id="r1").count() == 1
+
+
 def test_a_stream_that_fails_midway_keeps_the_batches_already_written(campaign):
     pulled = []
 
