@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, OuterRef, Subquery, Sum
+from django.db.models import Count, Sum
 from django.db.models.functions import ExtractMonth, ExtractYear
 from django.utils import timezone
 
 from campaigns.crypto import DecryptionError
-from rewards.models import MirroredReward, MonthlySummary, Send, SyncRun
+from rewards.models import Batch, MirroredReward, MonthlySummary, Send, SyncRun
 
 if TYPE_CHECKING:
     from campaigns.models import Campaign
@@ -366,15 +366,26 @@ def mirror_missing_flag(
 
 
 def mirror_sends_link(*, campaign_id: int) -> int:
-    """Link mirrored rewards to our ledger rows by (campaign, remote_id), in one UPDATE."""
-    sends = Send.objects.filter(
-        batch__campaign_id=campaign_id, remote_id=OuterRef("remote_id")
-    ).exclude(remote_id="")
-    return (
-        MirroredReward.objects.filter(campaign_id=campaign_id, send__isnull=True)
-        .filter(Exists(sends))
-        .update(send_id=Subquery(sends.values("pk")[:1]))
-    )
+    """Link mirrored rewards to our ledger rows by (campaign, remote_id), in one UPDATE.
+
+    A join, not a subquery per mirrored row: right after a big send the ledger's statistics
+    lag, and a per-row subquery planned from them can scan a whole batch for each reward.
+    A remote_id names at most one ledger row (send_remote_id_unique).
+    """
+    send_table, batch_table = Send._meta.db_table, Batch._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {_MIRROR} SET send_id = ours.id
+              FROM (SELECT s.id, s.remote_id FROM {send_table} AS s
+                      JOIN {batch_table} AS b ON b.id = s.batch_id
+                     WHERE b.campaign_id = %(campaign)s AND s.remote_id <> '') AS ours
+             WHERE {_MIRROR}.campaign_id = %(campaign)s AND {_MIRROR}.send_id IS NULL
+               AND {_MIRROR}.remote_id = ours.remote_id
+            """,  # noqa: S608
+            {"campaign": campaign_id},
+        )
+        return cursor.rowcount
 
 
 def monthly_summaries_from_mirror(*, campaign_id: int, synced_at: dt.datetime) -> int:
