@@ -50,7 +50,8 @@ def campaign_update(*, campaign: Campaign, actor: AbstractBaseUser | None, **fie
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"Not editable here: {', '.join(sorted(unknown))}")
-    before = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    # Without the passcode: an admin must be able to disable a campaign whose key is lost.
+    before = Campaign.objects.select_for_update().defer("passcode").get(pk=campaign.pk)
     changes = {
         field: [getattr(before, field), value]
         for field, value in fields.items()

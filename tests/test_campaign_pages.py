@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from cryptography.fernet import Fernet
 from django.urls import reverse
 
 from campaigns.models import Campaign, CampaignAuditEvent
@@ -194,6 +195,21 @@ def test_an_admin_disables_and_enables_a_campaign(admin_client, campaign, admin_
         (Action.ENABLED, admin_user.pk, {"enabled": [False, True]}),
         (Action.DISABLED, admin_user.pk, {"enabled": [True, False]}),
     ]
+
+
+def test_a_campaign_whose_passcode_no_key_reads_can_still_be_disabled_and_edited(
+    admin_client, campaign, settings
+):
+    # The key the passcode was stored under is gone: the sending pauses and says to come here.
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    assert admin_client.post(reverse("campaigns:toggle", args=[campaign.pk])).status_code == 302
+    edit = reverse("campaigns:edit", args=[campaign.pk])
+    assert admin_client.get(edit).status_code == 200
+    data = form_data(name="Spring (key lost)", campaign_id="spring-1", enabled="", passcode=None)
+    assert admin_client.post(edit, data).status_code == 302
+    saved = Campaign.objects.defer("passcode").get(pk=campaign.pk)
+    assert (saved.name, saved.enabled) == ("Spring (key lost)", False)
+    assert campaign.audit_events.filter(action=Action.DISABLED).exists()
 
 
 def test_the_toggle_goes_back_to_a_page_of_ours_only(admin_client, campaign):
