@@ -331,7 +331,7 @@ def report_for_year(*, year: int, campaign_ids: tuple[int, ...] = ()) -> Report:
         .annotate(
             rewards=Count("pk"),
             trees=Sum("mirrored__tree_count"),
-            absent=Count("pk", filter=Q(mirrored__isnull=True)),
+            absent=Count("pk", filter=_NOT_IN_MOKUGIFT),
         )
         .order_by()
     ):
@@ -411,6 +411,11 @@ def report_for_year(*, year: int, campaign_ids: tuple[int, ...] = ()) -> Report:
     )
 
 
+# A sent ledger row that no mirrored reward is linked to, or whose reward Mokugift has
+# stopped listing (flagged missing by a sync, and still linked).
+_NOT_IN_MOKUGIFT = Q(mirrored__isnull=True) | Q(mirrored__missing_since__isnull=False)
+
+
 def ledger_not_in_mokugift(*, year: int, campaign_ids: tuple[int, ...] = ()) -> QuerySet[Send]:
     """Sent ledger rows of the year that no mirrored reward is linked to.
 
@@ -423,7 +428,7 @@ def ledger_not_in_mokugift(*, year: int, campaign_ids: tuple[int, ...] = ()) -> 
     start = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
     end = dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
     sends = Send.objects.filter(
-        state=Send.State.SENT, sent_at__gte=start, sent_at__lt=end, mirrored__isnull=True
+        _NOT_IN_MOKUGIFT, state=Send.State.SENT, sent_at__gte=start, sent_at__lt=end
     )
     if campaign_ids:
         sends = sends.filter(batch__campaign_id__in=campaign_ids)

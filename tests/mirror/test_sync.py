@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from rewards.models import MirroredReward, MonthlySummary, SyncRun
 from rewards.mokugift import RewardRecord
+from rewards.selectors.mirror import ledger_not_in_mokugift, report_for_year
 from rewards.services.sync import mirror_records_save, rewards_sync_all, rewards_sync_month
 from rewards.tasks.sync import sync_campaign_month
 from sandbox.models import SandboxReward
@@ -147,6 +148,22 @@ def test_a_reward_removed_from_the_sandbox_is_flagged_not_deleted_and_unflagged_
     back = rewards_sync_month(campaign=campaign, year=2026, month=5)
     assert back.changed == 1
     assert MirroredReward.objects.get(remote_id=gone.remote_id).missing_since is None
+
+
+def test_a_reward_we_sent_that_mokugift_stops_listing_counts_as_not_in_mokugift(sandbox, manager):
+    campaign = sandbox.campaign("c-1", "pass-1")
+    kept, gone = sandbox_rewards_add("c-1", MAY, MAY + dt.timedelta(hours=1))
+    for reward in (kept, gone):
+        send_add(campaign, remote_id=reward.remote_id, sent_at=reward.created, by=manager)
+    rewards_sync_month(campaign=campaign, year=2026, month=5)
+    assert list(ledger_not_in_mokugift(year=2026)) == []
+
+    gone.delete()
+    rewards_sync_month(campaign=campaign, year=2026, month=5)
+
+    assert [s.remote_id for s in ledger_not_in_mokugift(year=2026)] == [gone.remote_id]
+    may = report_for_year(year=2026).months[4]
+    assert (may.ours_rewards, may.ledger_not_in_mokugift) == (2, 1)
 
 
 def test_an_all_sync_computes_month_summaries_from_the_mirror(sandbox):
