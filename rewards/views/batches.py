@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from rewards.models import Batch, Send
 from rewards.selectors import sending as sending_selectors
 from rewards.services import sending
+from rewards.services.export import text_safe
 from rewards.views import send_rewards_required
 
 RESULTS_PER_PAGE = 100
@@ -37,12 +38,8 @@ LINK_NOT_RECOVERED = (
 )
 
 
-def csv_safe(value) -> str:
-    """A cell a spreadsheet will show as text, never run as a formula (CSV injection)."""
-    text = "" if value is None else str(value)
-    if text and text[0] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
+# rewards/views/send.py still imports the old name from here (its problems CSV).
+csv_safe = text_safe
 
 
 def _batches() -> QuerySet[Batch]:
@@ -177,12 +174,12 @@ def batch_results_csv(request, pk: int):
             yield writer.writerow(
                 [
                     send.row_number,
-                    csv_safe(send.recipient),
-                    csv_safe(send.name),
+                    text_safe(send.recipient),
+                    text_safe(send.name),
                     send.state,
-                    csv_safe(send.remote_id),
-                    csv_safe(send.url),
-                    csv_safe(error),
+                    text_safe(send.remote_id),
+                    text_safe(send.url),
+                    text_safe(error),
                 ]
             )
 
