@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from django.utils import timezone
 
 from sandbox.models import SandboxCampaign, SandboxReward
 from tests.sandbox.helpers import (
@@ -27,6 +29,12 @@ PASS = "pass-1"
 @pytest.fixture
 def campaign(sandbox):
     return sandbox.campaign("c-1", PASS, trees_per_reward=3)
+
+
+def _shown(page: requests.Response, pattern: str) -> str:
+    """The text of the one element of the page that `pattern` matches (its group)."""
+    (text,) = re.findall(pattern, page.text, flags=re.DOTALL)
+    return text.strip()
 
 
 def _rewards(**filters):
@@ -77,8 +85,11 @@ def test_reward_url_answers_the_url_of_a_public_page_showing_the_reward(sandbox,
     assert reward.findtext("url") == made.url
     page = requests.get(made.url, timeout=TIMEOUT)  # no session: the page is public
     assert page.status_code == 200
-    assert "Jöhn Smith" in page.text
-    assert made.created.strftime("%Y-%m-%d") in page.text
+    created = timezone.localtime(made.created)
+    # The date a person reads, not the `datetime` attribute beside it (always there).
+    assert _shown(page, r"<time\b[^>]*>(.*?)</time>") == f"{created.day} {created:%B %Y}"
+    assert _shown(page, r'<p data-field="recipient">(.*?)</p>') == "For Jöhn Smith"
+    assert _shown(page, r'<strong data-field="tree_count">(.*?)</strong>') == "3"
     assert page.text.count("🌳") == 3
 
 
