@@ -192,6 +192,12 @@ MOKUGIFT_READ_TIMEOUT = env.float("MOKUGIFT_READ_TIMEOUT", default=60.0)
 # calls, so the fixed cost of a call (and of a ledger write) is spread thin, while one lost
 # answer leaves at most 250 rows *unknown*, which one query of the month reconciles.
 MOKUGIFT_CHUNK_SIZE = env.int("MOKUGIFT_CHUNK_SIZE", default=250)
+if not 1 <= MOKUGIFT_CHUNK_SIZE <= 1000:
+    # Above 1,000 the client refuses every multi call: every row of every batch would fail.
+    raise ImproperlyConfigured(
+        f"MOKUGIFT_CHUNK_SIZE is {MOKUGIFT_CHUNK_SIZE}: it must be 1 to 1,000 "
+        "(Mokugift takes at most 1,000 rewards in one call)."
+    )
 # Chunks of one batch in flight at once (one task chain each), so several workers share it.
 MOKUGIFT_SEND_PARALLELISM = env.int("MOKUGIFT_SEND_PARALLELISM", default=4)
 # Attempts of a row (110, transport failures before the server, unknown-then-absent) before

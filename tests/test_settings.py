@@ -90,6 +90,30 @@ def test_a_key_that_is_not_a_fernet_key_stops_start_up_naming_the_setting():
     assert "not-a-key" not in result.stderr.split("ImproperlyConfigured")[-1]
 
 
+def test_a_chunk_larger_than_one_call_may_carry_stops_start_up():
+    result = manage("check", env=production_env(MOKUGIFT_CHUNK_SIZE="1001"))
+    assert result.returncode != 0
+    assert "MOKUGIFT_CHUNK_SIZE is 1001: it must be 1 to 1,000" in result.stderr
+
+
+def test_celery_acks_late_one_task_at_a_time_in_json_with_a_long_visibility_timeout():
+    # The database, not the broker, is the source of truth: a task is acknowledged after it
+    # ran (a killed worker's task is delivered again), a worker holds one task at a time, and
+    # Redis does not hand a running task to a second worker before any task could end.
+    assert settings.CELERY_TASK_ACKS_LATE is True
+    assert settings.CELERY_TASK_REJECT_ON_WORKER_LOST is True
+    assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
+    assert settings.CELERY_TASK_SERIALIZER == "json"
+    assert settings.CELERY_ACCEPT_CONTENT == ["json"]
+    script = (
+        "from django.conf import settings as s; "
+        "print(s.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'], s.CELERY_TASK_TIME_LIMIT)"
+    )
+    result = manage("shell", "-c", script, env=production_env(REDIS_URL="redis://127.0.0.1:6379/0"))
+    visibility, limit = (float(x) for x in result.stdout.split()[-2:])
+    assert visibility > limit, result.stdout + result.stderr
+
+
 def test_check_deploy_finds_no_issue_with_production_settings():
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
     assert result.returncode == 0, result.stdout + result.stderr

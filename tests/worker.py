@@ -221,3 +221,23 @@ def isolated_broker(settings, tmp_path):
     else:
         _use_filesystem_broker(tmp_path / "broker")
         yield
+
+
+@pytest.fixture
+def broker_down():
+    """This process's Celery app pointed at a port where no broker listens, then back."""
+    from kombu import pools
+
+    from mokudash.celery import app
+
+    def reset_pools() -> None:
+        pools.reset()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    saved = app.conf.broker_url, app.conf.broker_transport_options
+    app.conf.broker_url, app.conf.broker_transport_options = "redis://127.0.0.1:9/0", {}
+    reset_pools()
+    yield
+    app.conf.broker_url, app.conf.broker_transport_options = saved
+    reset_pools()

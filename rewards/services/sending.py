@@ -110,13 +110,16 @@ def retry_delay(*, attempts: int) -> float:
 # --- Enqueueing -----------------------------------------------------------------------------
 
 
-def _publish(task, *, args: list[int], countdown: float | None) -> None:
-    """Publish after commit. A broker that is down does not undo what was committed: the
-    ledger rows wait, and the sweep starts them once the broker is back."""
+def task_publish(task, *, args: list[int], countdown: float | None = None) -> bool:
+    """Publish a task (called after commit). A broker that is down does not undo what was
+    committed: ledger rows wait for the sweep, a sync for the next scheduled one. False if
+    the broker could not be reached."""
     try:
         task.apply_async(args=args, countdown=countdown)
     except KombuOperationalError as error:
-        logger.warning("could not enqueue %s%s (the sweep will): %s", task.name, args, error)
+        logger.warning("could not enqueue %s%s (the broker is down): %s", task.name, args, error)
+        return False
+    return True
 
 
 def batch_enqueue(*, batch_id: int, chains: int = 1, countdown: float | None = None) -> None:
@@ -125,7 +128,7 @@ def batch_enqueue(*, batch_id: int, chains: int = 1, countdown: float | None = N
 
     for _ in range(max(0, chains)):
         transaction.on_commit(
-            partial(_publish, batch_send_chunk, args=[batch_id], countdown=countdown)
+            partial(task_publish, batch_send_chunk, args=[batch_id], countdown=countdown)
         )
 
 
@@ -137,7 +140,7 @@ def reconcile_enqueue(*, campaign_id: int, countdown: float | None = None) -> No
     if not cache.add(f"rewards:reconcile-scheduled:{campaign_id}", 1, timeout=countdown or 1):
         return
     transaction.on_commit(
-        partial(_publish, campaign_reconcile, args=[campaign_id], countdown=countdown)
+        partial(task_publish, campaign_reconcile, args=[campaign_id], countdown=countdown)
     )
 
 
@@ -356,7 +359,13 @@ def batch_resume(*, batch: Batch, actor=None) -> bool:
 
 
 def batch_retry_failed(*, batch: Batch, actor=None) -> int:
-    """Send the failed rows again, and only those. Returns how many go back to waiting."""
+    """Send the failed rows again, and only those. Returns how many go back to waiting.
+
+    Not in a cancelled batch: its rows would only wait until the sweep cancels them.
+    """
+    batch.refresh_from_db(fields=["state"])
+    if batch.state == Batch.State.CANCELLED:
+        return 0
     failed = Send.objects.filter(batch=batch, state=Send.State.FAILED).values_list("pk", flat=True)
     moved = _move(
         ids=list(failed),

@@ -213,9 +213,16 @@ def batch_resume(request, pk: int):
 @require_POST
 @send_rewards_required
 def batch_retry_failed(request, pk: int):
-    again = sending.batch_retry_failed(batch=_batch(pk), actor=request.user)
+    batch = _batch(pk)
+    again = sending.batch_retry_failed(batch=batch, actor=request.user)
     if again:
         messages.success(request, f"{again} failed row{pluralize(again)} sent again.")
+    elif batch.state == Batch.State.CANCELLED:
+        messages.info(
+            request,
+            "This batch was cancelled, so its failed rows are not sent again. "
+            "Send them as a new batch (the results CSV, filtered to failed rows, is a start).",
+        )
     else:
         messages.info(request, "No row had failed, so there was nothing to send again.")
     return redirect("rewards:batch_detail", pk=pk)

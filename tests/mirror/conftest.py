@@ -1,5 +1,7 @@
 import pytest
 
+from tests.worker import broker_down  # noqa: F401
+
 
 @pytest.fixture
 def campaign(db):

@@ -263,13 +263,24 @@ def test_refresh_queues_a_sync_after_commit_and_comes_straight_back(
         )
     assert response.status_code == 302 and response["Location"].endswith("?campaign=1")
     assert len(callbacks) == 1
-    assert callbacks[0].args == (campaign.pk, 2026, 5)
+    assert callbacks[0].keywords["args"] == [campaign.pk, 2026, 5]
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(
             reverse("rewards:sync_refresh"), {}, headers={"Accept": "application/json"}
         )
     assert response.status_code == 202 and response.json()["queued"] == 2
     assert len(callbacks) == 2
+
+
+def test_refresh_with_the_broker_down_answers_and_says_nothing_broke(
+    client_as, manager, campaign, broker_down, caplog, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_as(manager).post(
+            reverse("rewards:sync_refresh"), {"campaign": campaign.pk}
+        )
+    assert response.status_code == 302
+    assert "could not enqueue rewards.sync_campaign_month" in caplog.text
 
 
 def test_the_status_endpoint_reports_the_latest_run(client_as, manager, campaign):

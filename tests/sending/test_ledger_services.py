@@ -215,6 +215,16 @@ def test_retry_failed_puts_back_only_the_failed_rows(campaign, django_capture_on
     assert Send.objects.get(batch=batch, row_number=3).state == "sent"
 
 
+def test_retry_failed_leaves_a_cancelled_batch_alone(campaign, django_capture_on_commit_callbacks):
+    batch = make(campaign, 2)
+    Send.objects.filter(batch=batch, row_number=2).update(state="failed", error_code=112)
+    batch_cancel(batch=batch)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert batch_retry_failed(batch=batch) == 0
+    assert Send.objects.get(batch=batch, row_number=2).state == "failed"
+    assert batch.state == Batch.State.CANCELLED and callbacks == []
+
+
 def test_resume_restarts_only_a_paused_batch(campaign, django_capture_on_commit_callbacks):
     batch = make(campaign, 2)
     assert batch_resume(batch=batch) is False

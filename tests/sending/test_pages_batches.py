@@ -238,6 +238,12 @@ def test_send_failed_rows_again_is_offered_only_when_some_failed(as_marketer, ca
     assert 'id="retry-failed"' not in as_marketer.get(detail(ok)).content.decode()
     some = make_batch(campaign, ["sent", "failed", "failed"], state="done")
     assert "Send the 2 failed rows again" in as_marketer.get(detail(some)).content.decode()
+    cancelled = make_batch(campaign, ["failed", "cancelled"], state="cancelled")
+    assert 'id="retry-failed"' not in as_marketer.get(detail(cancelled)).content.decode()
+    response = as_marketer.post(
+        reverse("rewards:batch_retry_failed", args=[cancelled.pk]), follow=True
+    )
+    assert "This batch was cancelled" in response.content.decode()
 
 
 def test_send_failed_rows_again_puts_back_only_the_failed_rows(as_marketer, campaign):
