@@ -15,8 +15,7 @@ from rewards.mokugift import RewardRecord
 from rewards.selectors.mirror import ledger_not_in_mokugift, report_for_year
 from rewards.services.sync import mirror_records_save, rewards_sync_all, rewards_sync_month
 from rewards.tasks.sync import sync_campaign_month
-from sandbox.models import SandboxReward
-from sandbox.services import sandbox_campaign_save
+from sandbox.models import SandboxCampaign, SandboxReward
 from tests.mirror.helpers import sandbox_rewards_add, send_add
 
 MAY = dt.datetime(2026, 5, 10, 12, 0, tzinfo=dt.UTC)
@@ -192,17 +191,21 @@ def test_the_sync_links_mirrored_rewards_to_our_ledger_rows(sandbox, manager):
     assert MirroredReward.objects.get(remote_id=theirs.remote_id).send_id is None
 
 
-def test_a_failed_sync_is_recorded_without_the_passcode(sandbox):
-    campaign = sandbox.campaign("c-1", "the-secret-passcode")
-    sandbox_campaign_save(campaign_id="c-1", passcode="another-passcode")
+def test_a_sync_the_api_refuses_is_recorded_as_failed_and_flags_nothing_missing(sandbox):
+    # The sandbox's faults hit create calls only, and query calls carry no passcode: the honest
+    # way for a query to fail is Mokugift refusing it, here 101 for a campaign it no longer knows.
+    campaign = sandbox.campaign("c-1", "pass-1")
     sandbox_rewards_add("c-1", MAY)
+    assert rewards_sync_all(campaign=campaign).outcome == SyncRun.Outcome.SUCCEEDED
+    SandboxCampaign.objects.filter(campaign_id="c-1").delete()
 
     run = rewards_sync_all(campaign=campaign)
 
-    # Whether or not the query checks the passcode, the run ends and records what happened.
-    assert run.outcome in ("succeeded", "failed")
-    assert "the-secret-passcode" not in run.error
-    assert SyncRun.objects.filter(outcome="running").count() == 0
+    assert run.outcome == SyncRun.Outcome.FAILED
+    assert run.error == "ApiError: Mokugift error 101 on all_rewards/c-1: Invalid campaign ID"
+    assert run.finished_at is not None
+    # A refused answer is not an empty list: what was mirrored is not flagged as gone.
+    assert MirroredReward.objects.get().missing_since is None
 
 
 def test_an_unreachable_api_makes_a_failed_run_with_a_message(sandbox, settings):
