@@ -6,7 +6,7 @@ from django.db import connection
 from django.test import override_settings
 
 from campaigns.crypto import DecryptionError
-from campaigns.models import Campaign
+from campaigns.models import Campaign, CampaignAuditEvent
 from campaigns.services import campaign_create, campaigns_rotate_encryption_keys
 
 SECRET = "tr33s-are-gr8-passcode"
@@ -90,3 +90,28 @@ def test_the_rotate_command_says_how_many_it_did(settings):
     out = StringIO()
     call_command("rotate_encryption_keys", stdout=out)
     assert "Re-encrypted 2 passcode(s)" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_rotation_leaves_one_key_rotated_event_per_campaign_holding_no_passcode(settings):
+    passcodes = {f"c-{i}": f"passcode-{i}" for i in range(7)}
+    for campaign_id, passcode in passcodes.items():
+        _campaign(campaign_id, passcode)
+    settings.FIELD_ENCRYPTION_KEYS = [
+        Fernet.generate_key().decode(),
+        *settings.FIELD_ENCRYPTION_KEYS,
+    ]
+
+    campaigns_rotate_encryption_keys(batch_size=3)  # three batches, the last one short
+
+    rotated = CampaignAuditEvent.objects.filter(action=CampaignAuditEvent.Action.KEY_ROTATED)
+    assert sorted(rotated.values_list("campaign__campaign_id", flat=True)) == sorted(passcodes)
+    assert {event.actor for event in rotated} == {None}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT * FROM campaigns_campaignauditevent WHERE action = %s",
+            [CampaignAuditEvent.Action.KEY_ROTATED.value],
+        )
+        rows = " ".join(str(value) for row in cursor.fetchall() for value in row)
+    assert not any(passcode in rows for passcode in passcodes.values())
+    assert "gAAAA" not in rows  # nor a Fernet ciphertext of one
