@@ -185,7 +185,8 @@ class ApiError(MokugiftError):
         # 110 on a create call: the server failed somewhere, maybe after making the reward.
         self.outcome_unknown = create and code == INTERNAL_ERROR
         where = f" on {call}" if call else ""
-        super().__init__(f"Mokugift error {code}{where}: {self.description}")
+        unknown = " (outcome unknown)" if self.outcome_unknown else ""
+        super().__init__(f"Mokugift error {code}{where}: {self.description}{unknown}")
 
     @property
     def no_coins(self) -> bool:
@@ -220,7 +221,8 @@ class ProtocolError(TransportError):
     retryable = False
 
     def __init__(self, message: str, *, create: bool = False):
-        super().__init__(message, reached_server=True, create=create)
+        unknown = " (outcome unknown)" if create else ""
+        super().__init__(message + unknown, reached_server=True, create=create)
 
 
 class RecipientRefused(MokugiftError, ValueError):

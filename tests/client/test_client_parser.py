@@ -178,6 +178,7 @@ def test_a_failed_single_call_is_an_api_error_with_its_code_and_description(code
     assert error.no_coins is (code == 105)
     # 110 on a create call: the reward may or may not exist.
     assert error.outcome_unknown is (code == 110)
+    assert ("outcome unknown" in str(error)) is (code == 110)
     assert f"error {code}" in str(error)
 
 
@@ -461,6 +462,7 @@ def test_a_protocol_error_of_a_create_call_is_outcome_unknown():
         create_body_parse(body=b"<html/>", mode="email")
 
     assert caught.value.outcome_unknown is True
+    assert str(caught.value).endswith("(outcome unknown)")
     assert caught.value.reached_server is True
     assert isinstance(caught.value, TransportError)
 

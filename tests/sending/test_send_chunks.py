@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
+from django.utils import timezone
 
 from rewards.models import Batch, Send, SendEvent
 from rewards.selectors.sending import batch_counts
@@ -22,6 +24,7 @@ from rewards.services.sending import (
     batch_create,
     batch_resume,
     batch_send_chunk,
+    sends_claim,
 )
 from sandbox.models import SandboxReward
 from sandbox.services import sandbox_campaign_save
@@ -117,6 +120,64 @@ def test_a_wrong_passcode_fails_the_rows_with_the_message(sandbox, fast, isolate
         assert send.state == "failed" and send.error_code == 102
         assert "passcode" in send.error_message and PASSCODE not in send.error_message
     assert SandboxReward.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("sandbox_fields", "code", "words"),
+    [
+        ({"enabled": False}, 103, "disabled"),
+        ({"expires": "2020-01-01"}, 104, "expired"),
+    ],
+)
+def test_a_campaign_mokugift_refuses_fails_the_rows_without_retrying(
+    sandbox, fast, isolated_broker, sandbox_fields, code, words
+):
+    campaign = sandbox.campaign(campaign_id="refuse-1", passcode=PASSCODE, **sandbox_fields)
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(3), source="csv")
+    batch_send_chunk(batch_id=batch.pk)
+    for send in batch.sends.all():
+        assert (send.state, send.error_code, send.attempts) == ("failed", code, 1)
+        assert words in send.error_message
+    assert SandboxReward.objects.count() == 0
+
+
+def test_a_call_that_never_reached_mokugift_is_retried_later_and_sends_once(
+    sandbox, fast, isolated_broker, settings
+):
+    campaign = sandbox.campaign(campaign_id="refused-1", passcode=PASSCODE)
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(3), source="csv")
+    reachable = settings.MOKUGIFT_SANDBOX_URL
+    settings.MOKUGIFT_SANDBOX_URL = "http://127.0.0.1:9/sandbox/api/"  # nothing listens there
+    settings.MOKUGIFT_RETRY_BACKOFF = 30
+    before = timezone.now()
+    batch_send_chunk(batch_id=batch.pk)
+    for send in batch.sends.all():
+        assert (send.state, send.attempts) == ("waiting", 1)
+        # Backoff with jitter: 15 to 45 s after the first attempt.
+        assert before + timedelta(seconds=14) < send.next_attempt_at
+        assert send.next_attempt_at < timezone.now() + timedelta(seconds=46)
+        assert "Could not reach Mokugift" in send.error_message
+    assert sends_claim(batch_id=batch.pk, limit=10) == []  # not before it is due
+
+    settings.MOKUGIFT_SANDBOX_URL = reachable
+    Send.objects.filter(batch=batch).update(next_attempt_at=None)  # the wait is over
+    send_all(batch)
+    assert batch_counts(batch=batch)["sent"] == 3
+    assert set(rewards_per_recipient("refused-1").values()) == {1}
+
+
+def test_a_call_that_never_reaches_mokugift_is_given_up_after_the_last_attempt(
+    sandbox, fast, isolated_broker, settings
+):
+    campaign = sandbox.campaign(campaign_id="refused-2", passcode=PASSCODE)
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(2), source="csv")
+    settings.MOKUGIFT_SANDBOX_URL = "http://127.0.0.1:9/sandbox/api/"
+    settings.MOKUGIFT_MAX_ATTEMPTS = 2
+    send_all(batch, rounds=5)
+    for send in batch.sends.all():
+        assert (send.state, send.attempts) == ("failed", 2)
+        assert send.error_message.startswith("Gave up after 2 attempts. Could not reach Mokugift")
+    assert batch.state == Batch.State.DONE
 
 
 def test_no_coins_pauses_the_batch_and_resume_finishes_it(sandbox, fast, isolated_broker):
