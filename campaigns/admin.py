@@ -21,6 +21,10 @@ class CampaignAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    # Deleting a campaign would cascade away its audit history: a campaign is disabled instead.
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(CampaignAuditEvent)
 class CampaignAuditEventAdmin(admin.ModelAdmin):
