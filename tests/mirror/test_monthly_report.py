@@ -129,6 +129,23 @@ def test_the_report_csv_holds_the_months_as_the_page_shows_them(client, manager,
     assert [row[-1] for row in ledger_rows[1:]] == ["never-listed"]
 
 
+def test_the_breakdowns_download_as_csv_from_links_on_the_page(client, manager, year_of_rewards):
+    client.force_login(manager)
+    page = client.get(reverse("rewards:report"), {"year": 2026}).content.decode()
+    for table in ("campaigns", "senders"):
+        assert f"year=2026&amp;table={table}" in page
+        response = client.get(reverse("rewards:report_csv"), {"year": 2026, "table": table})
+        rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+        if table == "campaigns":
+            spring = next(row for row in rows if row[0] == "Spring")
+            assert spring[1:5] == ["3", "6", "2", "4"], rows
+        else:
+            assert sorted(row[:2] for row in rows[1:]) == [
+                ["alice-admin", "2"],
+                ["mark-marketer", "2"],
+            ]
+
+
 def test_the_report_xlsx_has_every_table_and_neutralises_formulas(
     client, manager, year_of_rewards, other_campaign, admin_user
 ):
