@@ -73,6 +73,23 @@ def test_an_id_listed_twice_makes_one_mirrored_reward(campaign, mirror_empty_bef
     assert MirroredReward.objects.filter(remote_id="r1").count() == 1
 
 
+def test_the_upsert_costs_queries_per_batch_never_per_reward(
+    campaign, django_assert_max_num_queries
+):
+    def sync(n: int, trees: int) -> None:
+        records = (_record(i, trees=trees) for i in range(n))
+        mirror_records_save(
+            campaign_id=campaign.pk, records=records, seen_at=timezone.now(), batch_size=500
+        )
+
+    # 2,000 rewards in 4 batches, into an empty mirror, then every one of them changed.
+    with django_assert_max_num_queries(60):
+        sync(2000, trees=1)
+    with django_assert_max_num_queries(60):
+        sync(2000, trees=2)
+    assert MirroredReward.objects.filter(tree_count=2).count() == 2000
+
+
 def test_a_stream_that_fails_midway_keeps_the_batches_already_written(campaign):
     pulled = []
 
