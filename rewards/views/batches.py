@@ -38,10 +38,6 @@ LINK_NOT_RECOVERED = (
 )
 
 
-# rewards/views/send.py still imports the old name from here (its problems CSV).
-csv_safe = text_safe
-
-
 def _batches() -> QuerySet[Batch]:
     # The campaign's passcode is never loaded by a page.
     return Batch.objects.select_related("campaign", "created_by", "send_anyway_by").defer(

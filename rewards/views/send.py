@@ -22,9 +22,9 @@ from rewards.services.csv_import import (
     upload_read,
     upload_save,
 )
+from rewards.services.export import text_safe
 from rewards.services.sending import RecipientRow, batch_create
 from rewards.views import send_rewards_required
-from rewards.views.batches import csv_safe
 
 # How much of an upload the preview shows; every problem is in the problems CSV as well.
 PREVIEW_ROWS = 20
@@ -204,7 +204,7 @@ def send_problems_csv(request, token: str):
     writer = csv.writer(response)
     writer.writerow(["row", "column", "problem"])
     for problem in result.problems:
-        writer.writerow([problem.row, csv_safe(problem.column), csv_safe(problem.message)])
+        writer.writerow([problem.row, text_safe(problem.column), text_safe(problem.message)])
     return response
 
 
