@@ -10,23 +10,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.services import campaign_create
 from rewards.models import Batch, Send
-
-PASSCODE = "sEcr3t-passc0de-never-shown"
-
-
-@pytest.fixture
-def campaign(db):
-    return campaign_create(
-        actor=None, name="Spring", campaign_id="spring-1", environment="sandbox", passcode=PASSCODE
-    )
-
-
-@pytest.fixture
-def as_marketer(client, marketer):
-    client.force_login(marketer)
-    return client
+from tests.sending.conftest import PASSCODE
 
 
 def make_batch(campaign, states: list[str], *, mode="link", source="csv", **fields) -> Batch:

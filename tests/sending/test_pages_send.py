@@ -13,23 +13,9 @@ from campaigns.services import campaign_create, campaign_set_enabled
 from rewards.models import Batch, Send
 from tests.conftest import PASSWORD
 
-PASSCODE = "sEcr3t-passc0de-never-shown"
 SEND = reverse("rewards:send")
 SEND_ONE = reverse("rewards:send_one")
 UPLOAD = reverse("rewards:send_upload")
-
-
-@pytest.fixture
-def campaign(db):
-    return campaign_create(
-        actor=None, name="Spring", campaign_id="spring-1", environment="sandbox", passcode=PASSCODE
-    )
-
-
-@pytest.fixture
-def as_marketer(client, marketer):
-    client.force_login(marketer)
-    return client
 
 
 def one(campaign, **fields):
