@@ -108,3 +108,16 @@ def test_it_sends_a_csv_through_faults_and_exits_0_only_when_all_are_sent(
             stderr=err,
         )
     assert "disabled" in err.getvalue()
+
+
+def test_it_exits_1_saying_so_when_the_batch_pauses_for_moku_coins(
+    sandbox, celery_worker, tmp_path, settings
+):
+    settings.MOKUGIFT_CHUNK_SIZE = 2
+    sandbox.campaign(campaign_id="cmd-4", passcode=PASSCODE, coins=3)
+    celery_worker(env_overrides={"MOKUGIFT_CHUNK_SIZE": "2"})
+    path = tmp_path / "list.csv"
+    path.write_text("email\n" + "".join(f"d{i}@example.com\n" for i in range(6)))
+    with pytest.raises(CommandError, match=r"is paused: Paused: .*no moku-coins"):
+        run("--campaign=cmd-4", "--mode=email", f"--csv={path}", "--wait", "--timeout=60")
+    assert SandboxReward.objects.count() == 3

@@ -296,3 +296,17 @@ def test_the_page_stops_polling_once_the_batch_has_ended(
     batch = make_batch(campaign, states, state=batch_state)
     page = as_marketer.get(detail(batch)).content.decode()
     assert (f'data-finished="{"1" if finished else ""}"') in page
+
+
+def test_the_batch_page_runs_a_bounded_number_of_queries(
+    as_marketer, campaign, django_assert_max_num_queries
+):
+    small = make_batch(campaign, ["sent", "failed", "unknown"], state="sending")
+    large = make_batch(campaign, ["sent", "failed", "waiting", "cancelled"] * 60, state="sending")
+    as_marketer.get(detail(small))
+    with django_assert_max_num_queries(20) as small_queries:
+        as_marketer.get(detail(small))
+    with django_assert_max_num_queries(len(small_queries)):
+        page = as_marketer.get(detail(large)).content.decode()
+    # One page of the results table: 100 rows, whatever the size of the batch.
+    assert "r99@example.com" in page and "r100@example.com" not in page
