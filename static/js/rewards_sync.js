@@ -9,6 +9,7 @@
   const url = box.dataset.statusUrl;
   let timer = null;
   let waitingSince = null;
+  const followed = {};  // runs this page saw running or queued, by campaign and start
 
   function ago(iso) {
     if (!iso) return "";
@@ -40,14 +41,25 @@
     fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (data) {
-        const fresh = waitingSince && data.runs.some(function (run) {
-          return Date.parse(run.started_at) >= waitingSince - 5000;
+        let fresh = false;
+        data.runs.forEach(function (run) {
+          const isFresh = waitingSince && Date.parse(run.started_at) >= waitingSince - 5000;
+          if (isFresh || run.running) followed[run.campaign + " " + run.started_at] = true;
+          fresh = fresh || isFresh;
         });
         if (fresh) waitingSince = null;
         render(data);
         const stillWaiting = waitingSince && Date.now() - waitingSince < 120000;
-        if (data.running || stillWaiting) timer = setTimeout(poll, 1500);
-        else timer = null;
+        if (data.running || stillWaiting) { timer = setTimeout(poll, 1500); return; }
+        timer = null;
+        // The table below is rendered by the server: when a run that ended under our eyes has
+        // changed the mirror, reload to show its rewards (once: the new page follows only the
+        // runs it sees running itself).
+        const changed = data.runs.some(function (run) {
+          return followed[run.campaign + " " + run.started_at] &&
+            run.created + run.changed + run.flagged_missing > 0;
+        });
+        if (changed) setTimeout(function () { window.location.reload(); }, 800);
       })
       .catch(function () { timer = setTimeout(poll, 5000); });
   }
