@@ -128,5 +128,5 @@ def test_sync_rewards_without_wait_queues_one_sync_per_enabled_campaign(
         call_command("sync_rewards", "--all", stdout=out)
 
     assert "Queued a sync of everything for 1 campaign(s)." in out.getvalue()
-    assert [callback.args for callback in callbacks] == [(campaign.pk,)]
+    assert [callback.keywords["args"] for callback in callbacks] == [[campaign.pk]]
     assert SyncRun.objects.count() == 0  # nothing ran here: the worker will
