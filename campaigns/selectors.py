@@ -20,3 +20,20 @@ def campaigns_enabled() -> QuerySet[Campaign]:
 
 def campaign_history(*, campaign: Campaign) -> QuerySet[CampaignAuditEvent]:
     return campaign.audit_events.select_related("actor")
+
+
+def campaign_by_reference(*, ref: str) -> Campaign:
+    """The campaign a command line names: by Mokugift campaign ID, or by our own number when
+    no campaign has that ID. Without its passcode. LookupError says what did not fit."""
+    found = list(Campaign.objects.filter(campaign_id=ref).defer("passcode"))
+    if not found and ref.isdigit():
+        found = list(Campaign.objects.filter(pk=int(ref)).defer("passcode"))
+    if not found:
+        raise LookupError(f"No campaign with the Mokugift ID (or number) {ref!r}.")
+    if len(found) > 1:
+        listed = ", ".join(f"{c.pk} ({c.environment})" for c in found)
+        raise LookupError(
+            f"Campaign ID {ref!r} exists in more than one environment: {listed}. "
+            "Give the campaign's number instead."
+        )
+    return found[0]

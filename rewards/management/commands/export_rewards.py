@@ -8,7 +8,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from campaigns.models import Campaign
+from campaigns.selectors import campaign_by_reference
 from rewards.selectors import mirror as selectors
 from rewards.services import export, sync
 
@@ -20,7 +20,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--campaign", type=int, help="Campaign (dashboard primary key).")
+        parser.add_argument(
+            "--campaign", help="Mokugift campaign ID (or the campaign's number on the dashboard)."
+        )
         parser.add_argument("--month", type=int)
         parser.add_argument("--year", type=int)
         parser.add_argument("--format", choices=["csv", "xlsx"], default="csv")
@@ -29,8 +31,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, campaign=None, month=None, year=None, report=False, **options):
         fmt, output = options["format"], options["output"]
-        if campaign is not None and not Campaign.objects.filter(pk=campaign).exists():
-            raise CommandError(f"No campaign {campaign}.")
+        if campaign is not None:
+            try:
+                campaign = campaign_by_reference(ref=campaign).pk
+            except LookupError as error:
+                raise CommandError(str(error)) from None
         if fmt == "xlsx" and not output:
             raise CommandError("XLSX needs --output FILE.")
         campaign_ids = (campaign,) if campaign else ()

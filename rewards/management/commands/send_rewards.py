@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from campaigns.models import Campaign
+from campaigns.selectors import campaign_by_reference
 from rewards.models import Batch, Send
 from rewards.models.ledger import Mode
 from rewards.selectors.sending import batch_progress
@@ -27,19 +28,10 @@ MODES = {"email": Mode.EMAIL, "link": Mode.LINK, "link-id": Mode.LINK_ID}
 
 
 def campaign_find(*, ref: str) -> Campaign:
-    """By Mokugift campaign ID, or by our own primary key when no campaign has that ID."""
-    found = list(Campaign.objects.filter(campaign_id=ref).defer("passcode"))
-    if not found and ref.isdigit():
-        found = list(Campaign.objects.filter(pk=int(ref)).defer("passcode"))
-    if not found:
-        raise CommandError(f"No campaign with the Mokugift ID (or number) {ref!r}.")
-    if len(found) > 1:
-        listed = ", ".join(f"{c.pk} ({c.environment})" for c in found)
-        raise CommandError(
-            f"Campaign ID {ref!r} exists in more than one environment: {listed}. "
-            "Give the campaign's number instead."
-        )
-    campaign = found[0]
+    try:
+        campaign = campaign_by_reference(ref=ref)
+    except LookupError as error:
+        raise CommandError(str(error)) from None
     if not campaign.enabled:
         raise CommandError(f"The campaign {campaign} is disabled.")
     return campaign

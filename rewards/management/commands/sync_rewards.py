@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from campaigns.models import Campaign
+from campaigns.selectors import campaign_by_reference
 from rewards.services import sync
 
 
@@ -16,7 +17,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--campaign", type=int, help="Campaign (dashboard primary key).")
+        parser.add_argument(
+            "--campaign", help="Mokugift campaign ID (or the campaign's number on the dashboard)."
+        )
         parser.add_argument("--month", type=int)
         parser.add_argument("--year", type=int)
         parser.add_argument("--all", action="store_true", help="Everything (all_rewards).")
@@ -29,9 +32,10 @@ class Command(BaseCommand):
             raise CommandError("--month (1-12) and --year go together.")
         campaigns = Campaign.objects.filter(enabled=True)
         if campaign is not None:
-            campaigns = Campaign.objects.filter(pk=campaign)
-            if not campaigns.exists():
-                raise CommandError(f"No campaign {campaign}.")
+            try:
+                campaigns = Campaign.objects.filter(pk=campaign_by_reference(ref=campaign).pk)
+            except LookupError as error:
+                raise CommandError(str(error)) from None
         period = "everything" if all else f"{year}-{month:02d}"
         if not wait:
             ids = list(campaigns.values_list("pk", flat=True))
