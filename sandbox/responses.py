@@ -21,7 +21,6 @@ logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/xml; charset=utf-8"
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
-DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Rewards per chunk written to the socket while streaming.
 STREAM_CHUNK = 1000
 
@@ -29,8 +28,14 @@ STREAM_CHUNK = 1000
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
+_PLAIN = re.compile(r"[^&<>\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]*")
+
+
 def _text(value: object) -> str:
-    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = str(value)
+    if _PLAIN.fullmatch(text):
+        return text  # the common case, one scan: nothing to escape or replace
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _NOT_XML.sub("\ufffd", text)
 
 
@@ -105,12 +110,16 @@ def _query_chunks(rows: Iterable[tuple[str, str, str, dt.datetime, int]]) -> Ite
     yield f"{XML_DECLARATION}<result>{_el('version', '1.0')}{_el('status', 'Success')}<rewards>"
     reward_count = tree_count = 0
     chunk = []
+    utc = dt.UTC
     for remote_id, email, recipient_id, created, trees in rows:
         recipient = _el("recipient_email", email) if email else _el("recipient_id", recipient_id)
+        if created.tzinfo is not utc:
+            created = created.astimezone(utc)
+        # The document's "YYYY-MM-DD HH:MM:SS" (isoformat is several times faster than strftime).
+        date = created.isoformat(" ", "seconds")[:19]
         chunk.append(
             f"<reward>{_el('id', remote_id)}{recipient}"
-            f"<date>{created.astimezone(dt.UTC).strftime(DATE_FORMAT)}</date>"
-            f"<tree_count>{trees}</tree_count></reward>\n"
+            f"<date>{date}</date><tree_count>{trees}</tree_count></reward>\n"
         )
         reward_count += 1
         tree_count += trees
