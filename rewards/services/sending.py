@@ -110,16 +110,13 @@ def retry_delay(*, attempts: int) -> float:
 # --- Enqueueing -----------------------------------------------------------------------------
 
 
-def task_publish(task, *, args: list[int], countdown: float | None = None) -> bool:
+def task_publish(task, *, args: list[int], countdown: float | None = None) -> None:
     """Publish a task (called after commit). A broker that is down does not undo what was
-    committed: ledger rows wait for the sweep, a sync for the next scheduled one. False if
-    the broker could not be reached."""
+    committed: ledger rows wait for the sweep, a sync for the next scheduled one."""
     try:
         task.apply_async(args=args, countdown=countdown)
     except KombuOperationalError as error:
         logger.warning("could not enqueue %s%s (the broker is down): %s", task.name, args, error)
-        return False
-    return True
 
 
 def batch_enqueue(*, batch_id: int, chains: int = 1, countdown: float | None = None) -> None:

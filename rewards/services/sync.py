@@ -255,6 +255,7 @@ def _pg_seen_close(
 def _portable_upsert(
     *, campaign_id: int, batch: list[RewardRecord], seen_at: dt.datetime, fresh: bool = False
 ):
+    # `fresh` changes nothing here: one bulk upsert per batch serves both cases.
     rows = {r.id: r for r in batch}
     before = {
         remote_id: (date, email, rid, trees, missing)
