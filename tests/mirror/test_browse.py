@@ -244,6 +244,17 @@ def test_a_name_like_a_formula_comes_out_neutralised_in_the_csv(
     assert rows[1][6] == "1"  # a number stays a number
 
 
+def test_a_row_shows_its_date_in_utc_and_links_to_its_reward(
+    client_as, manager, campaign, settings
+):
+    # The column says UTC, whatever zone the pages show other times in.
+    settings.TIME_ZONE = "Asia/Tokyo"
+    reward = mirror_add(campaign, dt.datetime(2026, 5, 31, 20, 15, 7, tzinfo=dt.UTC))
+    page = client_as(manager).get(reverse("rewards:list")).content.decode()
+    detail = reverse("rewards:reward_detail", args=[reward.pk])
+    assert f'<a href="{detail}">2026-05-31 20:15:07</a>' in page
+
+
 def test_the_marketer_and_the_outsider_may_not_browse(client_as, marketer, outsider):
     for user in (marketer, outsider):
         client = client_as(user)
