@@ -316,6 +316,21 @@ class _Call:
 
 
 _STATUSES = {"success": "Success", "failed": "Failed", "part_failed": "Part_Failed"}
+
+# A node's children by tag, and the tags it holds more than once (see _ResultParser._one).
+_Index = tuple[dict[str, _Node], set[str]]
+
+
+def _index(node: _Node) -> _Index:
+    by_tag: dict[str, _Node] = {}
+    twice: set[str] = set()
+    for child in node.children:
+        if child.tag in by_tag:
+            twice.add(child.tag)
+        by_tag[child.tag] = child
+    return by_tag, twice
+
+
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -454,19 +469,30 @@ class _ResultParser:
 
     # -- reading elements
 
-    def _one(self, node: _Node, tag: str, *, required: bool = True) -> _Node | None:
-        found = None
-        for child in node.children:
-            if child.tag == tag:
-                if found is not None:
-                    self._fail(f"more than one <{tag}> in <{node.tag}>")
-                found = child
+    def _one(
+        self, node: _Node, tag: str, *, required: bool = True, index: _Index | None = None
+    ) -> _Node | None:
+        """The one child `tag` of `node`. With `index` (from `_index`), without a scan."""
+        if index is None:
+            found = None
+            for child in node.children:
+                if child.tag == tag:
+                    if found is not None:
+                        self._fail(f"more than one <{tag}> in <{node.tag}>")
+                    found = child
+        else:
+            by_tag, twice = index
+            if tag in twice:
+                self._fail(f"more than one <{tag}> in <{node.tag}>")
+            found = by_tag.get(tag)
         if found is None and required:
             self._fail(f"missing <{tag}> in <{node.tag}>")
         return found
 
-    def _text(self, node: _Node, tag: str, *, required: bool = True) -> str | None:
-        child = self._one(node, tag, required=required)
+    def _text(
+        self, node: _Node, tag: str, *, required: bool = True, index: _Index | None = None
+    ) -> str | None:
+        child = self._one(node, tag, required=required, index=index)
         if child is None:
             return None
         if child.container:
@@ -509,37 +535,17 @@ class _ResultParser:
 
     def _query_reward(self, node: _Node) -> RewardRecord:
         """A reward of a query answer: the hot path of a million-reward `all_rewards`, so its
-        children are indexed in one pass; the checks and their order are those of `_text`."""
+        children are indexed once (not scanned per field) and the document's date form is
+        read directly; the checks and their order are those of `_reward`'s other paths."""
         if self.status != "Success":
             self._fail(f"rewards in a {self.status} answer")
-        children: dict[str, _Node] = {}
-        twice: set[str] = set()
-        for child in node.children:
-            if child.tag in children:
-                twice.add(child.tag)
-            children[child.tag] = child
-
-        def leaf(tag: str, *, required: bool = True) -> str | None:
-            if tag in twice:
-                self._fail(f"more than one <{tag}> in <reward>")
-            child = children.get(tag)
-            if child is None:
-                if required:
-                    self._fail(f"missing <{tag}> in <reward>")
-                return None
-            if child.container:
-                self._fail(f"<{tag}> in <reward> holds elements, not text")
-            text = child.raw.strip()
-            if required and not text:
-                self._fail(f"empty <{tag}> in <reward>")
-            return text
-
-        email = leaf("recipient_email", required=False) or ""
-        recipient_id = leaf("recipient_id", required=False) or ""
+        index = _index(node)
+        email = self._text(node, "recipient_email", required=False, index=index) or ""
+        recipient_id = self._text(node, "recipient_id", required=False, index=index) or ""
         if not email and not recipient_id:
             self._fail("a <reward> has neither <recipient_email> nor <recipient_id>")
-        reward_id = leaf("id")
-        date_text = leaf("date")
+        reward_id = self._text(node, "id", index=index)
+        date_text = self._text(node, "date", index=index)
         date = None
         if len(date_text) == 19 and date_text[10] in " T":
             # The document's form, "YYYY-MM-DD HH:MM:SS" in UTC, parsed with its zone at once.
@@ -547,7 +553,7 @@ class _ResultParser:
                 date = dt.datetime.fromisoformat(date_text + "+00:00")
         if date is None:
             date = self._date(node)  # the lenient forms, and the error for a bad one
-        trees = leaf("tree_count")
+        trees = self._text(node, "tree_count", index=index)
         if not (trees.isascii() and trees.isdigit()):
             self._fail(f"<tree_count> in <reward> is not a whole number: {trees[:40]!r}")
         return RewardRecord(
