@@ -14,14 +14,15 @@ calls are retried here, with backoff, until their first reward has been handed o
 
 The protocol is in shared/mokugift-api.md. The parser is lenient where that document says so
 (dates, blanks, the case of `status`), strict about everything else, and streams: a query
-answer of a million rewards is read in constant memory. Bodies are parsed by expat with the
-same guards as defusedxml: a DOCTYPE, an entity declaration or an external entity is a
-ProtocolError before anything is expanded or read.
+answer of a million rewards is read in constant memory. Bodies are parsed by ElementTree's C
+parser (expat), read as UTF-8 whatever they declare, with the guard of defusedxml: a DOCTYPE,
+and so any entity declaration or external entity, is a ProtocolError before anything is
+expanded or read.
 """
 
 from __future__ import annotations
 
-import contextlib
+import codecs
 import datetime as dt
 import os
 import random
@@ -31,7 +32,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import quote, quote_plus
+from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 from xml.parsers import expat
 
 import requests
@@ -74,6 +77,8 @@ STREAM_CHUNK_BYTES = 64 * 1024
 _MAX_DEPTH = 16
 # No value of the API is anywhere near this long.
 _MAX_TEXT = 64 * 1024
+# A reward's tree count fits the mirror's integer column (a billion trees is no reward).
+_MAX_TREE_DIGITS = 9
 
 
 # --- Results ------------------------------------------------------------------------------
@@ -121,8 +126,10 @@ class MultiResult:
     unsent: list[UnsentReward]
 
 
-@dataclass(frozen=True)
-class RewardRecord:
+class RewardRecord(NamedTuple):
+    """A reward of a query answer. A tuple, not a dataclass: a sync makes one per reward
+    listed (a million for a big `all_rewards`), and the mirror's COPY writes it as it is."""
+
     id: str
     date: dt.datetime  # aware, UTC
     recipient_email: str  # "" for a reward made by recipient ID
@@ -288,20 +295,26 @@ def _address_of(item: str) -> str:
 # --- The parser ---------------------------------------------------------------------------
 
 
-class _Node:
-    # Few attributes and no list until one is needed: a query makes five of these per reward.
-    __slots__ = ("tag", "raw", "children", "container")
+class _RootStarted(Exception):
+    """Raised by the prolog guard's parser at the root element: its work is done."""
 
-    def __init__(self, tag: str):
-        self.tag = tag
-        self.raw = ""
-        self.children: tuple[_Node, ...] | list[_Node] = ()
-        # Has had a child element: its own text (blanks between elements) is dropped.
-        self.container = False
 
-    @property
-    def text(self) -> str:
-        return self.raw.strip()
+def _prolog_guard(fail: Callable[[str], None]) -> expat.XMLParserType:
+    """A parser that reads only the prolog, to refuse a DOCTYPE before the main parser sees it.
+
+    ElementTree's parser would read a DTD's internal subset and expand its entities; with no
+    DOCTYPE no entity is ever declared (billion laughs) and no external one ever read. This
+    is defusedxml's guard, done by expat itself rather than by a scan of our own (comments and
+    processing instructions may come before the DOCTYPE).
+    """
+    guard = expat.ParserCreate("UTF-8")
+    guard.StartDoctypeDeclHandler = lambda *args: fail("a DOCTYPE (DTD) is not allowed")
+
+    def root_started(*args) -> None:
+        raise _RootStarted
+
+    guard.StartElementHandler = root_started
+    return guard
 
 
 @dataclass(frozen=True)
@@ -317,26 +330,13 @@ class _Call:
 
 _STATUSES = {"success": "Success", "failed": "Failed", "part_failed": "Part_Failed"}
 
-# A node's children by tag, and the tags it holds more than once (see _ResultParser._one).
-_Index = tuple[dict[str, _Node], set[str]]
-
-
-def _index(node: _Node) -> _Index:
-    by_tag: dict[str, _Node] = {}
-    twice: set[str] = set()
-    for child in node.children:
-        if child.tag in by_tag:
-            twice.add(child.tag)
-        by_tag[child.tag] = child
-    return by_tag, twice
-
-
 _DIGITS = re.compile(r"[0-9]+")
 
 
 class _ResultParser:
     """Incremental parser of one API answer.
 
+    ElementTree's C parser builds the elements; this class checks them as they start and end.
     Each `reward` under `rewards` is turned into a result as soon as it ends and dropped from
     the tree, so memory does not grow with the answer. Everything else under `result` is small
     and kept until the root closes. Rewards wait in `pending` for the caller.
@@ -350,29 +350,23 @@ class _ResultParser:
         self.outcome: object = None  # CreateResult, MultiResult or Summary
         self._fed = False
         self._closed = False
-        self._stack: list[_Node] = []
+        self._stack: list[Element] = []
+        self._rewards_started = False
         self._rewards_seen = 0
-        # The document says UTF-8: a declared encoding is not followed (expat would otherwise
-        # look it up among Python's codecs), and bytes that are not UTF-8 are malformed.
-        parser = expat.ParserCreate("UTF-8")
-        parser.buffer_text = True
-        parser.StartElementHandler = self._start
-        parser.EndElementHandler = self._end
-        parser.CharacterDataHandler = self._characters
-        # The guards of defusedxml: no DTD at all, so no entity is ever declared or expanded
-        # (billion laughs) and no external entity is ever read.
-        parser.StartDoctypeDeclHandler = self._forbid_doctype
-        parser.EntityDeclHandler = self._forbid_entity
-        parser.ExternalEntityRefHandler = self._forbid_external
-        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-        self._parser = parser
+        self._quiet = 0  # characters fed since the last feed that started or ended an element
+        # The document says UTF-8: the bytes are decoded here, and the parsers are fed text,
+        # which makes them read UTF-8 whatever encoding the body declares.
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._decoded = 0  # bytes decoded so far, to say where undecodable ones are
+        self._guard: expat.XMLParserType | None = _prolog_guard(self._fail)
+        self._pull = XMLPullParser(("start", "end"))
 
     # -- feeding
 
     def feed(self, data: bytes) -> None:
         if data:
             self._fed = True
-            self._parse(data, final=False)
+            self._push(self._decode(data, final=False))
 
     def close(self) -> None:
         if self._closed:
@@ -380,22 +374,87 @@ class _ResultParser:
         self._closed = True
         if not self._fed:
             self._fail("the body is empty")
-        self._parse(b"", final=True)
+        self._push(self._decode(b"", final=True))
+        try:
+            self._pull.close()
+        except ParseError as error:
+            self._drain()  # what ended before the error is read first, as with a feed
+            self._parse_error(error, final=True)
+        self._drain()
         if not self.done:  # expat reports an unfinished document itself; this is a backstop
             self._fail("the body ends before </result>")
 
-    def _parse(self, data: bytes, *, final: bool) -> None:
+    def _decode(self, data: bytes, *, final: bool) -> str:
         try:
-            self._parser.Parse(data, final)
-        except expat.ExpatError as error:
-            reason = expat.ErrorString(error.code)
-            if reason in ("no element found", "unclosed token") and final:
-                problem = f"truncated or not XML ({reason}, line {error.lineno})"
-            else:
-                problem = f"malformed XML ({reason}, line {error.lineno}, column {error.offset})"
-            self._fail(problem)
-        except (LookupError, UnicodeError) as error:  # a backstop: see ParserCreate above
-            self._fail(f"undecodable text ({type(error).__name__})")
+            text = self._decoder.decode(data, final)
+        except UnicodeDecodeError as error:
+            at = self._decoded + error.start
+            self._fail(f"malformed XML (bytes that are not UTF-8 at byte {at})")
+        self._decoded += len(data)
+        return text
+
+    def _push(self, text: str) -> None:
+        if not text:
+            return
+        if self._guard is not None:
+            try:
+                self._guard.Parse(text, False)
+            except (_RootStarted, expat.ExpatError):
+                # Past the prolog, or malformed: the main parser stops at the same place.
+                self._guard = None
+        self._pull.feed(text)
+        if self._drain():
+            self._quiet = 0
+            return
+        # Nothing started or ended: text is piling up inside one element, in the parser's
+        # buffers where the end-of-element check below cannot see it yet.
+        self._quiet += len(text)
+        if self._quiet > _MAX_TEXT:
+            where = f"<{self._stack[-1].tag}>" if self._stack else "the prolog"
+            self._fail(f"{where} holds more than {_MAX_TEXT} characters")
+
+    def _drain(self) -> int:
+        """Check the elements that started or ended since the last call; returns how many
+        events there were. The rewards' own elements take the short path."""
+        stack = self._stack
+        count = 0
+        try:
+            for event, element in self._pull.read_events():
+                count += 1
+                depth = len(stack)
+                if event == "start":
+                    if depth > 2:
+                        if depth >= _MAX_DEPTH:
+                            self._fail("elements nested too deep")
+                    else:
+                        self._start(element, depth)
+                    stack.append(element)
+                    continue
+                stack.pop()
+                depth -= 1
+                text = element.text
+                if text is not None and len(text) > _MAX_TEXT:
+                    self._fail(f"<{element.tag}> holds more than {_MAX_TEXT} characters")
+                if depth == 2:
+                    parent = stack[1]
+                    if parent.tag == "rewards":
+                        # A reward of the rewards list: turned into a result now, and dropped
+                        # from the tree (it is the only child: each went the same way).
+                        self._rewards_seen += 1
+                        self.pending.append(self._reward(element))
+                        parent.remove(element)
+                elif depth < 2:
+                    self._end(element, depth)
+        except ParseError as error:
+            self._parse_error(error, final=False)
+        return count
+
+    def _parse_error(self, error: ParseError, *, final: bool):
+        reason = expat.ErrorString(error.code)
+        line, column = error.position
+        if reason in ("no element found", "unclosed token") and final:
+            self._fail(f"truncated or not XML ({reason}, line {line})")
+        self._fail(f"malformed XML ({reason}, line {line}, column {column})")
 
     def _fail(self, problem: str):
         raise ProtocolError(
@@ -403,106 +462,61 @@ class _ResultParser:
             create=self.call.create,
         )
 
-    # -- expat handlers
+    # -- the elements of result, and result itself
 
-    def _forbid_doctype(self, *args) -> None:
-        self._fail("a DOCTYPE (DTD) is not allowed")
-
-    def _forbid_entity(self, *args) -> None:
-        self._fail("an entity declaration is not allowed")
-
-    def _forbid_external(self, *args) -> int:
-        self._fail("an external entity is not allowed")
-        return 0
-
-    def _start(self, tag: str, attributes) -> None:
-        stack = self._stack
-        depth = len(stack)
+    def _start(self, element: Element, depth: int) -> None:
+        tag = element.tag
         if depth == 0:
             if tag != "result":
                 self._fail(f"the root element is <{tag}>, not <result>")
-        else:
-            if depth >= _MAX_DEPTH:
-                self._fail("elements nested too deep")
-            parent = stack[-1]
-            if not parent.container:
-                parent.container = True
-                parent.children = []
-                parent.raw = ""
-            if depth == 2 and parent.tag == "rewards":
-                if tag != "reward":
-                    self._fail(f"<{tag}> inside <rewards>")
-            elif depth == 1 and tag == "rewards":
-                if self.status is None:
-                    self._fail("<rewards> comes before <status>")
-                if any(child.tag == "rewards" for child in parent.children):
-                    self._fail("more than one <rewards> in <result>")
-        stack.append(_Node(tag))
+        elif depth == 2:
+            if self._stack[1].tag == "rewards" and tag != "reward":
+                self._fail(f"<{tag}> inside <rewards>")
+        elif tag == "rewards":
+            if self.status is None:
+                self._fail("<rewards> comes before <status>")
+            if self._rewards_started:
+                self._fail("more than one <rewards> in <result>")
+            self._rewards_started = True
 
-    def _end(self, tag: str) -> None:
-        node = self._stack.pop()
-        stack = self._stack
-        if not stack:
-            self._finish(node)
+    def _end(self, element: Element, depth: int) -> None:
+        if depth == 0:
+            self._finish(element)
             self.done = True
-            return
-        parent = stack[-1]
-        if len(stack) == 2 and parent.tag == "rewards":
-            # A reward of the rewards list: turned into a result now, never kept in the tree.
-            self._rewards_seen += 1
-            self.pending.append(self._reward(node))
-            return
-        parent.children.append(node)
-        if len(stack) == 1 and tag == "status":
+        elif element.tag == "status":
             if self.status is not None:
                 self._fail("more than one <status> in <result>")
-            self.status = self._status(node.text)
-
-    def _characters(self, text: str) -> None:
-        # Only leaves keep text: blanks between elements are dropped as they come (the
-        # newline after each of a million rewards must not pile up in <rewards>).
-        if self._stack and not self._stack[-1].container:
-            node = self._stack[-1]
-            node.raw += text
-            if len(node.raw) > _MAX_TEXT:
-                self._fail(f"<{node.tag}> holds more than {_MAX_TEXT} characters")
+            self.status = self._status(self._text_of(element))
 
     # -- reading elements
 
-    def _one(
-        self, node: _Node, tag: str, *, required: bool = True, index: _Index | None = None
-    ) -> _Node | None:
-        """The one child `tag` of `node`. With `index` (from `_index`), without a scan."""
-        if index is None:
-            found = None
-            for child in node.children:
-                if child.tag == tag:
-                    if found is not None:
-                        self._fail(f"more than one <{tag}> in <{node.tag}>")
-                    found = child
-        else:
-            by_tag, twice = index
-            if tag in twice:
-                self._fail(f"more than one <{tag}> in <{node.tag}>")
-            found = by_tag.get(tag)
+    @staticmethod
+    def _text_of(element: Element) -> str:
+        return (element.text or "").strip()
+
+    def _one(self, node: Element, tag: str, *, required: bool = True) -> Element | None:
+        found = None
+        for child in node:
+            if child.tag == tag:
+                if found is not None:
+                    self._fail(f"more than one <{tag}> in <{node.tag}>")
+                found = child
         if found is None and required:
             self._fail(f"missing <{tag}> in <{node.tag}>")
         return found
 
-    def _text(
-        self, node: _Node, tag: str, *, required: bool = True, index: _Index | None = None
-    ) -> str | None:
-        child = self._one(node, tag, required=required, index=index)
+    def _text(self, node: Element, tag: str, *, required: bool = True) -> str | None:
+        child = self._one(node, tag, required=required)
         if child is None:
             return None
-        if child.container:
+        if len(child):
             self._fail(f"<{tag}> in <{node.tag}> holds elements, not text")
-        text = child.text
+        text = self._text_of(child)
         if required and not text:
             self._fail(f"empty <{tag}> in <{node.tag}>")
         return text
 
-    def _int(self, node: _Node, tag: str) -> int:
+    def _int(self, node: Element, tag: str) -> int:
         text = self._text(node, tag)
         if not _DIGITS.fullmatch(text):
             self._fail(f"<{tag}> in <{node.tag}> is not a whole number: {text[:40]!r}")
@@ -516,7 +530,7 @@ class _ResultParser:
             self._fail("status Part_Failed is for multi calls only")
         return status
 
-    def _date(self, node: _Node) -> dt.datetime:
+    def _date(self, node: Element) -> dt.datetime:
         text = self._text(node, "date")
         try:
             # "YYYY-MM-DD HH:MM:SS" (the document), a bare "YYYY-MM-DD", ISO 8601 with an
@@ -528,43 +542,62 @@ class _ResultParser:
         except (ValueError, OverflowError):
             self._fail(f"<date> is not a date: {text[:40]!r}")
 
-    def _reward(self, node: _Node):
+    def _reward(self, node: Element):
         if self.call.kind == "query":
             return self._query_reward(node)
         return self._created(node)
 
-    def _query_reward(self, node: _Node) -> RewardRecord:
-        """A reward of a query answer: the hot path of a million-reward `all_rewards`, so its
-        children are indexed once (not scanned per field) and the document's date form is
-        read directly; the checks and their order are those of `_reward`'s other paths."""
+    def _query_reward(self, node: Element) -> RewardRecord:
+        """A reward of a query answer: the hot path of a million-reward `all_rewards`.
+
+        A reward as the document writes it (leaf children, each tag once, the date as
+        "YYYY-MM-DD HH:MM:SS" in UTC) is read in one pass over its children. Anything else
+        goes to `_query_reward_checked`, which reads the lenient forms and names what is wrong:
+        this path accepts only what that one would accept, with the same result.
+        """
         if self.status != "Success":
             self._fail(f"rewards in a {self.status} answer")
-        index = _index(node)
-        email = self._text(node, "recipient_email", required=False, index=index) or ""
-        recipient_id = self._text(node, "recipient_id", required=False, index=index) or ""
+        texts: dict[str, str | None] = {}
+        for child in node:
+            if len(child) or child.tag in texts:
+                return self._query_reward_checked(node)
+            texts[child.tag] = child.text
+        try:
+            reward_id = texts["id"].strip()
+            date_text = texts["date"].strip()
+            trees = texts["tree_count"].strip()
+            email = (texts.get("recipient_email") or "").strip()
+            recipient_id = (texts.get("recipient_id") or "").strip()
+            if (
+                reward_id
+                and (email or recipient_id)
+                and len(date_text) == 19
+                and date_text[10] in " T"
+                and trees.isascii()
+                and trees.isdigit()
+                and len(trees) <= _MAX_TREE_DIGITS
+            ):
+                date = dt.datetime.fromisoformat(date_text + "+00:00")
+                return RewardRecord(reward_id, date, email, recipient_id, int(trees))
+        except (KeyError, AttributeError, ValueError):
+            pass
+        return self._query_reward_checked(node)
+
+    def _query_reward_checked(self, node: Element) -> RewardRecord:
+        email = self._text(node, "recipient_email", required=False) or ""
+        recipient_id = self._text(node, "recipient_id", required=False) or ""
         if not email and not recipient_id:
             self._fail("a <reward> has neither <recipient_email> nor <recipient_id>")
-        reward_id = self._text(node, "id", index=index)
-        date_text = self._text(node, "date", index=index)
-        date = None
-        if len(date_text) == 19 and date_text[10] in " T":
-            # The document's form, "YYYY-MM-DD HH:MM:SS" in UTC, parsed with its zone at once.
-            with contextlib.suppress(ValueError):
-                date = dt.datetime.fromisoformat(date_text + "+00:00")
-        if date is None:
-            date = self._date(node)  # the lenient forms, and the error for a bad one
-        trees = self._text(node, "tree_count", index=index)
+        reward_id = self._text(node, "id")
+        date = self._date(node)
+        trees = self._text(node, "tree_count")
         if not (trees.isascii() and trees.isdigit()):
             self._fail(f"<tree_count> in <reward> is not a whole number: {trees[:40]!r}")
-        return RewardRecord(
-            id=reward_id,
-            date=date,
-            recipient_email=email,
-            recipient_id=recipient_id,
-            tree_count=int(trees),
-        )
+        if len(trees) > _MAX_TREE_DIGITS:
+            self._fail(f"<tree_count> in <reward> is too large: {trees[:40]!r}")
+        return RewardRecord(reward_id, date, email, recipient_id, int(trees))
 
-    def _created(self, node: _Node) -> CreatedReward:
+    def _created(self, node: Element) -> CreatedReward:
         recipient_tag = _CALLS[self.call.mode][2]
         url = self._text(node, "url", required=self.call.mode != "email")
         return CreatedReward(
@@ -573,7 +606,7 @@ class _ResultParser:
             url=url or None,
         )
 
-    def _error(self, root: _Node) -> ApiError:
+    def _error(self, root: Element) -> ApiError:
         error = self._one(root, "error")
         code = self._int(error, "code")
         description = self._text(error, "description", required=False) or ""
@@ -585,7 +618,7 @@ class _ResultParser:
             transaction_id=self._text(root, "transaction_id", required=False) or None,
         )
 
-    def _unsent(self, node: _Node) -> UnsentReward:
+    def _unsent(self, node: Element) -> UnsentReward:
         if node.tag != "unsent_reward":
             self._fail(f"<{node.tag}> inside <unsent_rewards>")
         given = self._text(node, "recipient", required=False) or ""
@@ -601,7 +634,7 @@ class _ResultParser:
 
     # -- the whole answer
 
-    def _finish(self, root: _Node) -> None:
+    def _finish(self, root: Element) -> None:
         version = self._text(root, "version")
         if version.split(".")[0] != "1":
             self._fail(f"unsupported <version> {version[:20]!r}")
@@ -631,7 +664,7 @@ class _ResultParser:
         rewards = list(self.pending)
         self.pending.clear()
         unsent_node = self._one(root, "unsent_rewards", required=self.status == "Part_Failed")
-        unsent = [self._unsent(child) for child in unsent_node.children] if unsent_node else []
+        unsent = [self._unsent(child) for child in unsent_node] if unsent_node is not None else []
         if self.status == "Success" and unsent:
             self._fail(f"status Success with {len(unsent)} unsent rewards")
         if self.status == "Part_Failed" and not unsent:

@@ -127,6 +127,7 @@ def _batches_read_ahead(
 _STAGE = "mirror_sync_stage"
 _SEEN = "mirror_sync_seen"
 _MIRROR = MirroredReward._meta.db_table
+_STAGE_TYPES = ("varchar", "timestamptz", "varchar", "varchar", "int4")
 # Table names below are constants of this module, never input: hence the noqa S608s.
 
 
@@ -155,11 +156,16 @@ def _pg_upsert(
     params = {"campaign": campaign_id, "seen": seen_at}
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {_STAGE}")
+        # Binary: psycopg sends the values as they are, without formatting each as text
+        # (about a third of the Python time of a text COPY, and this thread shares the GIL
+        # with the one parsing the answer). A RewardRecord is the row, in the stage's order.
         with cursor.copy(
-            f"COPY {_STAGE} (remote_id, date, recipient_email, recipient_id, tree_count) FROM STDIN"
+            f"COPY {_STAGE} (remote_id, date, recipient_email, recipient_id, tree_count)"
+            " FROM STDIN (FORMAT BINARY)"
         ) as copy:
-            for r in batch:
-                copy.write_row((r.id, r.date, r.recipient_email, r.recipient_id, r.tree_count))
+            copy.set_types(_STAGE_TYPES)
+            for record in batch:
+                copy.write_row(record)
         cursor.execute(f"INSERT INTO {_SEEN} (remote_id) SELECT remote_id FROM {_STAGE}")  # noqa: S608
         if fresh:
             cursor.execute(

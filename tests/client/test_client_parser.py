@@ -457,6 +457,30 @@ def test_a_negative_tree_count_is_a_protocol_error():
     assert "<tree_count> in <reward> is not a whole number" in str(_query_protocol_error(body))
 
 
+def test_a_tree_count_too_large_for_the_mirror_is_a_protocol_error_not_a_database_error():
+    body = bodies.QUERY.replace(
+        "<tree_count>2</tree_count>", "<tree_count>99999999999</tree_count>"
+    )
+
+    assert "<tree_count> in <reward> is too large" in str(_query_protocol_error(body))
+
+
+def test_a_reward_out_of_the_usual_shape_reads_as_the_usual_one():
+    # Fields in another order, blanks around them, a "T" in the date: the careful path.
+    usual = bodies.QUERY
+    unusual = usual.replace(
+        """<id>r-1</id>
+      <recipient_email>sally@chan.com</recipient_email>
+      <date>2026-05-01 09:30:00</date>""",
+        """<date> 2026-05-01T09:30:00 </date>
+      <recipient_email> sally@chan.com </recipient_email>
+      <id>r-1</id>""",
+    )
+    assert unusual != usual
+
+    assert _query(unusual) == _query(usual)
+
+
 def test_a_protocol_error_of_a_create_call_is_outcome_unknown():
     with pytest.raises(ProtocolError) as caught:
         create_body_parse(body=b"<html/>", mode="email")
@@ -547,6 +571,21 @@ def test_a_value_of_more_than_64_kib_is_a_protocol_error():
     body = bodies.REWARD.replace("r-1", "x" * (64 * 1024 + 1))
 
     assert "<id> holds more than 65536 characters" in _protocol_error(body)
+
+
+def test_text_that_never_ends_is_refused_before_the_whole_body_is_read():
+    fed = []
+
+    def chunks():
+        yield b"<result><version>"
+        for _ in range(1000):  # 64 MB of digits, if all of it were read
+            fed.append(1)
+            yield b"1" * 65536
+
+    stream = query_body_stream(chunks=chunks())
+    with pytest.raises(ProtocolError, match="<version> holds more than 65536 characters"), stream:
+        list(stream)
+    assert len(fed) <= 3
 
 
 def test_elements_nested_very_deep_are_a_protocol_error():
