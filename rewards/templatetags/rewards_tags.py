@@ -1,10 +1,13 @@
-"""Template filters of the rewards pages."""
+"""Template filters and tags of the rewards pages."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from django import template
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -16,3 +19,49 @@ def utc(value: dt.datetime | None) -> str:
     if value is None:
         return ""
     return value.astimezone(dt.UTC).isoformat(" ", "seconds")[:19]
+
+
+_ROW = (
+    '<tr data-remote-id="{}"><td><a href="{}{}/">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
+    '<td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>'
+)
+_ELSEWHERE = mark_safe('<span class="badge muted">elsewhere</span>')  # noqa: S308 - a constant
+
+
+@register.simple_tag
+def reward_rows(rewards: Iterable, detail_prefix: str) -> SafeString:
+    """The rows of the rewards table (`rewards.selectors.mirror.rewards_page`), escaped by
+    format_html. Written here, not as a template loop: on a 50-row page that loop took about
+    a third of the page's time, and the page's target is 50 ms over a million rewards."""
+    return format_html_join("\n", _ROW, (_cells(reward, detail_prefix) for reward in rewards))
+
+
+def _cells(reward, detail_prefix: str) -> tuple:
+    send = reward.send
+    if send is None:
+        name = sender = ""
+        source = _ELSEWHERE
+    else:
+        name = send.name
+        sender = send.batch.created_by.get_username() if send.batch.created_by else ""
+        source = format_html('<span class="badge ok">dashboard</span> batch #{}', send.batch_id)
+    missing = ""
+    if reward.missing_since:
+        missing = format_html(
+            '<span class="badge bad" title="Mokugift stopped listing it on {} UTC">'
+            "no longer listed</span>",
+            utc(reward.missing_since),
+        )
+    return (
+        reward.remote_id,
+        detail_prefix,
+        reward.pk,
+        utc(reward.date),
+        reward.campaign.name,
+        reward.recipient_email or reward.recipient_id,
+        name,
+        reward.tree_count,
+        source,
+        sender,
+        missing,
+    )

@@ -255,6 +255,44 @@ def test_a_row_shows_its_date_in_utc_and_links_to_its_reward(
     assert f'<a href="{detail}">2026-05-31 20:15:07</a>' in page
 
 
+def _row_cells(page: str, remote_id: str) -> list[str]:
+    row = re.search(rf'<tr data-remote-id="{re.escape(remote_id)}">(.*?)</tr>', page, re.S)
+    assert row, f"no row for {remote_id}"
+    return re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+
+
+def test_each_row_shows_its_campaign_recipient_name_trees_source_and_sender(
+    client_as, manager, marketer, shaped, campaign
+):
+    page = client_as(manager).get(reverse("rewards:list")).content.decode()
+
+    ours = _row_cells(page, shaped["may-ours"].remote_id)
+    batch_id = shaped["may-ours"].send.batch_id
+    assert ours[1:5] == [campaign.name, "sally@chan.com", "Sally Chan", "1"]
+    assert ours[5] == f'<span class="badge ok">dashboard</span> batch #{batch_id}'
+    assert ours[6] == marketer.username
+    assert ours[7] == ""
+    theirs = _row_cells(page, shaped["june-id"].remote_id)
+    assert theirs[2:4] == ["user6789", ""]
+    assert "elsewhere" in theirs[5]
+    assert theirs[6] == ""
+    gone = _row_cells(page, shaped["gone"].remote_id)
+    assert "no longer listed" in gone[7]
+    assert "2026-05-08 12:00:00 UTC" in gone[7]
+
+
+def test_a_row_escapes_what_mokugift_and_the_ledger_hold(client_as, manager, campaign):
+    reward = mirror_add(campaign, _day(1), recipient_email="<b>a@b.com</b>")
+    reward.send = send_add(campaign, remote_id="z", sent_at=_day(1), name="<script>x()</script>")
+    reward.save()
+
+    page = client_as(manager).get(reverse("rewards:list")).content.decode()
+
+    assert "<script>x()" not in page
+    cells = _row_cells(page, reward.remote_id)
+    assert cells[2:4] == ["&lt;b&gt;a@b.com&lt;/b&gt;", "&lt;script&gt;x()&lt;/script&gt;"]
+
+
 def test_the_marketer_and_the_outsider_may_not_browse(client_as, marketer, outsider):
     for user in (marketer, outsider):
         client = client_as(user)
