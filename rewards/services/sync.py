@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Sum
-from django.db.models.functions import ExtractMonth, ExtractYear
+from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from campaigns.crypto import DecryptionError
@@ -397,18 +397,20 @@ def mirror_sends_link(*, campaign_id: int) -> int:
 
 def monthly_summaries_from_mirror(*, campaign_id: int, synced_at: dt.datetime) -> int:
     """Recompute every month's summary of a campaign from its mirror (after `all_rewards`)."""
+    # Grouped by the month's first instant, one expression: PostgreSQL estimates as many
+    # groups of EXTRACT(year), EXTRACT(month) as rows, and sorted 200,000 rows on disk for them.
     months = (
         MirroredReward.objects.filter(campaign_id=campaign_id, missing_since__isnull=True)
-        .annotate(y=ExtractYear("date", tzinfo=dt.UTC), m=ExtractMonth("date", tzinfo=dt.UTC))
-        .values("y", "m")
+        .annotate(start=TruncMonth("date", tzinfo=dt.UTC))
+        .values("start")
         .annotate(rewards=Count("pk"), trees=Sum("tree_count"))
         .order_by()
     )
     summaries = [
         MonthlySummary(
             campaign_id=campaign_id,
-            year=row["y"],
-            month=row["m"],
+            year=row["start"].year,
+            month=row["start"].month,
             reward_count=row["rewards"],
             tree_count=row["trees"] or 0,
             synced_at=synced_at,

@@ -13,7 +13,12 @@ from django.utils import timezone
 from rewards.models import MirroredReward, MonthlySummary, SyncRun
 from rewards.mokugift import RewardRecord
 from rewards.selectors.mirror import ledger_not_in_mokugift, report_for_year
-from rewards.services.sync import mirror_records_save, rewards_sync_all, rewards_sync_month
+from rewards.services.sync import (
+    mirror_records_save,
+    monthly_summaries_from_mirror,
+    rewards_sync_all,
+    rewards_sync_month,
+)
 from rewards.tasks.sync import sync_campaign_month
 from sandbox.models import SandboxCampaign, SandboxReward
 from tests.mirror.helpers import sandbox_rewards_add, send_add
@@ -195,6 +200,25 @@ def test_an_all_sync_computes_month_summaries_from_the_mirror(sandbox):
         for s in MonthlySummary.objects.filter(campaign=campaign)
     }
     assert summaries == {(2026, 5): (2, 4), (2026, 6): (1, 4)}
+
+
+def test_month_summaries_count_months_in_utc_whatever_the_pages_zone(campaign, settings):
+    # 23:30 UTC on 31 May is already June in Tokyo: Mokugift counts it in May.
+    settings.TIME_ZONE = "Asia/Tokyo"
+    late_may = dt.datetime(2026, 5, 31, 23, 30, tzinfo=dt.UTC)
+    mirror_records_save(
+        campaign_id=campaign.pk,
+        records=[_record(1, late_may, trees=3), _record(2, JUNE)],
+        seen_at=timezone.now(),
+    )
+
+    monthly_summaries_from_mirror(campaign_id=campaign.pk, synced_at=timezone.now())
+
+    summaries = {
+        (s.year, s.month): (s.reward_count, s.tree_count)
+        for s in MonthlySummary.objects.filter(campaign=campaign)
+    }
+    assert summaries == {(2026, 5): (1, 3), (2026, 6): (1, 1)}
 
 
 def test_the_sync_links_mirrored_rewards_to_our_ledger_rows(sandbox, manager):
