@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from django.db.models import Q
+from django.db.models import CharField, Q
+from django.db.models.functions import Cast
 
 from sandbox.models import SandboxCampaign, SandboxReward
 
@@ -22,9 +23,14 @@ def sandbox_rewards_rows(
     campaign: SandboxCampaign,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
-) -> Iterator[tuple[str, str, str, dt.datetime, int]]:
+) -> Iterator[tuple[str, str, str, str, int]]:
     """(remote_id, recipient_email, recipient_id, created, tree_count) in creation order,
-    created in [start, end) when given. Streams: never holds the whole campaign in memory."""
+    created in [start, end) when given. Streams: never holds the whole campaign in memory.
+
+    `created` comes as the database's text, which starts with "YYYY-MM-DD HH:MM:SS" in UTC
+    (Django keeps PostgreSQL's session, and SQLite's stored values, in UTC): turning 200,000
+    timestamps into datetimes and back into text was a third of an `all_rewards` answer's time.
+    """
     rewards = SandboxReward.objects.filter(campaign=campaign)
     if start is not None:
         rewards = rewards.filter(created__gte=start)
@@ -32,7 +38,8 @@ def sandbox_rewards_rows(
         rewards = rewards.filter(created__lt=end)
     return (
         rewards.order_by("created", "id")
-        .values_list("remote_id", "recipient_email", "recipient_id", "created", "tree_count")
+        .annotate(created_text=Cast("created", CharField()))
+        .values_list("remote_id", "recipient_email", "recipient_id", "created_text", "tree_count")
         .iterator(chunk_size=CHUNK_SIZE)
     )
 

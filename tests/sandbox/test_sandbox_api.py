@@ -408,6 +408,18 @@ def test_rewards_in_month_holds_only_that_month_in_utc(sandbox, campaign):
     )
 
 
+def test_query_dates_are_utc_to_the_second_whatever_the_pages_zone(sandbox, campaign, settings):
+    settings.TIME_ZONE = "Asia/Tokyo"
+    _make(sandbox, "late@a.com")
+    _rewards(recipient_email="late@a.com").update(
+        created=dt.datetime(2025, 2, 28, 23, 59, 59, 987654, tzinfo=dt.UTC)
+    )
+
+    rewards = parse(get(sandbox, "rewards_in_month/c-1/2/2025")).find("rewards")
+
+    assert [r.findtext("date") for r in rewards] == ["2025-02-28 23:59:59"]
+
+
 def test_rewards_in_month_without_a_month_means_the_current_month(sandbox, campaign):
     _make(sandbox, "now@a.com", "old@a.com")
     _rewards(recipient_email="old@a.com").update(
