@@ -330,6 +330,15 @@ class _Call:
 
 _STATUSES = {"success": "Success", "failed": "Failed", "part_failed": "Part_Failed"}
 
+
+def _local(element: Element) -> str:
+    """An element's name without its namespace: ElementTree writes `<result xmlns="urn:x">`
+    as "{urn:x}result", and the document names elements alone (a namespaced answer is read
+    as a plain one, as before ElementTree). A namespaced reward leaves the fast path, whose
+    tags are compared as they are."""
+    return element.tag.rpartition("}")[2]
+
+
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -351,7 +360,7 @@ class _ResultParser:
         self._fed = False
         self._closed = False
         self._stack: list[Element] = []
-        self._rewards_started = False
+        self._rewards: Element | None = None  # the <rewards> of <result>, once it starts
         self._rewards_seen = 0
         self._quiet = 0  # characters fed since the last feed that started or ended an element
         # The document says UTF-8: the bytes are decoded here, and the parsers are fed text,
@@ -385,10 +394,11 @@ class _ResultParser:
             self._fail("the body ends before </result>")
 
     def _decode(self, data: bytes, *, final: bool) -> str:
+        held = len(self._decoder.getstate()[0])  # the end of a character cut by the last chunk
         try:
             text = self._decoder.decode(data, final)
         except UnicodeDecodeError as error:
-            at = self._decoded + error.start
+            at = self._decoded - held + error.start
             self._fail(f"malformed XML (bytes that are not UTF-8 at byte {at})")
         self._decoded += len(data)
         return text
@@ -410,7 +420,7 @@ class _ResultParser:
         # buffers where the end-of-element check below cannot see it yet.
         self._quiet += len(text)
         if self._quiet > _MAX_TEXT:
-            where = f"<{self._stack[-1].tag}>" if self._stack else "the prolog"
+            where = f"<{_local(self._stack[-1])}>" if self._stack else "the prolog"
             self._fail(f"{where} holds more than {_MAX_TEXT} characters")
 
     def _drain(self) -> int:
@@ -434,10 +444,10 @@ class _ResultParser:
                 depth -= 1
                 text = element.text
                 if text is not None and len(text) > _MAX_TEXT:
-                    self._fail(f"<{element.tag}> holds more than {_MAX_TEXT} characters")
+                    self._fail(f"<{_local(element)}> holds more than {_MAX_TEXT} characters")
                 if depth == 2:
                     parent = stack[1]
-                    if parent.tag == "rewards":
+                    if parent is self._rewards:
                         # A reward of the rewards list: turned into a result now, and dropped
                         # from the tree (it is the only child: each went the same way).
                         self._rewards_seen += 1
@@ -465,25 +475,25 @@ class _ResultParser:
     # -- the elements of result, and result itself
 
     def _start(self, element: Element, depth: int) -> None:
-        tag = element.tag
+        tag = _local(element)
         if depth == 0:
             if tag != "result":
                 self._fail(f"the root element is <{tag}>, not <result>")
         elif depth == 2:
-            if self._stack[1].tag == "rewards" and tag != "reward":
+            if self._stack[1] is self._rewards and tag != "reward":
                 self._fail(f"<{tag}> inside <rewards>")
         elif tag == "rewards":
             if self.status is None:
                 self._fail("<rewards> comes before <status>")
-            if self._rewards_started:
+            if self._rewards is not None:
                 self._fail("more than one <rewards> in <result>")
-            self._rewards_started = True
+            self._rewards = element
 
     def _end(self, element: Element, depth: int) -> None:
         if depth == 0:
             self._finish(element)
             self.done = True
-        elif element.tag == "status":
+        elif _local(element) == "status":
             if self.status is not None:
                 self._fail("more than one <status> in <result>")
             self.status = self._status(self._text_of(element))
@@ -497,12 +507,12 @@ class _ResultParser:
     def _one(self, node: Element, tag: str, *, required: bool = True) -> Element | None:
         found = None
         for child in node:
-            if child.tag == tag:
+            if _local(child) == tag:
                 if found is not None:
-                    self._fail(f"more than one <{tag}> in <{node.tag}>")
+                    self._fail(f"more than one <{tag}> in <{_local(node)}>")
                 found = child
         if found is None and required:
-            self._fail(f"missing <{tag}> in <{node.tag}>")
+            self._fail(f"missing <{tag}> in <{_local(node)}>")
         return found
 
     def _text(self, node: Element, tag: str, *, required: bool = True) -> str | None:
@@ -510,16 +520,16 @@ class _ResultParser:
         if child is None:
             return None
         if len(child):
-            self._fail(f"<{tag}> in <{node.tag}> holds elements, not text")
+            self._fail(f"<{tag}> in <{_local(node)}> holds elements, not text")
         text = self._text_of(child)
         if required and not text:
-            self._fail(f"empty <{tag}> in <{node.tag}>")
+            self._fail(f"empty <{tag}> in <{_local(node)}>")
         return text
 
     def _int(self, node: Element, tag: str) -> int:
         text = self._text(node, tag)
         if not _DIGITS.fullmatch(text):
-            self._fail(f"<{tag}> in <{node.tag}> is not a whole number: {text[:40]!r}")
+            self._fail(f"<{tag}> in <{_local(node)}> is not a whole number: {text[:40]!r}")
         return int(text)
 
     def _status(self, text: str) -> str:
@@ -575,7 +585,7 @@ class _ResultParser:
                 and date_text[10] in " T"
                 and trees.isascii()
                 and trees.isdigit()
-                and len(trees) <= _MAX_TREE_DIGITS
+                and len(trees.lstrip("0")) <= _MAX_TREE_DIGITS
             ):
                 date = dt.datetime.fromisoformat(date_text + "+00:00")
                 return RewardRecord(reward_id, date, email, recipient_id, int(trees))
@@ -593,7 +603,7 @@ class _ResultParser:
         trees = self._text(node, "tree_count")
         if not (trees.isascii() and trees.isdigit()):
             self._fail(f"<tree_count> in <reward> is not a whole number: {trees[:40]!r}")
-        if len(trees) > _MAX_TREE_DIGITS:
+        if len(trees.lstrip("0")) > _MAX_TREE_DIGITS:
             self._fail(f"<tree_count> in <reward> is too large: {trees[:40]!r}")
         return RewardRecord(reward_id, date, email, recipient_id, int(trees))
 
@@ -619,8 +629,8 @@ class _ResultParser:
         )
 
     def _unsent(self, node: Element) -> UnsentReward:
-        if node.tag != "unsent_reward":
-            self._fail(f"<{node.tag}> inside <unsent_rewards>")
+        if _local(node) != "unsent_reward":
+            self._fail(f"<{_local(node)}> inside <unsent_rewards>")
         given = self._text(node, "recipient", required=False) or ""
         error = self._one(node, "error")
         code = self._int(error, "code")

@@ -465,20 +465,46 @@ def test_a_tree_count_too_large_for_the_mirror_is_a_protocol_error_not_a_databas
     assert "<tree_count> in <reward> is too large" in str(_query_protocol_error(body))
 
 
-def test_a_reward_out_of_the_usual_shape_reads_as_the_usual_one():
-    # Fields in another order, blanks around them, a "T" in the date: the careful path.
-    usual = bodies.QUERY
-    unusual = usual.replace(
-        """<id>r-1</id>
-      <recipient_email>sally@chan.com</recipient_email>
-      <date>2026-05-01 09:30:00</date>""",
+@pytest.mark.parametrize(
+    "unusual",
+    [
+        # Another order, blanks, a "T": still the one-pass path.
         """<date> 2026-05-01T09:30:00 </date>
       <recipient_email> sally@chan.com </recipient_email>
       <id>r-1</id>""",
+        # The lenient forms, read by the careful path: an offset, a comment in a value.
+        """<id>r-<!-- a comment -->1</id>
+      <recipient_email>sally@chan.com</recipient_email>
+      <date>2026-05-01T11:30:00+02:00</date>""",
+    ],
+)
+def test_a_reward_out_of_the_usual_shape_reads_as_the_usual_one(unusual):
+    usual = bodies.QUERY
+    body = usual.replace(
+        """<id>r-1</id>
+      <recipient_email>sally@chan.com</recipient_email>
+      <date>2026-05-01 09:30:00</date>""",
+        unusual,
     )
-    assert unusual != usual
+    assert body != usual
 
-    assert _query(unusual) == _query(usual)
+    assert _query(body) == _query(usual)
+
+
+def test_a_tree_count_with_leading_zeros_is_its_number():
+    body = bodies.QUERY.replace("<tree_count>2</tree_count>", "<tree_count>0000000002</tree_count>")
+
+    assert _query(body)[0][0].tree_count == 2
+
+
+def test_an_answer_in_a_default_namespace_reads_as_a_plain_one():
+    # The document uses no namespace; ElementTree would name every element "{urn:x}...".
+    namespaced = bodies.QUERY.replace("<result>", '<result xmlns="urn:mokugift">')
+
+    assert _query(namespaced) == _query(bodies.QUERY)
+    assert create_body_parse(
+        body=bodies.REWARD_URL.replace("<result>", '<result xmlns="urn:x">').encode(), mode="link"
+    ) == create_body_parse(body=bodies.REWARD_URL.encode(), mode="link")
 
 
 def test_a_protocol_error_of_a_create_call_is_outcome_unknown():
@@ -565,6 +591,15 @@ def test_bytes_that_are_not_utf8_are_a_protocol_error():
     body = bodies.REWARD.encode().replace(b"r-1", b"r-\xe9")
 
     assert "malformed XML" in _protocol_error(body)
+
+
+def test_bytes_that_are_not_utf8_are_named_at_their_place_across_chunks():
+    head = b"<result><version>1.0</version><status>Success</status><rewards><reward><id>ab"
+    chunks = [head + b"\xe6\x97", b"A</id></reward></rewards></result>"]
+
+    stream = query_body_stream(chunks=chunks)
+    with pytest.raises(ProtocolError, match=f"not UTF-8 at byte {len(head)}\\)"), stream:
+        list(stream)
 
 
 def test_a_value_of_more_than_64_kib_is_a_protocol_error():
