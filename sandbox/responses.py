@@ -114,7 +114,7 @@ def _query_chunks(rows: Iterable[tuple[str, str, str, str, int]]) -> Iterator[st
         recipient = _el("recipient_email", email) if email else _el("recipient_id", recipient_id)
         chunk.append(
             f"<reward>{_el('id', remote_id)}{recipient}"
-            f"<date>{created[:19]}</date><tree_count>{trees}</tree_count></reward>\n"
+            f"<date>{created}</date><tree_count>{trees}</tree_count></reward>\n"
         )
         reward_count += 1
         tree_count += trees

@@ -9,9 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from django.db import connection
 from django.utils import timezone
 
 from sandbox.models import SandboxCampaign, SandboxReward
+from sandbox.selectors import sandbox_rewards_rows
 from tests.sandbox.helpers import (
     DATE,
     DOCUMENTED_ERRORS,
@@ -418,6 +420,20 @@ def test_query_dates_are_utc_to_the_second_whatever_the_pages_zone(sandbox, camp
     rewards = parse(get(sandbox, "rewards_in_month/c-1/2/2025")).find("rewards")
 
     assert [r.findtext("date") for r in rewards] == ["2025-02-28 23:59:59"]
+
+
+def test_query_dates_do_not_depend_on_the_database_sessions_time_zone(sandbox, campaign):
+    _make(sandbox, "late@a.com")
+    _rewards(recipient_email="late@a.com").update(
+        created=dt.datetime(2025, 2, 28, 23, 59, 59, 987654, tzinfo=dt.UTC)
+    )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'Asia/Tokyo'")
+
+    rows = list(sandbox_rewards_rows(campaign=SandboxCampaign.objects.get(campaign_id="c-1")))
+
+    assert [row[3] for row in rows] == ["2025-02-28 23:59:59"]
 
 
 def test_rewards_in_month_without_a_month_means_the_current_month(sandbox, campaign):
