@@ -198,6 +198,14 @@ def test_the_reward_page_shows_the_ledger_row_its_batch_and_history(client_as, m
     )
 
 
+def test_the_reward_page_shows_its_date_in_utc_as_it_says(client_as, manager, campaign, settings):
+    settings.TIME_ZONE = "Asia/Tokyo"
+    reward = mirror_add(campaign, dt.datetime(2026, 5, 31, 20, 15, 7, tzinfo=dt.UTC))
+
+    body = client_as(manager).get(reverse("rewards:reward_detail", args=[reward.pk])).content
+    assert "<dt>Date (UTC)</dt><dd>2026-05-31 20:15:07</dd>" in body.decode()
+
+
 def _csv(response) -> list[list[str]]:
     body = b"".join(response.streaming_content).decode()
     return list(csv.reader(io.StringIO(body)))

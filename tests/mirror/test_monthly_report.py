@@ -107,6 +107,18 @@ def test_the_report_page_shows_the_year_chart_data_and_the_flags(client, manager
     assert ">99<" in old
 
 
+def test_the_ledger_rows_not_in_mokugift_show_when_they_were_sent_in_utc(
+    client, manager, year_of_rewards, settings
+):
+    # The column says UTC; 12:00 UTC on 20 April is 21:00 in Tokyo.
+    settings.TIME_ZONE = "Asia/Tokyo"
+    client.force_login(manager)
+
+    body = client.get(reverse("rewards:report"), {"year": 2026}).content.decode()
+
+    assert "<td>2026-04-20 12:00:00</td>" in body
+
+
 def test_the_report_page_runs_a_bounded_number_of_queries(
     client, manager, year_of_rewards, django_assert_max_num_queries
 ):
