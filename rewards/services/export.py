@@ -39,8 +39,10 @@ def text_safe(value: str | None) -> str:
     return "'" + value if value[0] in _FORMULA_FIRST else value
 
 
-def _moment(value: dt.datetime | None) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+def utc_text(value: dt.datetime | None) -> str:
+    """A moment as Mokugift writes dates, "YYYY-MM-DD HH:MM:SS" in UTC; None is empty. For
+    files and pages alike (isoformat is several times faster than strftime)."""
+    return value.astimezone(dt.UTC).isoformat(" ", "seconds")[:19] if value else ""
 
 
 def cell_safe(value):
@@ -49,7 +51,7 @@ def cell_safe(value):
     if value is None or isinstance(value, str):
         return text_safe(value)
     if isinstance(value, dt.datetime):
-        return _moment(value)
+        return utc_text(value)
     return value
 
 
@@ -98,7 +100,7 @@ def rewards_export_rows(*, rewards: QuerySet[MirroredReward]) -> Iterator[list]:
         yield [
             text_safe(campaign),
             text_safe(remote_id),
-            _moment(date),
+            utc_text(date),
             text_safe(email),
             text_safe(rid),
             text_safe(name),
@@ -108,8 +110,8 @@ def rewards_export_rows(*, rewards: QuerySet[MirroredReward]) -> Iterator[list]:
             text_safe(sender),
             state or "",
             text_safe(url),
-            _moment(missing),
-            _moment(seen),
+            utc_text(missing),
+            utc_text(seen),
         ]
 
 

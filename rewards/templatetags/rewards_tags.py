@@ -9,16 +9,15 @@ from django import template
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from rewards.services.export import utc_text
+
 register = template.Library()
 
 
 @register.filter
 def utc(value: dt.datetime | None) -> str:
-    """'YYYY-MM-DD HH:MM:SS' in UTC, as Mokugift dates rewards (the `date` filter would show
-    the pages' TIME_ZONE, and costs several times as much on a 50-row page)."""
-    if value is None:
-        return ""
-    return value.astimezone(dt.UTC).isoformat(" ", "seconds")[:19]
+    """Dates in columns labelled UTC: the `date` filter would show the pages' TIME_ZONE."""
+    return utc_text(value)
 
 
 _ROW = (
@@ -50,13 +49,13 @@ def _cells(reward, detail_prefix: str) -> tuple:
         missing = format_html(
             '<span class="badge bad" title="Mokugift stopped listing it on {} UTC">'
             "no longer listed</span>",
-            utc(reward.missing_since),
+            utc_text(reward.missing_since),
         )
     return (
         reward.remote_id,
         detail_prefix,
         reward.pk,
-        utc(reward.date),
+        utc_text(reward.date),
         reward.campaign.name,
         reward.recipient_email or reward.recipient_id,
         name,
