@@ -167,12 +167,15 @@ def test_make_run_serves_the_dashboard_sends_a_reward_and_stops_on_ctrl_c(make_r
     assert batch, sent.text[:3000]
     progress_url = f"{make_run.url}/rewards/batches/{batch.group(1)}/progress/"
 
-    def sent_by_the_worker():
+    def finished_by_the_worker():
+        # The row is counted as sent a moment before the batch is marked done (a second
+        # query, after the send), so a poll can fall between the two: wait for both.
         progress = browser.get(progress_url, timeout=10).json()
-        return progress["counts"]["sent"] == 1 and progress
+        return progress["state"] != "sending" and progress
 
-    progress = make_run.wait_for(sent_by_the_worker, timeout=60)
-    assert progress["state"] == "done"
+    progress = make_run.wait_for(finished_by_the_worker, timeout=60)
+    assert progress["state"] == "done", progress
+    assert progress["counts"]["sent"] == 1, progress
 
     # Ctrl-C in the terminal: SIGINT to the foreground group (make, and honcho under it).
     started = make_run.descendants()
