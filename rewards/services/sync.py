@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 20_000
+# The first batch is smaller, so that the database starts writing while the answer is still
+# being read, instead of waiting for a whole batch to be parsed.
+FIRST_BATCH_SIZE = 2_000
 # Rows created by one run after which the mirror's statistics are refreshed (then 4x, 16x...).
 ANALYZE_FIRST = 10_000
 # A "running" run older than this belonged to a worker that died (the task time limit has long
@@ -64,6 +67,9 @@ class UpsertCounts:
     read: int = 0
     created: int = 0
     changed: int = 0
+    # The campaign had no mirrored row when the sync began: every row it holds now was just
+    # written with this sync's last_seen_at, so there is nothing to flag missing.
+    fresh: bool = False
 
 
 def month_bounds(*, year: int, month: int) -> tuple[dt.datetime, dt.datetime]:
@@ -72,17 +78,21 @@ def month_bounds(*, year: int, month: int) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=calendar.monthrange(year, month)[1])
 
 
-def _batches(records: Iterable[RewardRecord], size: int) -> Iterator[list[RewardRecord]]:
+def _batches(
+    records: Iterable[RewardRecord], size: int, *, first: int | None = None
+) -> Iterator[list[RewardRecord]]:
     it = iter(records)
-    while batch := list(islice(it, size)):
+    take = first or size
+    while batch := list(islice(it, take)):
         yield batch
+        take = size
 
 
 _DONE = object()
 
 
 def _batches_read_ahead(
-    records: Iterable[RewardRecord], size: int, *, ahead: int = 1
+    records: Iterable[RewardRecord], size: int, *, first: int | None = None, ahead: int = 1
 ) -> Iterator[list[RewardRecord]]:
     """The batches of `records`, read by a second thread while this one writes the previous
     batch: reading and parsing the answer overlaps the database's work (psycopg waits without
@@ -102,7 +112,7 @@ def _batches_read_ahead(
 
     def read() -> None:
         try:
-            for batch in _batches(records, size):
+            for batch in _batches(records, size, first=first):
                 if not hand_over(batch):
                     return
             hand_over(_DONE)
@@ -151,7 +161,8 @@ def _pg_upsert(
 
     `fresh`: the campaign had no mirrored row when this sync began (a first sync), so there is
     nothing to compare or update: only the INSERT runs, and ON CONFLICT alone keeps a row that
-    appeared meanwhile (an ID listed twice, a month sync running beside this one).
+    appeared meanwhile (an ID listed twice, a month sync running beside this one). Nor is
+    anything to be flagged missing afterwards, so the IDs seen are not kept.
     """
     params = {"campaign": campaign_id, "seen": seen_at}
     with connection.cursor() as cursor:
@@ -166,7 +177,6 @@ def _pg_upsert(
             copy.set_types(_STAGE_TYPES)
             for record in batch:
                 copy.write_row(record)
-        cursor.execute(f"INSERT INTO {_SEEN} (remote_id) SELECT remote_id FROM {_STAGE}")  # noqa: S608
         if fresh:
             cursor.execute(
                 f"""
@@ -180,6 +190,7 @@ def _pg_upsert(
                 params,
             )
             return cursor.rowcount, 0
+        cursor.execute(f"INSERT INTO {_SEEN} (remote_id) SELECT remote_id FROM {_STAGE}")  # noqa: S608
         # One join of the batch with the mirror finds both the rows that differ and the new
         # ones. DISTINCT ON: an answer listing one ID twice must not touch a row twice.
         cursor.execute(
@@ -326,10 +337,11 @@ def mirror_records_save(
     if connection.vendor == "sqlite":
         # SQLite allows 32,766 variables in one statement; a row takes 9.
         size = min(size, 3000)
-    counts = UpsertCounts()
     analyze_at = ANALYZE_FIRST
     fresh = not MirroredReward.objects.filter(campaign_id=campaign_id).exists()
-    for batch in _batches_read_ahead(records, size):
+    counts = UpsertCounts(fresh=fresh)
+    first = min(size, FIRST_BATCH_SIZE)
+    for batch in _batches_read_ahead(records, size, first=first):
         with transaction.atomic():
             created, changed = upsert(
                 campaign_id=campaign_id, batch=batch, seen_at=seen_at, fresh=fresh
@@ -337,19 +349,27 @@ def mirror_records_save(
         counts.read += len(batch)
         counts.created += created
         counts.changed += changed
-        if counts.created >= analyze_at and connection.vendor == "postgresql":
-            # The planner's statistics lag behind a mirror that grows fast (a first sync, a
-            # new campaign): believing the campaign holds a hundred rows, it would hash all of
-            # them, or loop over them, for every batch. Fresh statistics at 10k, 40k, 160k...
-            # new rows keep each batch on the unique index.
-            with connection.cursor() as cursor:
-                cursor.execute(f"ANALYZE {_MIRROR}")
+        if counts.created >= analyze_at and connection.vendor == "postgresql" and not fresh:
+            # The planner's statistics lag behind a mirror that grows fast (a new month of a
+            # big campaign): believing the campaign holds a hundred rows, it would hash all
+            # of them, or loop over them, for every batch. Fresh statistics at 10k, 40k,
+            # 160k... new rows keep each batch on the unique index. (A fresh sync's INSERT
+            # plans nothing on the mirror.)
+            _pg_analyze()
             analyze_at *= 4
         if run is not None:
             SyncRun.objects.filter(pk=run.pk).update(
                 rewards_read=counts.read, created=counts.created, changed=counts.changed
             )
+    if fresh and counts.created >= ANALYZE_FIRST and connection.vendor == "postgresql":
+        # Once, at the end: for the steps after the sync (linking, summaries) and the pages.
+        _pg_analyze()
     return counts
+
+
+def _pg_analyze() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {_MIRROR}")
 
 
 def mirror_missing_flag(
@@ -361,7 +381,7 @@ def mirror_missing_flag(
 ) -> int:
     """Flag the period's rewards this sync did not see, and note when the others were seen.
     Call only after a complete answer, right after mirror_records_save (on PostgreSQL the IDs
-    seen are in a temporary table of this connection)."""
+    seen are in a temporary table of this connection), and only when it was not `fresh`."""
     if connection.vendor == "postgresql":
         return _pg_seen_close(campaign_id=campaign_id, seen_at=seen_at, start=start, end=end)
     rewards = MirroredReward.objects.filter(
@@ -489,10 +509,12 @@ def _run(*, campaign: Campaign, year: int | None, month: int | None) -> SyncRun:
                 campaign_id=campaign.pk, records=stream, seen_at=seen_at, run=run
             )
             summary = stream.summary
-        # Only a complete answer says what is gone.
-        flagged = mirror_missing_flag(
-            campaign_id=campaign.pk, seen_at=seen_at, start=start, end=end
-        )
+        # Only a complete answer says what is gone; a first one finds nothing gone.
+        flagged = 0
+        if not counts.fresh:
+            flagged = mirror_missing_flag(
+                campaign_id=campaign.pk, seen_at=seen_at, start=start, end=end
+            )
         mirror_sends_link(campaign_id=campaign.pk)
         if month is not None and summary is not None:
             MonthlySummary.objects.update_or_create(

@@ -8,6 +8,7 @@ import threading
 import pytest
 from cryptography.fernet import Fernet
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from rewards.models import MirroredReward, MonthlySummary, SyncRun
@@ -144,6 +145,32 @@ def test_a_second_sync_changes_nothing(sandbox):
     assert (run.outcome, run.rewards_read, run.created, run.changed) == ("succeeded", 3, 0, 0)
     after = {r.remote_id: (r.date, r.first_seen_at) for r in MirroredReward.objects.all()}
     assert after == before
+
+
+def test_a_first_sync_writes_each_row_once_with_no_pass_for_what_is_missing(sandbox):
+    # Into an empty mirror nothing can be missing: the flagging pass (and, on PostgreSQL,
+    # keeping every ID seen for it) would only cost time. A second sync still makes it.
+    campaign = sandbox.campaign("c-1", "pass-1")
+    sandbox_rewards_add("c-1", MAY, MAY, JUNE)
+
+    with CaptureQueriesContext(connection) as first:
+        run = rewards_sync_all(campaign=campaign)
+
+    assert (run.outcome, run.created, run.flagged_missing) == ("succeeded", 3, 0)
+    statements = [q["sql"].strip() for q in first.captured_queries]
+    assert not [sql for sql in statements if "missing_since" in sql and sql.startswith("UPDATE")]
+    assert not [sql for sql in statements if "mirror_sync_seen" in sql and "INSERT" in sql]
+    # Each row written once, by this sync, and seen by it.
+    assert {(r.first_seen_at == r.last_seen_at) for r in MirroredReward.objects.all()} == {True}
+
+    with CaptureQueriesContext(connection) as again:
+        rewards_sync_all(campaign=campaign)
+    flagging = [
+        q
+        for q in again.captured_queries
+        if q["sql"].strip().startswith("UPDATE") and "missing_since" in q["sql"]
+    ]
+    assert flagging
 
 
 def test_a_reward_removed_from_the_sandbox_is_flagged_not_deleted_and_unflagged_on_return(
