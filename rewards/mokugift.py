@@ -14,10 +14,9 @@ calls are retried here, with backoff, until their first reward has been handed o
 
 The protocol is in shared/mokugift-api.md. The parser is lenient where that document says so
 (dates, blanks, the case of `status`), strict about everything else, and streams: a query
-answer of a million rewards is read in constant memory. Bodies are parsed by ElementTree's C
-parser (expat), read as UTF-8 whatever they declare, with the guard of defusedxml: a DOCTYPE,
-and so any entity declaration or external entity, is a ProtocolError before anything is
-expanded or read.
+answer of a million rewards is read in constant memory. Bodies are parsed by lxml (libxml2),
+read as UTF-8 whatever they declare, behind the guard of defusedxml: a DOCTYPE, and so any
+entity declaration or external entity, is a ProtocolError before anything is expanded or read.
 """
 
 from __future__ import annotations
@@ -34,10 +33,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import quote, quote_plus
-from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 from xml.parsers import expat
 
 import requests
+from lxml import etree
+from lxml.etree import _Element as Element
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
@@ -300,17 +300,20 @@ class _RootStarted(Exception):
 
 
 def _prolog_guard(fail: Callable[[str], None]) -> expat.XMLParserType:
-    """A parser that reads only the prolog, to refuse a DOCTYPE before the main parser sees it.
+    """A parser that reads only the prolog: it refuses a DOCTYPE before the main parser sees
+    it, and names a root element that is not <result>.
 
-    ElementTree's parser would read a DTD's internal subset and expand its entities; with no
-    DOCTYPE no entity is ever declared (billion laughs) and no external one ever read. This
-    is defusedxml's guard, done by expat itself rather than by a scan of our own (comments and
-    processing instructions may come before the DOCTYPE).
+    With no DOCTYPE no entity is ever declared (billion laughs) and no external one ever read.
+    This is defusedxml's guard, done by expat itself rather than by a scan of our own (comments
+    and processing instructions may come before the DOCTYPE).
     """
     guard = expat.ParserCreate("UTF-8")
     guard.StartDoctypeDeclHandler = lambda *args: fail("a DOCTYPE (DTD) is not allowed")
 
-    def root_started(*args) -> None:
+    def root_started(name: str, attributes) -> None:
+        local = name.rpartition(":")[2]  # this parser does not read namespaces
+        if local != "result":
+            fail(f"the root element is <{local}>, not <result>")
         raise _RootStarted
 
     guard.StartElementHandler = root_started
@@ -332,23 +335,30 @@ _STATUSES = {"success": "Success", "failed": "Failed", "part_failed": "Part_Fail
 
 
 def _local(element: Element) -> str:
-    """An element's name without its namespace: ElementTree writes `<result xmlns="urn:x">`
-    as "{urn:x}result", and the document names elements alone (a namespaced answer is read
-    as a plain one, as before ElementTree). A namespaced reward leaves the fast path, whose
-    tags are compared as they are."""
+    """An element's name without its namespace: lxml writes `<result xmlns="urn:x">` as
+    "{urn:x}result", and the document names elements alone (a namespaced answer is read as a
+    plain one). A namespaced reward leaves the fast path, whose tags are compared as they are."""
     return element.tag.rpartition("}")[2]
 
 
 _DIGITS = re.compile(r"[0-9]+")
+# The elements whose start and end the parser hears of, in any namespace. Everything else
+# (a reward's fields, the summary, an error) is read from the tree once its parent has ended.
+_EVENT_TAGS = ("{*}result", "{*}status", "{*}rewards", "{*}reward")
+# libxml2's errors that have a plainer name (its own message follows).
+_XML_ERROR_NAMES = {5: "junk after the root element", 26: "undefined entity", 76: "mismatched tag"}
+_XML_ERROR_PLACE = re.compile(r", line \d+, column \d+$")
 
 
 class _ResultParser:
     """Incremental parser of one API answer.
 
-    ElementTree's C parser builds the elements; this class checks them as they start and end.
-    Each `reward` under `rewards` is turned into a result as soon as it ends and dropped from
-    the tree, so memory does not grow with the answer. Everything else under `result` is small
-    and kept until the root closes. Rewards wait in `pending` for the caller.
+    lxml's pull parser (libxml2) builds the tree and reports only the start and end of
+    `result`, `status`, `rewards` and `reward`: one event per reward and per end, not one per
+    field. Each `reward` under `rewards` is turned into a result as soon as it ends and dropped
+    from the tree, so memory does not grow with the answer. Everything else under `result` is
+    small and checked (depth, length of text) when the root closes. Rewards wait in `pending`
+    for the caller.
     """
 
     def __init__(self, call: _Call):
@@ -359,23 +369,33 @@ class _ResultParser:
         self.outcome: object = None  # CreateResult, MultiResult or Summary
         self._fed = False
         self._closed = False
-        self._stack: list[Element] = []
+        self._root: Element | None = None
         self._rewards: Element | None = None  # the <rewards> of <result>, once it starts
         self._rewards_seen = 0
-        self._quiet = 0  # characters fed since the last feed that started or ended an element
-        # The document says UTF-8: the bytes are decoded here, and the parsers are fed text,
-        # which makes them read UTF-8 whatever encoding the body declares.
+        self._quiet = 0  # bytes fed since the last feed that started or ended an element
+        # The document says UTF-8: the bytes are checked here, and the parsers told to read
+        # UTF-8 whatever encoding the body declares.
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self._decoded = 0  # bytes decoded so far, to say where undecodable ones are
         self._guard: expat.XMLParserType | None = _prolog_guard(self._fail)
-        self._pull = XMLPullParser(("start", "end"))
+        self._pull = etree.XMLPullParser(
+            events=("start", "end"),
+            tag=_EVENT_TAGS,
+            encoding="utf-8",
+            no_network=True,
+            load_dtd=False,
+            remove_comments=True,
+            remove_pis=True,
+            collect_ids=False,
+        )
 
     # -- feeding
 
     def feed(self, data: bytes) -> None:
         if data:
             self._fed = True
-            self._push(self._decode(data, final=False))
+            self._check_utf8(data, final=False)
+            self._push(data)
 
     def close(self) -> None:
         if self._closed:
@@ -383,86 +403,92 @@ class _ResultParser:
         self._closed = True
         if not self._fed:
             self._fail("the body is empty")
-        self._push(self._decode(b"", final=True))
+        self._check_utf8(b"", final=True)
         try:
             self._pull.close()
-        except ParseError as error:
+        except etree.XMLSyntaxError as error:
             self._drain()  # what ended before the error is read first, as with a feed
             self._parse_error(error, final=True)
         self._drain()
-        if not self.done:  # expat reports an unfinished document itself; this is a backstop
+        if not self.done:  # libxml2 reports an unfinished document itself; this is a backstop
             self._fail("the body ends before </result>")
 
-    def _decode(self, data: bytes, *, final: bool) -> str:
+    def _check_utf8(self, data: bytes, *, final: bool) -> None:
         held = len(self._decoder.getstate()[0])  # the end of a character cut by the last chunk
         try:
-            text = self._decoder.decode(data, final)
+            self._decoder.decode(data, final)
         except UnicodeDecodeError as error:
             at = self._decoded - held + error.start
             self._fail(f"malformed XML (bytes that are not UTF-8 at byte {at})")
         self._decoded += len(data)
-        return text
 
-    def _push(self, text: str) -> None:
-        if not text:
-            return
+    def _push(self, data: bytes) -> None:
         if self._guard is not None:
             try:
-                self._guard.Parse(text, False)
-            except (_RootStarted, expat.ExpatError):
-                # Past the prolog, or malformed: the main parser stops at the same place.
+                self._guard.Parse(data, False)
+            except _RootStarted:
                 self._guard = None
-        self._pull.feed(text)
+            except expat.ExpatError as error:
+                # A prolog libxml2 might read differently: refused, so no DOCTYPE slips past.
+                self._fail(
+                    f"malformed XML ({expat.ErrorString(error.code)}, line {error.lineno},"
+                    f" column {error.offset})"
+                )
+        try:
+            self._pull.feed(data)
+        except etree.XMLSyntaxError as error:
+            self._drain()
+            self._parse_error(error, final=False)
         if self._drain():
             self._quiet = 0
             return
-        # Nothing started or ended: text is piling up inside one element, in the parser's
-        # buffers where the end-of-element check below cannot see it yet.
-        self._quiet += len(text)
+        # Nothing started or ended: text or elements no event names are piling up, in
+        # libxml2's tree where the checks at the end of an element cannot see them yet.
+        self._quiet += len(data)
         if self._quiet > _MAX_TEXT:
-            where = f"<{_local(self._stack[-1])}>" if self._stack else "the prolog"
-            self._fail(f"{where} holds more than {_MAX_TEXT} characters")
+            self._fail(f"{self._where()} holds more than {_MAX_TEXT} characters")
+
+    def _where(self) -> str:
+        """The element being read now: the last one of the tree, going down its last children."""
+        if self._root is None:
+            return "the prolog"
+        element = self._root
+        while len(element):
+            element = element[-1]
+        return f"<{_local(element)}>"
 
     def _drain(self) -> int:
         """Check the elements that started or ended since the last call; returns how many
-        events there were. The rewards' own elements take the short path."""
-        stack = self._stack
+        events there were. A reward of the rewards list takes the short path."""
         count = 0
-        try:
-            for event, element in self._pull.read_events():
-                count += 1
-                depth = len(stack)
-                if event == "start":
-                    if depth > 2:
-                        if depth >= _MAX_DEPTH:
-                            self._fail("elements nested too deep")
-                    else:
-                        self._start(element, depth)
-                    stack.append(element)
-                    continue
-                stack.pop()
-                depth -= 1
-                text = element.text
-                if text is not None and len(text) > _MAX_TEXT:
-                    self._fail(f"<{_local(element)}> holds more than {_MAX_TEXT} characters")
-                if depth == 2:
-                    parent = stack[1]
-                    if parent is self._rewards:
-                        # A reward of the rewards list: turned into a result now, and dropped
-                        # from the tree (it is the only child: each went the same way).
-                        self._rewards_seen += 1
-                        self.pending.append(self._reward(element))
-                        parent.remove(element)
-                elif depth < 2:
-                    self._end(element, depth)
-        except ParseError as error:
-            self._parse_error(error, final=False)
+        for event, element in self._pull.read_events():
+            count += 1
+            if event == "start":
+                if element.tag != "reward":
+                    self._start(element)
+                continue
+            parent = element.getparent()
+            if parent is not None and parent is self._rewards:
+                # Turned into a result now, and dropped from the tree with its tail. Every
+                # reward before it went the same way: anything still before it is not one.
+                if _local(element) != "reward":
+                    self._fail(f"<{_local(element)}> inside <rewards>")
+                previous = element.getprevious()
+                if previous is not None:
+                    self._fail(f"<{_local(previous)}> inside <rewards>")
+                self._rewards_seen += 1
+                self.pending.append(self._reward(element))
+                parent.remove(element)
+            else:
+                self._end(element, parent)
         return count
 
-    def _parse_error(self, error: ParseError, *, final: bool):
-        reason = expat.ErrorString(error.code)
+    def _parse_error(self, error: etree.XMLSyntaxError, *, final: bool):
+        reason = _XML_ERROR_PLACE.sub("", error.msg or "")
+        if error.code in _XML_ERROR_NAMES:
+            reason = f"{_XML_ERROR_NAMES[error.code]}: {reason}"
         line, column = error.position
-        if reason in ("no element found", "unclosed token") and final:
+        if final:
             self._fail(f"truncated or not XML ({reason}, line {line})")
         self._fail(f"malformed XML ({reason}, line {line}, column {column})")
 
@@ -472,28 +498,42 @@ class _ResultParser:
             create=self.call.create,
         )
 
+    def _check_tree(self, node: Element, depth: int) -> None:
+        """What no event watched: nesting and the length of text under `node` (at `depth`)."""
+        for child in node:
+            if depth + 1 >= _MAX_DEPTH:
+                self._fail("elements nested too deep")
+            text = child.text
+            if text is not None and len(text) > _MAX_TEXT:
+                self._fail(f"<{_local(child)}> holds more than {_MAX_TEXT} characters")
+            self._check_tree(child, depth + 1)
+
     # -- the elements of result, and result itself
 
-    def _start(self, element: Element, depth: int) -> None:
+    def _start(self, element: Element) -> None:
+        parent = element.getparent()
+        if parent is None:
+            self._root = element  # its name was checked by the prolog guard
+            return
         tag = _local(element)
-        if depth == 0:
-            if tag != "result":
-                self._fail(f"the root element is <{tag}>, not <result>")
-        elif depth == 2:
-            if self._stack[1] is self._rewards and tag != "reward":
+        if parent is self._rewards:
+            if tag != "reward":
                 self._fail(f"<{tag}> inside <rewards>")
-        elif tag == "rewards":
+        elif parent is self._root and tag == "rewards":
             if self.status is None:
                 self._fail("<rewards> comes before <status>")
             if self._rewards is not None:
                 self._fail("more than one <rewards> in <result>")
             self._rewards = element
 
-    def _end(self, element: Element, depth: int) -> None:
-        if depth == 0:
+    def _end(self, element: Element, parent: Element | None) -> None:
+        if parent is None:
             self._finish(element)
             self.done = True
-        elif _local(element) == "status":
+        elif element is self._rewards:
+            if len(element):  # what is left in it is no reward: each was removed as it ended
+                self._fail(f"<{_local(element[0])}> inside <rewards>")
+        elif parent is self._root and _local(element) == "status":
             if self.status is not None:
                 self._fail("more than one <status> in <result>")
             self.status = self._status(self._text_of(element))
@@ -555,6 +595,7 @@ class _ResultParser:
     def _reward(self, node: Element):
         if self.call.kind == "query":
             return self._query_reward(node)
+        self._check_tree(node, 2)
         return self._created(node)
 
     def _query_reward(self, node: Element) -> RewardRecord:
@@ -569,9 +610,10 @@ class _ResultParser:
             self._fail(f"rewards in a {self.status} answer")
         texts: dict[str, str | None] = {}
         for child in node:
-            if len(child) or child.tag in texts:
+            text = child.text
+            if len(child) or child.tag in texts or (text is not None and len(text) > _MAX_TEXT):
                 return self._query_reward_checked(node)
-            texts[child.tag] = child.text
+            texts[child.tag] = text
         try:
             reward_id = texts["id"].strip()
             date_text = texts["date"].strip()
@@ -594,6 +636,7 @@ class _ResultParser:
         return self._query_reward_checked(node)
 
     def _query_reward_checked(self, node: Element) -> RewardRecord:
+        self._check_tree(node, 2)
         email = self._text(node, "recipient_email", required=False) or ""
         recipient_id = self._text(node, "recipient_id", required=False) or ""
         if not email and not recipient_id:
@@ -645,6 +688,7 @@ class _ResultParser:
     # -- the whole answer
 
     def _finish(self, root: Element) -> None:
+        self._check_tree(root, 0)  # the rewards of the list are gone from it, already read
         version = self._text(root, "version")
         if version.split(".")[0] != "1":
             self._fail(f"unsupported <version> {version[:20]!r}")

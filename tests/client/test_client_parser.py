@@ -451,6 +451,50 @@ def test_something_else_than_a_reward_inside_rewards_is_a_protocol_error():
     assert "<item> inside <rewards>" in str(_query_protocol_error(body))
 
 
+@pytest.mark.parametrize(
+    "where", ["<rewards><item/>", "</reward>\n    <item/>\n    <reward>", "<item/></rewards>"]
+)
+def test_something_else_than_a_reward_anywhere_in_rewards_is_a_protocol_error(where):
+    # Before the first reward, between two, after the last: the parser hears only of rewards.
+    anchor = {"<rewards><item/>": "<rewards>", "<item/></rewards>": "</rewards>"}.get(
+        where, "</reward>\n    <reward>"
+    )
+    body = bodies.QUERY.replace(anchor, where, 1)
+    assert body != bodies.QUERY
+
+    assert "<item> inside <rewards>" in str(_query_protocol_error(body))
+
+
+def test_a_root_in_a_namespace_that_is_not_result_is_named():
+    message = _protocol_error('<x:html xmlns:x="urn:x"><x:body/></x:html>')
+
+    assert "the root element is <html>, not <result>" in message
+
+
+@pytest.mark.parametrize("field", ["<id>r-1</id>", "<tree_count>2</tree_count>"])
+def test_a_field_of_more_than_64_kib_in_a_query_is_a_protocol_error(field):
+    # Leading zeros keep the number, but not a value without end.
+    long = field.replace(">", ">" + "0" * (64 * 1024), 1)
+    body = bodies.QUERY.replace(field, long, 1)
+
+    tag = field[: field.index(">") + 1]
+    assert f"{tag} holds more than 65536 characters" in str(_query_protocol_error(body))
+
+
+def test_elements_nested_very_deep_in_a_query_reward_are_a_protocol_error():
+    deep = "<a>" * 20 + "</a>" * 20
+    body = bodies.QUERY.replace("<id>r-3</id>", "<id>r-3</id>" + deep, 1)
+
+    assert "nested too deep" in str(_query_protocol_error(body))
+
+
+def test_a_prolog_that_is_not_xml_is_a_protocol_error():
+    body = bodies.REWARD.replace(bodies.DECLARATION, '<?xml version="1.0" standalone="maybe"?>')
+    assert body != bodies.REWARD
+
+    assert "malformed XML" in _protocol_error(body)
+
+
 def test_a_negative_tree_count_is_a_protocol_error():
     body = bodies.QUERY.replace("<tree_count>2</tree_count>", "<tree_count>-2</tree_count>")
 
@@ -498,7 +542,7 @@ def test_a_tree_count_with_leading_zeros_is_its_number():
 
 
 def test_an_answer_in_a_default_namespace_reads_as_a_plain_one():
-    # The document uses no namespace; ElementTree would name every element "{urn:x}...".
+    # The document uses no namespace; lxml would name every element "{urn:x}...".
     namespaced = bodies.QUERY.replace("<result>", '<result xmlns="urn:mokugift">')
 
     assert _query(namespaced) == _query(bodies.QUERY)
