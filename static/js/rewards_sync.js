@@ -37,6 +37,37 @@
     });
   }
 
+  // True when the filter form holds something typed or picked but not yet applied: a reload
+  // would throw it away.
+  function filtersEdited() {
+    const filters = document.getElementById("filters");
+    if (!filters) return false;
+    return Array.prototype.some.call(filters.elements, function (el) {
+      if (el.type === "checkbox" || el.type === "radio") return el.checked !== el.defaultChecked;
+      if (el.tagName === "SELECT") {
+        // With no option marked selected in the page, the browser shows the first one.
+        const options = Array.prototype.slice.call(el.options);
+        let initial = options.filter(function (o) { return o.defaultSelected; });
+        if (!initial.length && !el.multiple) initial = options.slice(0, 1);
+        return options.some(function (o) { return o.selected !== initial.includes(o); });
+      }
+      if (el.tagName === "INPUT" || el.tagName === "TEXTAREA") return el.value !== el.defaultValue;
+      return false;
+    });
+  }
+
+  function offerReload() {
+    const note = document.createElement("span");
+    note.id = "sync-new";
+    note.append(" · New rewards were synced: ");
+    const link = document.createElement("a");
+    link.id = "sync-reload";
+    link.href = window.location.href;
+    link.textContent = "show them";
+    note.append(link, " (or press Filter).");
+    summary.appendChild(note);
+  }
+
   function poll() {
     fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) { return r.json(); })
@@ -54,12 +85,16 @@
         timer = null;
         // The table below is rendered by the server: when a run that ended under our eyes has
         // changed the mirror, reload to show its rewards (once: the new page follows only the
-        // runs it sees running itself).
+        // runs it sees running itself). Not over a half-typed filter: then offer it instead.
         const changed = data.runs.some(function (run) {
           return followed[run.campaign + " " + run.started_at] &&
             run.created + run.changed + run.flagged_missing > 0;
         });
-        if (changed) setTimeout(function () { window.location.reload(); }, 800);
+        if (!changed) return;
+        setTimeout(function () {
+          if (filtersEdited()) offerReload();
+          else window.location.reload();
+        }, 800);
       })
       .catch(function () { timer = setTimeout(poll, 5000); });
   }

@@ -25,9 +25,8 @@ RECIPIENTS = ["ann@example.com", "bob@example.com", "cy@example.com"]
 LATENCY_MS = 4000
 
 
-def test_a_manager_refreshes_the_empty_rewards_page_and_watches_the_sync_fill_it(
-    page_as, sandbox, request
-):
+def _this_month_in_the_sandbox(sandbox, request) -> dt.datetime:
+    """Three rewards of this month in a slow sandbox campaign, and a worker to sync them."""
     sandbox.campaign(campaign_id="refresh-1", passcode="refresh-pass", latency_ms=LATENCY_MS)
     # Spread over the part of this month (UTC) already gone, so that none falls in the last
     # month, even on the 1st just after midnight.
@@ -36,6 +35,13 @@ def test_a_manager_refreshes_the_empty_rewards_page_and_watches_the_sync_fill_it
     for n, email in enumerate(RECIPIENTS, start=1):
         sandbox_rewards_add("refresh-1", start + (now - start) * n / 4, recipient_email=email)
     request.getfixturevalue("celery_worker")(beat=False)
+    return now
+
+
+def test_a_manager_refreshes_the_empty_rewards_page_and_watches_the_sync_fill_it(
+    page_as, sandbox, request
+):
+    now = _this_month_in_the_sandbox(sandbox, request)
     page = page_as("manager")
 
     page.goto("/rewards/")
@@ -70,3 +76,28 @@ def test_a_manager_refreshes_the_empty_rewards_page_and_watches_the_sync_fill_it
         "succeeded", len(RECIPIENTS), now.year, now.month
     )  # fmt: skip
     screenshot(page, "synced")
+
+
+def test_a_sync_that_ends_over_a_half_typed_filter_offers_its_rewards_instead_of_reloading(
+    page_as, sandbox, request
+):
+    _this_month_in_the_sandbox(sandbox, request)
+    page = page_as("manager")
+    page.goto("/rewards/")
+    summary = page.locator("#sync-summary")
+    loads = []
+    page.on("load", lambda _: loads.append(page.url))
+
+    page.click("#refresh")
+    expect(summary).to_contain_text("syncing", timeout=20_000)
+    page.fill("#id_q", "bob")  # typed, not yet applied, when the sync ends
+
+    expect(summary).to_contain_text("last synced", timeout=30_000)
+    expect(page.locator("#sync-reload")).to_be_visible(timeout=10_000)
+    assert loads == [], "the page reloaded over the filter being typed"
+    expect(page.locator("#id_q")).to_have_value("bob")
+
+    page.click("button:has-text('Filter')")
+    rows = page.locator("#rewards tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("bob@example.com")
