@@ -79,6 +79,9 @@ _MAX_DEPTH = 16
 _MAX_TEXT = 64 * 1024
 # A reward's tree count fits the mirror's integer column (a billion trees is no reward).
 _MAX_TREE_DIGITS = 9
+# A count or a code fits an integer column (the monthly summaries', the ledger's).
+_MAX_INT = 2**31 - 1
+_MAX_INT_DIGITS = len(str(_MAX_INT))
 
 
 # --- Results ------------------------------------------------------------------------------
@@ -567,10 +570,15 @@ class _ResultParser:
         return text
 
     def _int(self, node: Element, tag: str) -> int:
+        """A count or a code: a whole number that fits an integer column. Its digits are
+        counted before int() reads them (which refuses more than 4,300 with a ValueError)."""
         text = self._text(node, tag)
         if not _DIGITS.fullmatch(text):
             self._fail(f"<{tag}> in <{_local(node)}> is not a whole number: {text[:40]!r}")
-        return int(text)
+        digits = text.lstrip("0")
+        if len(digits) > _MAX_INT_DIGITS or int(digits or "0") > _MAX_INT:
+            self._fail(f"<{tag}> in <{_local(node)}> is too large: {text[:40]!r}")
+        return int(digits or "0")
 
     def _status(self, text: str) -> str:
         status = _STATUSES.get(text.casefold())

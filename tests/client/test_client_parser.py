@@ -415,6 +415,28 @@ def test_an_error_code_that_is_not_a_whole_number_is_a_protocol_error(code):
     assert "<code> in <error>" in message
 
 
+@pytest.mark.parametrize("digits", [11, 5000])
+def test_an_error_code_too_large_for_an_integer_is_a_protocol_error(digits):
+    # 5,000 digits: more than int() reads (4,300), which raised a ValueError from the parser.
+    body = bodies.failed(110, "Internal error").replace(
+        "<code>110</code>", f"<code>{'7' * digits}</code>"
+    )
+
+    assert "<code> in <error> is too large" in _protocol_error(body)
+
+
+@pytest.mark.parametrize("tag", ["reward_count", "tree_count"])
+def test_a_summary_count_too_large_for_the_monthly_summaries_is_a_protocol_error(tag):
+    count = {
+        "reward_count": "<reward_count>2</reward_count>",
+        "tree_count": "<tree_count>3</tree_count>",
+    }[tag]
+    body = bodies.QUERY.replace(count, f"<{tag}>0002147483648</{tag}>")
+    assert body != bodies.QUERY
+
+    assert f"<{tag}> in <summary> is too large" in str(_query_protocol_error(body))
+
+
 @pytest.mark.parametrize("date", ["yesterday", "2026-13-01", "01/05/2026", "2026-05-01 25:00"])
 def test_a_date_that_is_no_date_is_a_protocol_error(date):
     error = _query_protocol_error(bodies.query_with_date(date))
