@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -60,6 +61,33 @@ ANALYZE_FIRST = 10_000
 # A "running" run older than this belonged to a worker that died (the task time limit has long
 # passed): it no longer blocks the period.
 STALE_AFTER = dt.timedelta(seconds=getattr(settings, "CELERY_TASK_TIME_LIMIT", 900) + 60)
+
+
+class MirrorRefused(ValueError):
+    """A listed reward the mirror cannot hold as it is (a value longer than its column)."""
+
+
+# The mirror's columns with a width: a RewardRecord's index, what to call it, the column.
+_WIDTHS = [
+    (index, label, MirroredReward._meta.get_field(column).max_length)
+    for index, label, column in (
+        (0, "reward ID", "remote_id"),
+        (2, "recipient email", "recipient_email"),
+        (3, "recipient ID", "recipient_id"),
+    )
+]
+
+
+def _widths_check(batch: list[RewardRecord]) -> None:
+    """Refuse a batch with a value longer than its column, naming the reward and the field,
+    rather than let the database fail the sync in its own words halfway through a COPY."""
+    for index, label, width in _WIDTHS:
+        if max(map(len, map(itemgetter(index), batch))) > width:
+            record = next(r for r in batch if len(r[index]) > width)
+            raise MirrorRefused(
+                f"Mokugift listed reward {record.id[:40]!r} with a {label} of"
+                f" {len(record[index])} characters; the mirror holds at most {width}."
+            )
 
 
 @dataclass
@@ -342,6 +370,7 @@ def mirror_records_save(
     counts = UpsertCounts(fresh=fresh)
     first = min(size, FIRST_BATCH_SIZE)
     for batch in _batches_read_ahead(records, size, first=first):
+        _widths_check(batch)
         with transaction.atomic():
             created, changed = upsert(
                 campaign_id=campaign_id, batch=batch, seen_at=seen_at, fresh=fresh

@@ -15,6 +15,7 @@ from rewards.models import MirroredReward, MonthlySummary, SyncRun
 from rewards.mokugift import RewardRecord
 from rewards.selectors.mirror import ledger_not_in_mokugift, report_for_year
 from rewards.services.sync import (
+    MirrorRefused,
     mirror_records_save,
     monthly_summaries_from_mirror,
     rewards_sync_all,
@@ -94,6 +95,35 @@ def test_the_upsert_costs_queries_per_batch_never_per_reward(
     with django_assert_max_num_queries(60):
         sync(2000, trees=2)
     assert MirroredReward.objects.filter(tree_count=2).count() == 2000
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "id",
+            "r-" + "9" * 120,
+            "with a reward ID of 122 characters; the mirror holds at most 100",
+        ),
+        (
+            "recipient_email",
+            "a" * 250 + "@example.com",
+            "with a recipient email of 262 characters; the mirror holds at most 254",
+        ),
+    ],
+)
+def test_a_value_longer_than_its_column_is_refused_naming_the_reward_and_field(
+    campaign, field, value, message
+):
+    long = _record(2)._replace(**{field: value})
+
+    with pytest.raises(MirrorRefused, match=message) as refused:
+        mirror_records_save(
+            campaign_id=campaign.pk, records=[_record(1), long, _record(3)], seen_at=timezone.now()
+        )
+
+    assert f"reward {long.id[:40]!r}" in str(refused.value)
+    assert not MirroredReward.objects.exists()  # nothing of the batch was written
 
 
 def test_a_stream_that_fails_midway_keeps_the_batches_already_written(campaign):
