@@ -358,10 +358,10 @@ class _ResultParser:
 
     lxml's pull parser (libxml2) builds the tree and reports only the start and end of
     `result`, `status`, `rewards` and `reward`: one event per reward and per end, not one per
-    field. Each `reward` under `rewards` is turned into a result as soon as it ends and dropped
-    from the tree, so memory does not grow with the answer. Everything else under `result` is
-    small and checked (depth, length of text) when the root closes. Rewards wait in `pending`
-    for the caller.
+    field. Each `reward` under `rewards` is turned into a result as soon as it ends, emptied,
+    and dropped from the tree when the next one ends, so memory does not grow with the answer.
+    Everything else under `result` is small and checked (depth, length of text) when the root
+    closes. Rewards wait in `pending` for the caller.
     """
 
     def __init__(self, call: _Call):
@@ -374,6 +374,7 @@ class _ResultParser:
         self._closed = False
         self._root: Element | None = None
         self._rewards: Element | None = None  # the <rewards> of <result>, once it starts
+        self._last_reward: Element | None = None  # the last one read, emptied, still in it
         self._rewards_seen = 0
         self._quiet = 0  # bytes fed since the last feed that started or ended an element
         # The document says UTF-8: the bytes are checked here, and the parsers told to read
@@ -472,19 +473,30 @@ class _ResultParser:
                 continue
             parent = element.getparent()
             if parent is not None and parent is self._rewards:
-                # Turned into a result now, and dropped from the tree with its tail. Every
-                # reward before it went the same way: anything still before it is not one.
-                if _local(element) != "reward":
-                    self._fail(f"<{_local(element)}> inside <rewards>")
-                previous = element.getprevious()
-                if previous is not None:
-                    self._fail(f"<{_local(previous)}> inside <rewards>")
-                self._rewards_seen += 1
-                self.pending.append(self._reward(element))
-                parent.remove(element)
+                self._reward_ended(element, parent)
             else:
                 self._end(element, parent)
         return count
+
+    def _reward_ended(self, element: Element, rewards: Element) -> None:
+        """A reward of the rewards list: turned into a result now, and emptied.
+
+        It stays in the tree, empty, until the next reward ends: libxml2 may still be adding
+        to the text after it (its tail), and removing it now would free that text under the
+        parser's feet. The reward before it is removed instead; anything else still before
+        it is not a reward.
+        """
+        if _local(element) != "reward":
+            self._fail(f"<{_local(element)}> inside <rewards>")
+        previous = element.getprevious()
+        if previous is not None:
+            if previous is not self._last_reward:
+                self._fail(f"<{_local(previous)}> inside <rewards>")
+            rewards.remove(previous)
+        self._rewards_seen += 1
+        self.pending.append(self._reward(element))
+        element.clear(keep_tail=True)
+        self._last_reward = element
 
     def _parse_error(self, error: etree.XMLSyntaxError, *, final: bool):
         reason = _XML_ERROR_PLACE.sub("", error.msg or "")
@@ -534,8 +546,10 @@ class _ResultParser:
             self._finish(element)
             self.done = True
         elif element is self._rewards:
-            if len(element):  # what is left in it is no reward: each was removed as it ended
-                self._fail(f"<{_local(element[0])}> inside <rewards>")
+            # What is left in it, but the last reward read, is no reward.
+            for child in element:
+                if child is not self._last_reward:
+                    self._fail(f"<{_local(child)}> inside <rewards>")
         elif parent is self._root and _local(element) == "status":
             if self.status is not None:
                 self._fail("more than one <status> in <result>")

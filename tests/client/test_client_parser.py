@@ -4,9 +4,12 @@ and the bodies that are not the API's XML."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import time
 
 import pytest
+from django.conf import settings
 
 from rewards.mokugift import (
     ERROR_DESCRIPTIONS,
@@ -687,6 +690,33 @@ def test_text_that_never_ends_is_refused_before_the_whole_body_is_read():
     with pytest.raises(ProtocolError, match="<version> holds more than 65536 characters"), stream:
         list(stream)
     assert len(fed) <= 3
+
+
+def test_text_after_a_reward_that_spans_chunks_is_read_safely():
+    # libxml2 may still be adding to the text after a reward (its tail) when the reward ends:
+    # dropping the reward then freed that text under the parser, and the process crashed
+    # (found by a differential fuzzer). In a child process, so that a crash is a failure here.
+    script = """
+import sys
+from rewards.mokugift import query_body_stream
+from tests.client import bodies
+body = bodies.QUERY.replace("</reward>", "</reward>" + "\u6728" * 22000, 1).encode()
+chunks = [body[i : i + 16384] for i in range(0, len(body), 16384)]
+for _ in range(20):
+    stream = query_body_stream(chunks=chunks)
+    ids = [r.id for r in stream]
+print(ids, stream.summary.reward_count)
+"""
+    child = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout.strip() == "['r-1', 'r-3'] 2"
 
 
 def test_elements_nested_very_deep_are_a_protocol_error():
