@@ -347,7 +347,10 @@ def _local(element: Element) -> str:
 _DIGITS = re.compile(r"[0-9]+")
 # The elements whose start and end the parser hears of, in any namespace. Everything else
 # (a reward's fields, the summary, an error) is read from the tree once its parent has ended.
-_EVENT_TAGS = ("{*}result", "{*}status", "{*}rewards", "{*}reward")
+_EVENT_TAGS = ("{*}result", "{*}status", "{*}rewards", "{*}reward", "{*}unsent_reward")
+# Characters fed with no event at all, beyond which text or elements are piling up unseen. A
+# value may be _MAX_TEXT long, and the markup around it takes some more.
+_MAX_QUIET = 2 * _MAX_TEXT
 # libxml2's errors that have a plainer name (its own message follows).
 _XML_ERROR_NAMES = {5: "junk after the root element", 26: "undefined entity", 76: "mismatched tag"}
 _XML_ERROR_PLACE = re.compile(r", line \d+, column \d+$")
@@ -376,7 +379,7 @@ class _ResultParser:
         self._rewards: Element | None = None  # the <rewards> of <result>, once it starts
         self._last_reward: Element | None = None  # the last one read, emptied, still in it
         self._rewards_seen = 0
-        self._quiet = 0  # bytes fed since the last feed that started or ended an element
+        self._quiet = 0  # characters fed since the last feed that started or ended an element
         # The document says UTF-8: the bytes are checked here, and the parsers told to read
         # UTF-8 whatever encoding the body declares.
         self._decoder = codecs.getincrementaldecoder("utf-8")()
@@ -398,8 +401,7 @@ class _ResultParser:
     def feed(self, data: bytes) -> None:
         if data:
             self._fed = True
-            self._check_utf8(data, final=False)
-            self._push(data)
+            self._push(data, self._check_utf8(data, final=False))
 
     def close(self) -> None:
         if self._closed:
@@ -417,16 +419,18 @@ class _ResultParser:
         if not self.done:  # libxml2 reports an unfinished document itself; this is a backstop
             self._fail("the body ends before </result>")
 
-    def _check_utf8(self, data: bytes, *, final: bool) -> None:
+    def _check_utf8(self, data: bytes, *, final: bool) -> int:
+        """How many characters `data` completes; a ProtocolError where it is not UTF-8."""
         held = len(self._decoder.getstate()[0])  # the end of a character cut by the last chunk
         try:
-            self._decoder.decode(data, final)
+            characters = len(self._decoder.decode(data, final))
         except UnicodeDecodeError as error:
             at = self._decoded - held + error.start
             self._fail(f"malformed XML (bytes that are not UTF-8 at byte {at})")
         self._decoded += len(data)
+        return characters
 
-    def _push(self, data: bytes) -> None:
+    def _push(self, data: bytes, characters: int) -> None:
         if self._guard is not None:
             try:
                 self._guard.Parse(data, False)
@@ -448,8 +452,8 @@ class _ResultParser:
             return
         # Nothing started or ended: text or elements no event names are piling up, in
         # libxml2's tree where the checks at the end of an element cannot see them yet.
-        self._quiet += len(data)
-        if self._quiet > _MAX_TEXT:
+        self._quiet += characters
+        if self._quiet > _MAX_QUIET:
             self._fail(f"{self._where()} holds more than {_MAX_TEXT} characters")
 
     def _where(self) -> str:
@@ -499,11 +503,14 @@ class _ResultParser:
         self._last_reward = element
 
     def _parse_error(self, error: etree.XMLSyntaxError, *, final: bool):
+        # libxml2 quotes the body in its messages (a name, a namespace): a bounded piece of it.
         reason = _XML_ERROR_PLACE.sub("", error.msg or "")
+        if len(reason) > 200:
+            reason = reason[:200] + "…"
         if error.code in _XML_ERROR_NAMES:
             reason = f"{_XML_ERROR_NAMES[error.code]}: {reason}"
         line, column = error.position
-        if final:
+        if final and not self.done:
             self._fail(f"truncated or not XML ({reason}, line {line})")
         self._fail(f"malformed XML ({reason}, line {line}, column {column})")
 
@@ -514,13 +521,14 @@ class _ResultParser:
         )
 
     def _check_tree(self, node: Element, depth: int) -> None:
-        """What no event watched: nesting and the length of text under `node` (at `depth`)."""
+        """What no event watched: the nesting of `node` (at `depth`) and all under it, and the
+        length of their text."""
+        if depth >= _MAX_DEPTH:
+            self._fail("elements nested too deep")
+        text = node.text
+        if text is not None and len(text) > _MAX_TEXT:
+            self._fail(f"<{_local(node)}> holds more than {_MAX_TEXT} characters")
         for child in node:
-            if depth + 1 >= _MAX_DEPTH:
-                self._fail("elements nested too deep")
-            text = child.text
-            if text is not None and len(text) > _MAX_TEXT:
-                self._fail(f"<{_local(child)}> holds more than {_MAX_TEXT} characters")
             self._check_tree(child, depth + 1)
 
     # -- the elements of result, and result itself
@@ -631,6 +639,8 @@ class _ResultParser:
         if self.status != "Success":
             self._fail(f"rewards in a {self.status} answer")
         texts: dict[str, str | None] = {}
+        if node.text is not None and len(node.text) > _MAX_TEXT:
+            return self._query_reward_checked(node)
         for child in node:
             text = child.text
             if len(child) or child.tag in texts or (text is not None and len(text) > _MAX_TEXT):

@@ -719,6 +719,60 @@ print(ids, stream.summary.reward_count)
     assert child.stdout.strip() == "['r-1', 'r-3'] 2"
 
 
+def test_a_thousand_unsent_rewards_are_read_in_the_clients_chunks():
+    # 240 KB of unsent rewards: no field of theirs is an event of the parser, their ends are.
+    unsent = "".join(
+        f"""
+    <unsent_reward>
+      <recipient>Firstname{i} Lastname Of A Much Longer Family &lt;user{i:06}&gt;</recipient>
+      <error><code>105</code><description>Lack of moku-coins</description></error>
+    </unsent_reward>"""
+        for i in range(999)
+    )
+    body = bodies.MULTI_REWARD_URLS2_PART_FAILED
+    start = body.index("<unsent_rewards>") + len("<unsent_rewards>")
+    data = (body[:start] + unsent + body[body.index("</unsent_rewards>") :]).encode()
+    chunks = [data[i : i + 64 * 1024] for i in range(0, len(data), 64 * 1024)]
+    assert len(chunks) >= 4
+
+    result = create_body_parse(body=chunks, mode="link-id", multi=True)
+
+    assert [u.recipient for u in result.unsent] == [f"user{i:06}" for i in range(999)]
+
+
+def test_a_value_of_many_characters_of_three_bytes_each_is_read():
+    # 60,000 characters (180 KB of UTF-8) is under the 65,536-character limit.
+    long_id = "\u6728" * 60_000
+    data = bodies.QUERY.replace("<id>r-1</id>", f"<id>{long_id}</id>").encode()
+    chunks = [data[i : i + 16 * 1024] for i in range(0, len(data), 16 * 1024)]
+
+    with query_body_stream(chunks=chunks) as stream:
+        assert [r.id for r in stream] == [long_id, "r-3"]
+
+
+def test_the_text_of_a_reward_itself_is_bounded_too():
+    body = bodies.QUERY.replace("<reward>", "<reward>" + "x" * (64 * 1024 + 1), 1)
+
+    assert "<reward> holds more than 65536 characters" in str(_query_protocol_error(body))
+
+
+def test_a_message_quotes_a_bounded_piece_of_the_body():
+    body = bodies.REWARD.replace("r-1", "&" + "x" * 20_000 + ";")
+
+    message = _protocol_error(body)
+
+    assert "undefined entity" in message
+    assert len(message) < 600
+
+
+def test_an_error_after_a_complete_answer_is_not_called_a_truncation():
+    # libxml2 reports a namespace that is no URI only at the end, when nothing is missing.
+    message = _protocol_error(bodies.REWARD.replace("<result>", '<result xmlns="not a uri">'))
+
+    assert "malformed XML" in message
+    assert "truncated" not in message
+
+
 def test_elements_nested_very_deep_are_a_protocol_error():
     body = bodies.REWARD.replace("<id>r-1</id>", "<a>" * 50 + "</a>" * 50 + "<id>r-1</id>")
 
