@@ -31,6 +31,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
@@ -533,7 +534,10 @@ def _run(*, campaign: Campaign, year: int | None, month: int | None) -> SyncRun:
             opened = client.rewards_in_month(month=month, year=year)
         else:
             opened = client.all_rewards()
-        with opened as stream:
+        # closing(), not the stream's own `with`, which would send the request and read the
+        # answer's start here: the reader thread of mirror_records_save does all of it, so one
+        # thread alone uses the parser (lxml's are not to be shared between threads).
+        with closing(opened) as stream:
             counts = mirror_records_save(
                 campaign_id=campaign.pk, records=stream, seen_at=seen_at, run=run
             )

@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from rewards import mokugift
 from rewards.models import MirroredReward, MonthlySummary, SyncRun
 from rewards.mokugift import RewardRecord
 from rewards.selectors.mirror import ledger_not_in_mokugift, report_for_year
@@ -304,6 +305,33 @@ def test_a_sync_the_api_refuses_is_recorded_as_failed_and_flags_nothing_missing(
     assert run.finished_at is not None
     # A refused answer is not an empty list: what was mirrored is not flagged as gone.
     assert MirroredReward.objects.get().missing_since is None
+
+
+def test_the_answer_is_read_by_one_thread_from_its_first_byte(sandbox, monkeypatch):
+    # lxml's parsers are not to be shared between threads: the sync's reader thread makes the
+    # request and the parser, and feeds it to the end (the status too, not the caller first).
+    campaign = sandbox.campaign("c-1", "pass-1")
+    sandbox_rewards_add("c-1", MAY, JUNE)
+    threads = []
+    made, fed = mokugift._ResultParser.__init__, mokugift._ResultParser.feed
+
+    def init_spy(parser, call):
+        threads.append(("made", threading.get_ident()))
+        made(parser, call)
+
+    def feed_spy(parser, data):
+        threads.append(("fed", threading.get_ident()))
+        fed(parser, data)
+
+    monkeypatch.setattr(mokugift._ResultParser, "__init__", init_spy)
+    monkeypatch.setattr(mokugift._ResultParser, "feed", feed_spy)
+
+    run = rewards_sync_all(campaign=campaign)
+
+    assert (run.outcome, run.created) == ("succeeded", 2)
+    assert threads[0][0] == "made" and len(threads) > 1
+    assert {ident for _, ident in threads} == {threads[0][1]}
+    assert threads[0][1] != threading.get_ident()
 
 
 def test_an_unreachable_api_makes_a_failed_run_with_a_message(sandbox, settings):
