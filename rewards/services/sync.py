@@ -17,6 +17,9 @@ run's `last_seen_at`, and the rows of the period left with an older one are flag
 
 A reward that comes back is unflagged by the UPDATE (it counts as changed).
 
+A first sync of a campaign (no mirrored row yet) only INSERTs, keeps no IDs and flags nothing:
+every row it finds is new, and none can be missing.
+
 Summaries: `rewards_in_month` stores the API's own summary of the month in MonthlySummary. The
 summary of `all_rewards` covers all time, which no month row can hold, so after a complete
 `all_rewards` sync each month's MonthlySummary is recomputed from the mirror (one GROUP BY):
