@@ -361,10 +361,10 @@ class _ResultParser:
 
     lxml's pull parser (libxml2) builds the tree and reports only the start and end of
     `result`, `status`, `rewards`, `reward` and `unsent_reward`: two events per reward, not
-    two per field. Each `reward` under `rewards` is turned into a result as soon as it ends, emptied,
-    and dropped from the tree when the next one ends, so memory does not grow with the answer.
-    Everything else under `result` is small and checked (depth, length of text) when the root
-    closes. Rewards wait in `pending` for the caller.
+    two per field. Each `reward` under `rewards` is turned into a result as soon as it ends,
+    emptied, and dropped from the tree when the next one ends, so memory does not grow with the
+    answer. Everything else under `result` is small and checked (depth, length of text) when
+    the root closes. Rewards wait in `pending` for the caller.
     """
 
     def __init__(self, call: _Call):
