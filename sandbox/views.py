@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import logging
+import re
 import time
 from dataclasses import dataclass
 
@@ -122,8 +123,13 @@ def api_create(request: HttpRequest, call: str, campaign_id: str) -> HttpRespons
     return render_created(outcome, by_id=spec.by_id, with_url=spec.with_url)
 
 
+_MONTH = re.compile(r"0?[1-9]|1[0-2]")
+_YEAR = re.compile(r"[0-9]{4}")
+
+
 def _month_bounds(month: str, year: str) -> tuple[dt.datetime, dt.datetime]:
-    if not (month.isdigit() and year.isdigit() and len(year) == 4 and 1 <= int(month) <= 12):
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not (_MONTH.fullmatch(month) and _YEAR.fullmatch(year)):
         raise SandboxApiError(113)
     m, y = int(month), int(year)
     if y < 1:
