@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from django.db.models import Case, QuerySet, Value, When
 
 from campaigns.models import Campaign, CampaignAuditEvent
@@ -22,11 +24,15 @@ def campaign_history(*, campaign: Campaign) -> QuerySet[CampaignAuditEvent]:
     return campaign.audit_events.select_related("actor")
 
 
+# Our own numbers: ASCII digits (str.isdigit() also takes "²"), as many as a bigint holds.
+_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
 def campaign_by_reference(*, ref: str) -> Campaign:
     """The campaign a command line names: by Mokugift campaign ID, or by our own number when
     no campaign has that ID. Without its passcode. LookupError says what did not fit."""
     found = list(Campaign.objects.filter(campaign_id=ref).defer("passcode"))
-    if not found and ref.isdigit():
+    if not found and _NUMBER.fullmatch(ref):
         found = list(Campaign.objects.filter(pk=int(ref)).defer("passcode"))
     if not found:
         raise LookupError(f"No campaign with the Mokugift ID (or number) {ref!r}.")

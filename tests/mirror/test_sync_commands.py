@@ -52,6 +52,14 @@ def test_sync_rewards_refuses_a_period_that_is_not_one(args):
         call_command("sync_rewards", *args)
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("ref", ["nope", "\u00b2", "1" * 5000])
+def test_a_campaign_no_id_or_number_names_is_a_clear_error(ref):
+    # "²" passes str.isdigit() and 5,000 digits are more than int() reads: neither may crash.
+    with pytest.raises(CommandError, match="No campaign with the Mokugift ID"):
+        call_command("sync_rewards", "--campaign", ref, "--all")
+
+
 def test_the_tasks_sync_by_campaign_id_and_skip_a_disabled_campaign(sandbox):
     campaign = sandbox.campaign("c-1", "pass-1")
     sandbox_rewards_add("c-1", MAY)
