@@ -488,10 +488,8 @@ class _ResultParser:
         It stays in the tree, empty, until the next reward ends: libxml2 may still be adding
         to the text after it (its tail), and removing it now would free that text under the
         parser's feet. The reward before it is removed instead; anything else still before
-        it is not a reward.
+        it is not a reward. (Another element this parser hears of was refused as it started.)
         """
-        if _local(element) != "reward":
-            self._fail(f"<{_local(element)}> inside <rewards>")
         previous = element.getprevious()
         if previous is not None:
             if previous is not self._last_reward:
