@@ -16,6 +16,9 @@ class Fault(models.TextChoices):
     DROP_BEFORE = "drop-before", "Connection dropped before the reward is made"
     DROP_AFTER = "drop-after", "Connection dropped after the reward is made"
     TIMEOUT_AFTER = "timeout-after", "Answer delayed past the client's timeout, reward made"
+    # A slow commit: the request is held, and the reward made only after the delay (the client
+    # has given up by then), while the query calls answer at once without it.
+    COMMIT_LATE = "commit-late", "Reward made only after the delay, answer too late"
 
 
 class SandboxCampaign(models.Model):
@@ -35,7 +38,8 @@ class SandboxCampaign(models.Model):
     # Misbehaviour of the create calls; the query calls stay honest.
     fault = models.CharField(max_length=20, choices=Fault, default=Fault.NONE)
     fault_rate = models.FloatField(default=1.0)
-    # How long timeout-after holds the answer back: longer than the client's read timeout.
+    # How long timeout-after holds the answer back, and commit-late the making of the reward:
+    # longer than the client's read timeout.
     fault_delay = models.FloatField(default=70.0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

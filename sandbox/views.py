@@ -62,6 +62,13 @@ def _reward_url(request: HttpRequest, remote_id: str) -> str:
     return request.build_absolute_uri(reverse("sandbox:reward_page", args=[remote_id]))
 
 
+def _sleep_without_connection(seconds: float) -> None:
+    # Hold no database connection while sleeping past the client's timeout.
+    if not connection.in_atomic_block:
+        connection.close()
+    time.sleep(seconds)
+
+
 @csrf_exempt
 @login_not_required
 def api_create(request: HttpRequest, call: str, campaign_id: str) -> HttpResponse:
@@ -102,6 +109,9 @@ def api_create(request: HttpRequest, call: str, campaign_id: str) -> HttpRespons
         return responses.xml_failed(110)
     if fault == Fault.DROP_BEFORE:
         return responses.connection_drop(request)
+    if fault == Fault.COMMIT_LATE:
+        # Mokugift is still working on it: nothing is listed until the delay is over.
+        _sleep_without_connection(campaign.fault_delay)
 
     outcome = sandbox_rewards_create(
         campaign=campaign,
@@ -115,10 +125,7 @@ def api_create(request: HttpRequest, call: str, campaign_id: str) -> HttpRespons
     if fault == Fault.DROP_AFTER:
         return responses.connection_drop(request)
     if fault == Fault.TIMEOUT_AFTER:
-        # Hold no database connection while sleeping past the client's timeout.
-        if not connection.in_atomic_block:
-            connection.close()
-        time.sleep(campaign.fault_delay)
+        _sleep_without_connection(campaign.fault_delay)
     render_created = responses.xml_multi_created if spec.multi else responses.xml_single_created
     return render_created(outcome, by_id=spec.by_id, with_url=spec.with_url)
 

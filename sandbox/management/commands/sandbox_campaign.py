@@ -49,6 +49,8 @@ def campaign_describe(campaign: SandboxCampaign) -> list[str]:
         fault += f" at rate {campaign.fault_rate:g}"
         if campaign.fault == Fault.TIMEOUT_AFTER:
             fault += f", answer held {campaign.fault_delay:g} s"
+        elif campaign.fault == Fault.COMMIT_LATE:
+            fault += f", reward made after {campaign.fault_delay:g} s"
     return [
         f"sandbox campaign {campaign.campaign_id}",
         "  passcode:         set (not shown)",
@@ -96,7 +98,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--fault-delay",
             type=float,
-            help="Seconds timeout-after holds the answer back (default 70).",
+            help="Seconds timeout-after holds the answer back, and commit-late the making of "
+            "the reward (default 70).",
         )
 
     def handle(self, *args, **options):
