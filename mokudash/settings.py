@@ -208,9 +208,18 @@ MOKUGIFT_RETRY_BACKOFF_MAX = env.float("MOKUGIFT_RETRY_BACKOFF_MAX", default=300
 # Reconciliation: a reward dated up to this many seconds before the attempt still counts
 # (Mokugift's dates have second precision, and its clock is not ours).
 MOKUGIFT_CLOCK_SKEW = env.float("MOKUGIFT_CLOCK_SKEW", default=60.0)
-# A row is declared absent only after it has been unknown this long, so that a create the
-# server was still finishing when the answer was lost shows up in the query first.
+# The first reconciliation pass comes this many seconds after a row goes unknown, and its
+# follow-up passes as often. It decides nothing by itself: see the horizon below.
 MOKUGIFT_RECONCILE_SETTLE = env.float("MOKUGIFT_RECONCILE_SETTLE", default=3.0)
+# The commit horizon: a bound on how long Mokugift may take to commit a create request it has
+# received. A row whose outcome is unknown is proven absent only by a query that began at least
+# this long after its attempt started; until then it stays unknown, however often it is looked
+# for. Too short pays twice when Mokugift is slow; too long only delays a retry.
+MOKUGIFT_COMMIT_HORIZON = env.float("MOKUGIFT_COMMIT_HORIZON", default=900.0)
+# After a row is proven absent, reconciliation still looks for a late reward for this long
+# (a horizon broken by Mokugift must not go unseen), at most once per interval per campaign.
+MOKUGIFT_LATE_WATCH = env.float("MOKUGIFT_LATE_WATCH", default=86400.0)
+MOKUGIFT_LATE_WATCH_INTERVAL = env.float("MOKUGIFT_LATE_WATCH_INTERVAL", default=600.0)
 # The sweep: a row in *sending* longer than the client's connect + read timeouts plus this
 # margin belonged to a worker that died; it goes to *unknown* and is reconciled.
 MOKUGIFT_SWEEP_MARGIN = env.float("MOKUGIFT_SWEEP_MARGIN", default=30.0)

@@ -122,3 +122,48 @@ class BulkUploadForm(forms.Form):
 
 class ConfirmForm(forms.Form):
     send_anyway = forms.BooleanField(required=False)
+
+
+def _row_numbers(text: str) -> list[int] | None:
+    """ "3, 7-9" as [3, 7, 8, 9]; empty as None (every row). Raises ValidationError."""
+    text = text.strip()
+    if not text:
+        return None
+    numbers: list[int] = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        if not low.strip().isascii() or not low.strip().isdigit():
+            raise forms.ValidationError(f"“{part}” is not a row number or a range like 7-9.")
+        if high and (not high.strip().isascii() or not high.strip().isdigit()):
+            raise forms.ValidationError(f"“{part}” is not a row number or a range like 7-9.")
+        first, last = int(low), int(high or low)
+        if last < first or last - first > 50_000:
+            raise forms.ValidationError(f"“{part}” is not a range of rows of a batch.")
+        numbers.extend(range(first, last + 1))
+    return numbers or None
+
+
+class UnknownRowsForm(forms.Form):
+    """An operator's decision about rows whose outcome is unknown."""
+
+    ACTIONS = {"failed": "Mark as failed (do not send)", "sent": "Mark as sent"}
+
+    action = forms.ChoiceField(choices=list(ACTIONS.items()))
+    rows = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Rows",
+        help_text="Row numbers such as 3, 7-9; empty for every unknown row.",
+    )
+    reason = forms.CharField(
+        max_length=500,
+        label="Why",
+        help_text="How you know: it is kept in each row's history with your name.",
+        error_messages={"required": "Say why: it is kept in each row's history."},
+    )
+
+    def clean_rows(self) -> list[int] | None:
+        return _row_numbers(self.cleaned_data.get("rows", ""))

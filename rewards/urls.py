@@ -18,6 +18,15 @@ urlpatterns = [
     path("batches/<int:pk>/cancel/", batches.batch_cancel, name="batch_cancel"),
     path("batches/<int:pk>/resume/", batches.batch_resume, name="batch_resume"),
     path("batches/<int:pk>/retry-failed/", batches.batch_retry_failed, name="batch_retry_failed"),
+    path(
+        "batches/<int:pk>/unknown/check/", batches.batch_unknown_check, name="batch_unknown_check"
+    ),
+    path(
+        "batches/<int:pk>/unknown/decide/",
+        batches.batch_unknown_decide,
+        name="batch_unknown_decide",
+    ),
+    path("batches/paid-twice/", batches.paid_twice_list, name="paid_twice"),
     # Browsing, reports and export (Manager)
     path("", browse.reward_list, name="list"),
     path("rewards.csv", browse.reward_list_csv, name="list_csv"),

@@ -89,6 +89,9 @@ ACCESS: dict[str, Rule] = {
     "rewards:batch_cancel": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
     "rewards:batch_resume": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
     "rewards:batch_retry_failed": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
+    "rewards:batch_unknown_check": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
+    "rewards:batch_unknown_decide": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
+    "rewards:paid_twice": rule(*SENDERS, MANAGER),
     # --- rewards: browsing, reports, export (Manager, Admin) ---
     "rewards:list": rule(*READERS),
     "rewards:list_csv": rule(*READERS),

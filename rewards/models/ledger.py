@@ -67,7 +67,12 @@ class Send(models.Model):
 
     waiting -> sending -> sent | failed | unknown
     unknown -> sent (found at Mokugift) | waiting (provably absent: may be tried again)
+    unknown -> failed | sent (an operator decided, with a reason)
     waiting -> cancelled (the batch was cancelled before the row was claimed)
+    waiting | failed | cancelled -> sent (a reward made after it was proven absent)
+
+    Paid twice is not a state: a *sent* row whose first reward arrived late, after the row had
+    been proven absent and sent again, keeps both reward IDs and `paid_twice_at`.
     """
 
     class State(models.TextChoices):
@@ -105,6 +110,19 @@ class Send(models.Model):
     error_message = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When an attempt of this row was last taken as never made (proven absent, or an operator
+    # marked it failed). Mokugift may still commit it later than its horizon promised, so
+    # reconciliation keeps looking for its reward for MOKUGIFT_LATE_WATCH after this.
+    absent_at = models.DateTimeField(null=True, blank=True)
+    # The second reward this recipient got for this one intended send, and when we found it.
+    duplicate_remote_id = models.CharField(
+        # db_default: the batch insert's raw SQL names only the columns it sets.
+        "other Mokugift reward ID (paid twice)",
+        max_length=100,
+        blank=True,
+        db_default="",
+    )
+    paid_twice_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["batch", "row_number"]
@@ -118,6 +136,12 @@ class Send(models.Model):
                 fields=["remote_id"],
                 condition=~models.Q(remote_id=""),
                 name="send_remote_id_unique",
+            ),
+            # A late reward is counted against one row only, however passes race.
+            models.UniqueConstraint(
+                fields=["duplicate_remote_id"],
+                condition=~models.Q(duplicate_remote_id=""),
+                name="send_duplicate_remote_id_unique",
             ),
         ]
         indexes = [
@@ -133,6 +157,18 @@ class Send(models.Model):
                 name="send_in_flight",
             ),
             models.Index(fields=["sent_at"], condition=models.Q(state="sent"), name="send_sent_at"),
+            # Rows whose reward may still arrive late, and rows paid twice: few, and looked
+            # up on every reconciliation pass and on the pages.
+            models.Index(
+                fields=["absent_at"],
+                condition=models.Q(absent_at__isnull=False),
+                name="send_absent_watch",
+            ),
+            models.Index(
+                fields=["paid_twice_at"],
+                condition=models.Q(paid_twice_at__isnull=False),
+                name="send_paid_twice",
+            ),
             models.Index(fields=["recipient"]),
         ]
 
@@ -148,6 +184,11 @@ class SendEvent(models.Model):
     from_state = models.CharField(max_length=10, blank=True)
     to_state = models.CharField(max_length=10)
     note = models.TextField(blank=True)
+    # The person who decided this change (an operator's decision on an unknown row); none
+    # for the engine's own moves.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["at", "pk"]

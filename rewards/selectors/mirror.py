@@ -250,6 +250,8 @@ class MonthRow:
     ledger_not_in_mokugift: int = 0
     # Mokugift's, minus those linked to our ledger.
     elsewhere: int | None = None
+    # Our sent rows for which the recipient got a second reward (a late commit): each cost two.
+    paid_twice: int = 0
     synced_at: dt.datetime | None = None
 
     @property
@@ -265,8 +267,9 @@ class MonthRow:
     @property
     def disagrees(self) -> bool:
         """Mokugift's count is not ours (rewards sent elsewhere count too: the reconciliation
-        columns say which), or a reward of our ledger is not in Mokugift's list."""
-        if self.ledger_not_in_mokugift:
+        columns say which), a reward of our ledger is not in Mokugift's list, or a row was
+        paid twice."""
+        if self.ledger_not_in_mokugift or self.paid_twice:
             return True
         if self.mokugift_rewards is None:
             return self.ours_rewards > 0
@@ -291,6 +294,7 @@ class Report:
         total.ours_rewards = sum(m.ours_rewards for m in self.months)
         total.ours_trees = sum(m.ours_trees for m in self.months)
         total.ledger_not_in_mokugift = sum(m.ledger_not_in_mokugift for m in self.months)
+        total.paid_twice = sum(m.paid_twice for m in self.months)
         known = [m.elsewhere for m in self.months if m.elsewhere is not None]
         total.elsewhere = sum(known) if known else None
         return total
@@ -345,6 +349,7 @@ def report_for_year(*, year: int, campaign_ids: tuple[int, ...] = ()) -> Report:
             rewards=Count("pk"),
             trees=Sum("mirrored__tree_count"),
             absent=Count("pk", filter=_NOT_IN_MOKUGIFT),
+            paid_twice=Count("pk", filter=Q(paid_twice_at__isnull=False)),
         )
         .order_by()
     ):
@@ -352,6 +357,7 @@ def report_for_year(*, year: int, campaign_ids: tuple[int, ...] = ()) -> Report:
         month.ours_rewards = row["rewards"]
         month.ours_trees = row["trees"] or 0
         month.ledger_not_in_mokugift = row["absent"]
+        month.paid_twice = row["paid_twice"]
 
     # Mirrored rewards of the year linked to our ledger, by the month Mokugift dates them.
     linked = MirroredReward.objects.filter(

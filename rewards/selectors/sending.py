@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import Count, Max, Min, Q
+from django.conf import settings
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from rewards.models import Batch, Send
@@ -87,3 +88,37 @@ def batch_is_finished(*, batch: Batch | int) -> bool:
     return not Send.objects.filter(
         batch_id=batch_id, state__in=[Send.State.WAITING, Send.State.SENDING, Send.State.UNKNOWN]
     ).exists()
+
+
+def sends_paid_twice(*, batch: Batch | int | None = None) -> QuerySet[Send]:
+    """Rows for which the recipient got two rewards, newest first: never hidden, never cleared."""
+    rows = Send.objects.filter(paid_twice_at__isnull=False)
+    if batch is not None:
+        rows = rows.filter(batch_id=batch if isinstance(batch, int) else batch.pk)
+    return (
+        rows.select_related("batch__campaign", "batch__created_by")
+        .defer("batch__campaign__passcode", "batch__campaign__notes")
+        .order_by("-paid_twice_at", "-pk")
+    )
+
+
+@dataclass(frozen=True)
+class UnknownSummary:
+    count: int
+    # When the first and the last of them may be proven absent (their attempt plus the horizon).
+    first_decisive_at: datetime | None
+    last_decisive_at: datetime | None
+
+
+def batch_unknown_summary(*, batch: Batch | int) -> UnknownSummary:
+    """The batch's rows of unknown outcome, and when they are decided at the latest."""
+    batch_id = batch if isinstance(batch, int) else batch.pk
+    row = Send.objects.filter(batch_id=batch_id, state=Send.State.UNKNOWN).aggregate(
+        count=Count("pk"), first=Min("attempt_started_at"), last=Max("attempt_started_at")
+    )
+    horizon = timedelta(seconds=settings.MOKUGIFT_COMMIT_HORIZON)
+    return UnknownSummary(
+        count=row["count"],
+        first_decisive_at=row["first"] + horizon if row["first"] else None,
+        last_decisive_at=row["last"] + horizon if row["last"] else None,
+    )

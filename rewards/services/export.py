@@ -173,6 +173,7 @@ def report_table(*, report: Report, table: str) -> tuple[str, list[str], list[li
                 m.difference,
                 m.elsewhere,
                 m.ledger_not_in_mokugift,
+                m.paid_twice,
                 "yes" if m.disagrees else "",
             ]
             for m in report.months
@@ -188,6 +189,7 @@ def report_table(*, report: Report, table: str) -> tuple[str, list[str], list[li
                 t.difference,
                 t.elsewhere,
                 t.ledger_not_in_mokugift,
+                t.paid_twice,
                 "",
             ]
         )
@@ -200,6 +202,7 @@ def report_table(*, report: Report, table: str) -> tuple[str, list[str], list[li
             "difference",
             "sent_elsewhere",
             "in_ledger_not_in_mokugift",
+            "paid_twice",
             "disagree",
         ]
         return f"{report.year} by month", header, rows

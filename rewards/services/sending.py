@@ -929,11 +929,12 @@ class SweepReport:
 def sends_sweep() -> SweepReport:
     """The periodic sweep: the database, not the broker, says what is left to do.
 
-    Rows stuck in *sending* go to *unknown*; unknown rows are reconciled; a sending batch with
+    Rows stuck in *sending* go to *unknown*; unknown rows are reconciled (and rows proven
+    absent watched for a late reward); a sending batch with
     due waiting rows and nothing in flight gets its chains back (its tasks were lost with a
     worker); a batch with nothing left to move is finished.
     """
-    from rewards.services.reconcile import campaign_reconcile
+    from rewards.services.reconcile import campaign_reconcile, campaigns_to_reconcile
 
     report = SweepReport(stuck=len(sends_stuck_to_unknown()))
     # A row reconciliation sent back to waiting just as its batch was cancelled.
@@ -947,12 +948,7 @@ def sends_sweep() -> SweepReport:
         note="batch cancelled",
         next_attempt_at=None,
     )
-    campaign_ids = set(
-        Send.objects.filter(state=Send.State.UNKNOWN)
-        .values_list("batch__campaign_id", flat=True)
-        .distinct()
-    )
-    for campaign_id in sorted(campaign_ids):
+    for campaign_id in campaigns_to_reconcile():
         campaign_reconcile(campaign_id=campaign_id)
         report.reconciled_campaigns += 1
     now = timezone.now()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 
+from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import JsonResponse, StreamingHttpResponse
@@ -12,9 +14,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_POST
 
+from rewards.forms import UnknownRowsForm
 from rewards.models import Batch, Send
 from rewards.selectors import sending as sending_selectors
-from rewards.services import sending
+from rewards.services import reconcile, sending
 from rewards.services.export import text_safe
 from rewards.views import send_rewards_required
 
@@ -91,12 +94,17 @@ def batch_list(request):
             sent=Count("sends", filter=Q(sends__state=Send.State.SENT)),
             failed=Count("sends", filter=Q(sends__state=Send.State.FAILED)),
             unknown=Count("sends", filter=Q(sends__state=Send.State.UNKNOWN)),
+            paid_twice=Count("sends", filter=Q(sends__paid_twice_at__isnull=False)),
         )
     )
     page = Paginator(batches, BATCHES_PER_PAGE).get_page(request.GET.get("page"))
     for batch in page:
         batch.percent = batch.finished * 100 // batch.total if batch.total else 0
-    return render(request, "rewards/batch_list.html", {"page": page})
+    return render(
+        request,
+        "rewards/batch_list.html",
+        {"page": page, "paid_twice": sending_selectors.sends_paid_twice().count()},
+    )
 
 
 @send_rewards_required
@@ -125,6 +133,11 @@ def batch_detail(request, pk: int):
             "single": single,
             "link_mode": batch.mode != "email",
             "link_not_recovered": LINK_NOT_RECOVERED,
+            "paid_twice": list(sending_selectors.sends_paid_twice(batch=batch)[:100]),
+            "unknown": sending_selectors.batch_unknown_summary(batch=batch),
+            "unknown_form": UnknownRowsForm(),
+            "sweep_interval": settings.MOKUGIFT_SWEEP_INTERVAL,
+            "horizon_minutes": settings.MOKUGIFT_COMMIT_HORIZON / 60,
         },
     )
 
@@ -222,3 +235,62 @@ def batch_retry_failed(request, pk: int):
     else:
         messages.info(request, "No row had failed, so there was nothing to send again.")
     return redirect("rewards:batch_detail", pk=pk)
+
+
+@require_POST
+@send_rewards_required
+def batch_unknown_check(request, pk: int):
+    unknown = reconcile.sends_unknown_check_now(batch=_batch(pk), actor=request.user)
+    if unknown:
+        messages.success(
+            request,
+            f"Checking the {unknown} row{pluralize(unknown)} of unknown outcome with Mokugift "
+            "now. A row Mokugift does not list yet stays unknown until its commit horizon.",
+        )
+    else:
+        messages.info(request, "No row's outcome is unknown, so there was nothing to check.")
+    return redirect("rewards:batch_detail", pk=pk)
+
+
+@require_POST
+@send_rewards_required
+def batch_unknown_decide(request, pk: int):
+    batch = _batch(pk)
+    form = UnknownRowsForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("rewards:batch_detail", pk=pk)
+    action, rows = form.cleaned_data["action"], form.cleaned_data["rows"]
+    decide = (
+        reconcile.sends_unknown_mark_failed
+        if action == "failed"
+        else reconcile.sends_unknown_mark_sent
+    )
+    moved = decide(
+        batch=batch, actor=request.user, reason=form.cleaned_data["reason"], row_numbers=rows
+    )
+    words = "failed (not to be sent)" if action == "failed" else "sent"
+    if moved:
+        messages.success(
+            request, f"{moved} row{pluralize(moved)} of unknown outcome marked {words}."
+        )
+    else:
+        messages.info(
+            request, "None of those rows is of unknown outcome any more: nothing changed."
+        )
+    return redirect("rewards:batch_detail", pk=pk)
+
+
+def paid_twice_list(request):
+    """Every row whose recipient got two rewards for one intended send: for those who send
+    and for those who read the reports (the report's column links here)."""
+    if not (
+        request.user.has_perm("campaigns.send_rewards")
+        or request.user.has_perm("campaigns.view_reports")
+    ):
+        raise PermissionDenied
+    rows = sending_selectors.sends_paid_twice()
+    page = Paginator(rows, RESULTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "rewards/paid_twice.html", {"page": page})

@@ -133,7 +133,7 @@ def test_the_report_csv_holds_the_months_as_the_page_shows_them(client, manager,
     response = client.get(reverse("rewards:report_csv"), {"year": 2026})
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0][0] == "month" and len(rows) == 1 + 12 + 1
-    assert rows[3] == ["March", "3", "6", "2", "4", "1", "1", "0", "yes"]
+    assert rows[3] == ["March", "3", "6", "2", "4", "1", "1", "0", "0", "yes"]
     assert rows[4][:6] == ["April", "1", "5", "2", "5", "-1"]
     assert rows[-1][0] == "Total"
     ledger = client.get(reverse("rewards:report_csv"), {"year": 2026, "table": "ledger"})

@@ -36,6 +36,7 @@ PASSCODE = "chunk-Passc0de-secret"
 def fast(settings):
     settings.MOKUGIFT_CHUNK_SIZE = 4
     settings.MOKUGIFT_RECONCILE_SETTLE = 0
+    settings.MOKUGIFT_COMMIT_HORIZON = 0
     settings.MOKUGIFT_RETRY_BACKOFF = 0
     settings.MOKUGIFT_CLOCK_SKEW = 2
     return settings

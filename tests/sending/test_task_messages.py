@@ -42,6 +42,7 @@ def raw_queue(settings) -> list[bytes]:
 def test_tasks_carry_ids_only_and_never_the_passcode(sandbox, settings, isolated_broker, published):
     settings.MOKUGIFT_CHUNK_SIZE = 3
     settings.MOKUGIFT_RECONCILE_SETTLE = 0
+    settings.MOKUGIFT_COMMIT_HORIZON = 0
     campaign = sandbox.campaign(
         campaign_id="msg-1", passcode=PASSCODE, fault="drop-after", fault_rate=1.0
     )
