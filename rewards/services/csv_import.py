@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from rewards.models import MirroredReward, Send
 from rewards.models.ledger import Mode
+from rewards.recipients import name_refusal, recipient_refusal
 from rewards.services.sending import RecipientRow, recipient_key
 
 MAX_ROWS = 50_000
@@ -43,12 +44,6 @@ PENDING_STATES = (Send.State.WAITING, Send.State.SENDING, Send.State.UNKNOWN)
 EMAIL_HEADERS = {"email", "mail", "emailaddress", "mailaddress", "recipientemail"}
 NAME_HEADERS = {"name", "fullname", "recipientname"}
 ID_HEADERS = {"id", "recipientid", "userid", "customerid"}
-
-# `recipient_list` is "Full Name <address>, ...": a comma ends an item and angle brackets
-# delimit the address, so a name or an ID holding them cannot be expressed (see the protocol
-# notes); control characters (a line break inside a quoted cell) would not survive either.
-_UNCARRIABLE = re.compile(r"[,<>\x00-\x1f\x7f]")
-_ID_UNCARRIABLE = re.compile(r"[,<>\s\x00-\x1f\x7f]")
 
 _email_validator = EmailValidator()
 
@@ -120,23 +115,24 @@ class CsvParseResult:
 
 def recipient_problem(*, mode: str, recipient: str) -> tuple[str, str] | None:
     """(kind, message) when the recipient cannot be sent in this mode, else None."""
+    by_id = mode == Mode.LINK_ID
+    # The rule the client applies at send: a row passed here is never refused there.
+    refusal = recipient_refusal(recipient=recipient, by_id=by_id)
     if not recipient:
-        what = "recipient ID" if mode == Mode.LINK_ID else "email address"
-        return Kind.MISSING_RECIPIENT, f"The {what} is missing."
-    if mode == Mode.LINK_ID:
+        return Kind.MISSING_RECIPIENT, refusal
+    if by_id:
         if len(recipient) > MAX_RECIPIENT_LENGTH:
             return Kind.BAD_ID, f"The ID is longer than {MAX_RECIPIENT_LENGTH} characters."
-        if _ID_UNCARRIABLE.search(recipient):
-            return (
-                Kind.BAD_ID,
-                "The ID holds a space, a comma, < or >, which Mokugift's recipient list "
-                "cannot carry.",
-            )
+        if refusal:
+            return Kind.BAD_ID, refusal
         return None
     try:
         _email_validator(recipient)
     except ValidationError:
         return Kind.BAD_EMAIL, f"“{_shorten(recipient)}” is not a valid email address."
+    if refusal:
+        # Valid by RFC 5322 all the same: a quoted local part such as "<b>"@example.com.
+        return Kind.BAD_EMAIL, refusal
     if len(recipient) > MAX_RECIPIENT_LENGTH:
         return Kind.BAD_EMAIL, f"The address is longer than {MAX_RECIPIENT_LENGTH} characters."
     return None
@@ -145,12 +141,9 @@ def recipient_problem(*, mode: str, recipient: str) -> tuple[str, str] | None:
 def name_problem(*, name: str) -> tuple[str, str] | None:
     if len(name) > MAX_NAME_LENGTH:
         return Kind.NAME_TOO_LONG, f"The name is longer than {MAX_NAME_LENGTH} characters."
-    if _UNCARRIABLE.search(name):
-        return (
-            Kind.BAD_NAME,
-            "The name holds a comma, < or >, which Mokugift's recipient list cannot carry: "
-            "remove them.",
-        )
+    refusal = name_refusal(name=name)
+    if refusal:
+        return Kind.BAD_NAME, refusal
     return None
 
 

@@ -188,6 +188,31 @@ def test_an_upload_opens_a_preview_with_the_count_first_rows_and_every_problem(
     assert 'Send to the <span id="send-count">2</span> <span id="send-rows">rows</span>' in page
 
 
+def test_the_preview_leaves_out_a_quoted_address_the_send_would_refuse(as_marketer, campaign):
+    # The cell as a spreadsheet writes "<img/src=x>"@example.com: valid by RFC 5322, and a
+    # recipient_list cannot carry its "<" and ">".
+    text = 'email,name\n"""<img/src=x>""@example.com",Mallory\nsally@example.com,Sally\n'
+    location = upload(as_marketer, campaign, text)["Location"]
+    page = as_marketer.get(location).content.decode()
+    assert re.search(r'data-testid="passed-rows">1<', page)
+    assert re.search(r'data-testid="left-out-rows">1<', page)
+    problems = re.findall(
+        r'<tr class="problem (\w+)"><td class="num">(\d+)</td><td>([^<]+)</td><td>([^<]+)<', page
+    )
+    assert problems == [
+        (
+            "bad_email",
+            "2",
+            "email",
+            "The email address holds “&lt;”, which Mokugift&#x27;s recipient list cannot carry.",
+        )
+    ]
+    as_marketer.post(location, {})
+    assert list(Batch.objects.get().sends.values_list("recipient", flat=True)) == [
+        "sally@example.com"
+    ]
+
+
 def test_pasted_rows_give_the_same_preview_as_a_file(as_marketer, campaign):
     response = as_marketer.post(
         UPLOAD,
