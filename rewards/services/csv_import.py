@@ -1,23 +1,18 @@
 """Reading a recipient list (an uploaded CSV or pasted text) into rows the ledger can take.
 
-Nothing here writes: the parse is run once for the preview and again, on the same bytes, when
-the person confirms, so what is sent is exactly what was shown.
+Nothing here writes. An upload is parsed once, when it arrives; the preview and the
+confirmation read what that parse found (services/uploads.py keeps it).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import re
-import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.db.models import F, Q
@@ -213,9 +208,8 @@ def recipients_parse_csv(
     if result.total_rows == 0:
         result.error = "The file has a header but no rows of recipients."
         return result
-    if campaign is not None and result.rows:
-        _flag_recently_rewarded(result=result, mode=mode, campaign=campaign)
-    result.problems.sort(key=lambda p: p.row)
+    if campaign is not None:
+        recipients_flag_recent(result=result, mode=mode, campaign=campaign)
     return result
 
 
@@ -394,7 +388,7 @@ def _shorten(value: str, limit: int = 60) -> str:
 # --- Recently rewarded -----------------------------------------------------------------------
 
 
-def _flag_recently_rewarded(*, result: CsvParseResult, mode: str, campaign) -> None:
+def recipients_flag_recent(*, result: CsvParseResult, mode: str, campaign) -> None:
     """Flag rows whose recipient this campaign rewarded in the last 30 days.
 
     Both the ledger (what we sent) and the mirror (what Mokugift reports, including rewards
@@ -453,52 +447,7 @@ def _flag_recently_rewarded(*, result: CsvParseResult, mode: str, campaign) -> N
                 Kind.RECENTLY_REWARDED,
             )
         )
-
-
-# --- Keeping an upload between the preview and the confirmation ------------------------------
-# The bytes stay on the server, under a random token, and are parsed again on confirmation:
-# the browser never carries the rows, so what is sent cannot differ from what was previewed.
-# A file rather than the cache: a 50,000-row upload is a few MB, and every web process sees it.
-
-UPLOAD_TOKEN = re.compile(r"^[0-9a-f]{32}$")
-UPLOAD_MAX_AGE = timedelta(days=1)
-
-
-def _uploads_dir() -> Path:
-    return Path(settings.UPLOADS_DIR)
-
-
-def upload_save(*, data: bytes) -> str:
-    folder = _uploads_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    _uploads_prune(folder=folder)
-    token = uuid.uuid4().hex
-    path = folder / f"{token}.csv"
-    path.write_bytes(data)
-    return token
-
-
-def upload_read(*, token: str) -> bytes | None:
-    if not UPLOAD_TOKEN.match(token):
-        return None
-    try:
-        return (_uploads_dir() / f"{token}.csv").read_bytes()
-    except FileNotFoundError:
-        return None
-
-
-def upload_delete(*, token: str) -> None:
-    if UPLOAD_TOKEN.match(token):
-        (_uploads_dir() / f"{token}.csv").unlink(missing_ok=True)
-
-
-def _uploads_prune(*, folder: Path) -> None:
-    # Uploads previewed and never confirmed: a day is plenty to decide.
-    cutoff = time.time() - UPLOAD_MAX_AGE.total_seconds()
-    for path in folder.glob("*.csv"):
-        with contextlib.suppress(FileNotFoundError):
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
+    result.problems.sort(key=lambda p: p.row)
 
 
 __all__ = [
@@ -509,8 +458,6 @@ __all__ = [
     "csv_template",
     "name_problem",
     "recipient_problem",
+    "recipients_flag_recent",
     "recipients_parse_csv",
-    "upload_delete",
-    "upload_read",
-    "upload_save",
 ]
