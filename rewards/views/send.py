@@ -6,9 +6,10 @@ import csv
 import uuid
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from campaigns.selectors import campaigns_enabled
@@ -83,9 +84,24 @@ def send_one(request):
     return redirect("rewards:batch_detail", pk=batch.pk)
 
 
+@csrf_exempt
 @require_POST
 @send_rewards_required
 def send_upload(request):
+    # Rows pasted past DATA_UPLOAD_MAX_MEMORY_SIZE make Django refuse the whole form, with a
+    # bare "Bad Request (400)", as soon as anything reads it; the CSRF middleware reads it
+    # first. So the token is checked in here, once the form could be read (Django's pattern
+    # for a view that must touch the body first): a form too big to read is only shown again,
+    # with the limit, and nothing else happens.
+    try:
+        request.POST  # noqa: B018 (reading it is the check)
+    except RequestDataTooBig:
+        return _send_page(request, bulk=BulkUploadForm.too_big(prefix="bulk"), status=413)
+    return _send_upload(request)
+
+
+@csrf_protect
+def _send_upload(request):
     form = BulkUploadForm(request.POST, request.FILES, prefix="bulk")
     if not form.is_valid():
         return _send_page(request, bulk=form)

@@ -223,6 +223,47 @@ def test_pasted_rows_give_the_same_preview_as_a_file(as_marketer, campaign):
     assert "pasted text" in page
 
 
+def test_pasted_rows_over_the_request_limit_are_refused_on_the_form_with_the_limit(
+    as_marketer, campaign, settings
+):
+    # Past DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) Django refuses the whole form, as soon as
+    # anything reads it, with a bare "Bad Request (400)".
+    rows = "".join(f"recipient-{n}@example.com\n" for n in range(100_000))
+    assert len(rows) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 2.5 * 1024 * 1024
+    response = as_marketer.post(
+        UPLOAD, {"bulk-campaign": campaign.pk, "bulk-mode": "email", "bulk-text": "email\n" + rows}
+    )
+    assert response.status_code == 413
+    page = response.content.decode()
+    error = re.search(r'<small class="error">([^<]+)</small>', page).group(1)
+    assert "more than 2.5 MB" in error and "upload them as a CSV file" in error
+    assert "one address per line, at most 2.5 MB." in page  # said before anyone tries
+    assert Batch.objects.count() == 0
+
+
+def test_the_upload_still_checks_the_csrf_token(marketer, campaign):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(marketer)
+    response = browser.post(
+        UPLOAD, {"bulk-campaign": campaign.pk, "bulk-mode": "email", "bulk-text": FLAGGED}
+    )
+    assert response.status_code == 403
+    browser.get(SEND)
+    token = browser.cookies["csrftoken"].value
+    response = browser.post(
+        UPLOAD,
+        {
+            "bulk-campaign": campaign.pk,
+            "bulk-mode": "email",
+            "bulk-text": FLAGGED,
+            "csrfmiddlewaretoken": token,
+        },
+    )
+    assert response.status_code == 302
+
+
 def test_an_upload_with_neither_file_nor_text_asks_for_one(as_marketer, campaign):
     response = as_marketer.post(UPLOAD, {"bulk-campaign": campaign.pk, "bulk-mode": "email"})
     assert "Choose a CSV file or paste the rows" in response.content.decode()
