@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django import forms
+from django.conf import settings
 
 from campaigns.selectors import campaigns_enabled
 from rewards.models.ledger import Mode
@@ -12,6 +13,18 @@ from rewards.services.csv_import import name_problem, recipient_problem
 
 # A 50,000-row file of addresses and names is a few MB; this leaves room for extra columns.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MB"
+
+
+def paste_limit() -> str:
+    """The most a pasted list can hold, in words. Django's DATA_UPLOAD_MAX_MEMORY_SIZE bounds
+    every field of a form that is not a file, so it is the limit of the text box too."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return _megabytes(limit) if limit is not None else ""
+
 
 MODE_HELP = {
     Mode.EMAIL: "Mokugift sends the reward to the email address.",
@@ -89,18 +102,40 @@ class BulkUploadForm(forms.Form):
     text = forms.CharField(
         label="…or paste the rows",
         required=False,
-        help_text="Headers first (email,name), or one address per line. For more than a few "
-        "thousand rows, upload a file.",
         widget=forms.Textarea(
             attrs={"rows": 6, "placeholder": "email,name\nsally@example.com,Sally Chan"}
         ),
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Read when the form is made, not at import: the limit is a setting.
+        limit = paste_limit()
+        self.fields["text"].help_text = (
+            "Headers first (email,name), or one address per line"
+            + (f", at most {limit}" if limit else "")
+            + ". For more than a few thousand rows, upload a file."
+        )
+
+    @classmethod
+    def too_big(cls, **kwargs) -> BulkUploadForm:
+        """The form again after a post Django would not read (past DATA_UPLOAD_MAX_MEMORY_SIZE):
+        unbound, since none of it could be read, and the limit said under the text box."""
+        form = cls(**kwargs)
+        # An unbound form has no cleaned_data for add_error(): the error is set directly.
+        form.errors["text"] = form.error_class(
+            [
+                f"The pasted rows are more than {paste_limit()}, the most a pasted list can "
+                f"hold: upload them as a CSV file instead (up to {_megabytes(MAX_UPLOAD_BYTES)})."
+            ]
+        )
+        return form
+
     def clean_file(self):
         upload = self.cleaned_data.get("file")
         if upload and upload.size > MAX_UPLOAD_BYTES:
             raise forms.ValidationError(
-                f"The file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB. "
+                f"The file is larger than {_megabytes(MAX_UPLOAD_BYTES)}. "
                 "Keep only the recipient and name columns, or split it."
             )
         return upload

@@ -43,6 +43,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 from urllib3.util.retry import Retry
 
 import mokudash
+from rewards.recipients import name_refusal, recipient_refusal
 
 MAX_RECIPIENTS_PER_CALL = 1000
 
@@ -248,24 +249,6 @@ class RecipientRefused(MokugiftError, ValueError):
 
 # --- recipient_list -----------------------------------------------------------------------
 
-# Characters that recipient_list cannot carry: "," separates items, "<" and ">" delimit the
-# address; a name holding one would be sent mangled (the document: refuse, never mangle).
-_NAME_FORBIDDEN = re.compile(r"[,<>\x00-\x1f\x7f]")
-_ADDRESS_FORBIDDEN = re.compile(r"[,<>\s\x00-\x1f\x7f]")
-
-
-def _refusal(*, address: str, name: str, by_id: bool) -> str | None:
-    what = "recipient ID" if by_id else "email address"
-    if not address:
-        return f"the {what} is empty"
-    bad = _ADDRESS_FORBIDDEN.search(address)
-    if bad:
-        return f"the {what} {address!r} holds {bad.group()!r}, which recipient_list cannot carry"
-    bad = _NAME_FORBIDDEN.search(name)
-    if bad:
-        return f"the name {name!r} holds {bad.group()!r}, which recipient_list cannot carry"
-    return None
-
 
 def recipient_list_build(*, recipients: Sequence[Recipient], by_id: bool = False) -> str:
     """The recipient_list of a multi call, or RecipientRefused (nothing is sent then)."""
@@ -278,7 +261,8 @@ def recipient_list_build(*, recipients: Sequence[Recipient], by_id: bool = False
     items = []
     for index, recipient in enumerate(recipients):
         address, name = recipient.address.strip(), recipient.name.strip()
-        reason = _refusal(address=address, name=name, by_id=by_id)
+        # The preview applies the same rule, so a row it passed is never refused here.
+        reason = recipient_refusal(recipient=address, by_id=by_id) or name_refusal(name=name)
         if reason:
             raise RecipientRefused(reason, index=index)
         items.append(f"{name} <{address}>" if name else address)

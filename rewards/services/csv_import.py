@@ -1,23 +1,18 @@
 """Reading a recipient list (an uploaded CSV or pasted text) into rows the ledger can take.
 
-Nothing here writes: the parse is run once for the preview and again, on the same bytes, when
-the person confirms, so what is sent is exactly what was shown.
+Nothing here writes. An upload is parsed once, when it arrives; the preview and the
+confirmation read what that parse found (services/uploads.py keeps it).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import re
-import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.db.models import F, Q
@@ -26,6 +21,7 @@ from django.utils import timezone
 
 from rewards.models import MirroredReward, Send
 from rewards.models.ledger import Mode
+from rewards.recipients import name_refusal, recipient_refusal
 from rewards.services.sending import RecipientRow, recipient_key
 
 MAX_ROWS = 50_000
@@ -43,12 +39,6 @@ PENDING_STATES = (Send.State.WAITING, Send.State.SENDING, Send.State.UNKNOWN)
 EMAIL_HEADERS = {"email", "mail", "emailaddress", "mailaddress", "recipientemail"}
 NAME_HEADERS = {"name", "fullname", "recipientname"}
 ID_HEADERS = {"id", "recipientid", "userid", "customerid"}
-
-# `recipient_list` is "Full Name <address>, ...": a comma ends an item and angle brackets
-# delimit the address, so a name or an ID holding them cannot be expressed (see the protocol
-# notes); control characters (a line break inside a quoted cell) would not survive either.
-_UNCARRIABLE = re.compile(r"[,<>\x00-\x1f\x7f]")
-_ID_UNCARRIABLE = re.compile(r"[,<>\s\x00-\x1f\x7f]")
 
 _email_validator = EmailValidator()
 
@@ -120,23 +110,24 @@ class CsvParseResult:
 
 def recipient_problem(*, mode: str, recipient: str) -> tuple[str, str] | None:
     """(kind, message) when the recipient cannot be sent in this mode, else None."""
+    by_id = mode == Mode.LINK_ID
+    # The rule the client applies at send: a row passed here is never refused there.
+    refusal = recipient_refusal(recipient=recipient, by_id=by_id)
     if not recipient:
-        what = "recipient ID" if mode == Mode.LINK_ID else "email address"
-        return Kind.MISSING_RECIPIENT, f"The {what} is missing."
-    if mode == Mode.LINK_ID:
+        return Kind.MISSING_RECIPIENT, refusal
+    if by_id:
         if len(recipient) > MAX_RECIPIENT_LENGTH:
             return Kind.BAD_ID, f"The ID is longer than {MAX_RECIPIENT_LENGTH} characters."
-        if _ID_UNCARRIABLE.search(recipient):
-            return (
-                Kind.BAD_ID,
-                "The ID holds a space, a comma, < or >, which Mokugift's recipient list "
-                "cannot carry.",
-            )
+        if refusal:
+            return Kind.BAD_ID, refusal
         return None
     try:
         _email_validator(recipient)
     except ValidationError:
         return Kind.BAD_EMAIL, f"“{_shorten(recipient)}” is not a valid email address."
+    if refusal:
+        # Valid by RFC 5322 all the same: a quoted local part such as "<b>"@example.com.
+        return Kind.BAD_EMAIL, refusal
     if len(recipient) > MAX_RECIPIENT_LENGTH:
         return Kind.BAD_EMAIL, f"The address is longer than {MAX_RECIPIENT_LENGTH} characters."
     return None
@@ -145,12 +136,9 @@ def recipient_problem(*, mode: str, recipient: str) -> tuple[str, str] | None:
 def name_problem(*, name: str) -> tuple[str, str] | None:
     if len(name) > MAX_NAME_LENGTH:
         return Kind.NAME_TOO_LONG, f"The name is longer than {MAX_NAME_LENGTH} characters."
-    if _UNCARRIABLE.search(name):
-        return (
-            Kind.BAD_NAME,
-            "The name holds a comma, < or >, which Mokugift's recipient list cannot carry: "
-            "remove them.",
-        )
+    refusal = name_refusal(name=name)
+    if refusal:
+        return Kind.BAD_NAME, refusal
     return None
 
 
@@ -220,9 +208,8 @@ def recipients_parse_csv(
     if result.total_rows == 0:
         result.error = "The file has a header but no rows of recipients."
         return result
-    if campaign is not None and result.rows:
-        _flag_recently_rewarded(result=result, mode=mode, campaign=campaign)
-    result.problems.sort(key=lambda p: p.row)
+    if campaign is not None:
+        recipients_flag_recent(result=result, mode=mode, campaign=campaign)
     return result
 
 
@@ -401,7 +388,7 @@ def _shorten(value: str, limit: int = 60) -> str:
 # --- Recently rewarded -----------------------------------------------------------------------
 
 
-def _flag_recently_rewarded(*, result: CsvParseResult, mode: str, campaign) -> None:
+def recipients_flag_recent(*, result: CsvParseResult, mode: str, campaign) -> None:
     """Flag rows whose recipient this campaign rewarded in the last 30 days.
 
     Both the ledger (what we sent) and the mirror (what Mokugift reports, including rewards
@@ -460,52 +447,7 @@ def _flag_recently_rewarded(*, result: CsvParseResult, mode: str, campaign) -> N
                 Kind.RECENTLY_REWARDED,
             )
         )
-
-
-# --- Keeping an upload between the preview and the confirmation ------------------------------
-# The bytes stay on the server, under a random token, and are parsed again on confirmation:
-# the browser never carries the rows, so what is sent cannot differ from what was previewed.
-# A file rather than the cache: a 50,000-row upload is a few MB, and every web process sees it.
-
-UPLOAD_TOKEN = re.compile(r"^[0-9a-f]{32}$")
-UPLOAD_MAX_AGE = timedelta(days=1)
-
-
-def _uploads_dir() -> Path:
-    return Path(settings.UPLOADS_DIR)
-
-
-def upload_save(*, data: bytes) -> str:
-    folder = _uploads_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    _uploads_prune(folder=folder)
-    token = uuid.uuid4().hex
-    path = folder / f"{token}.csv"
-    path.write_bytes(data)
-    return token
-
-
-def upload_read(*, token: str) -> bytes | None:
-    if not UPLOAD_TOKEN.match(token):
-        return None
-    try:
-        return (_uploads_dir() / f"{token}.csv").read_bytes()
-    except FileNotFoundError:
-        return None
-
-
-def upload_delete(*, token: str) -> None:
-    if UPLOAD_TOKEN.match(token):
-        (_uploads_dir() / f"{token}.csv").unlink(missing_ok=True)
-
-
-def _uploads_prune(*, folder: Path) -> None:
-    # Uploads previewed and never confirmed: a day is plenty to decide.
-    cutoff = time.time() - UPLOAD_MAX_AGE.total_seconds()
-    for path in folder.glob("*.csv"):
-        with contextlib.suppress(FileNotFoundError):
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
+    result.problems.sort(key=lambda p: p.row)
 
 
 __all__ = [
@@ -516,8 +458,6 @@ __all__ = [
     "csv_template",
     "name_problem",
     "recipient_problem",
+    "recipients_flag_recent",
     "recipients_parse_csv",
-    "upload_delete",
-    "upload_read",
-    "upload_save",
 ]

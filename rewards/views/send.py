@@ -6,24 +6,20 @@ import csv
 import uuid
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from campaigns.selectors import campaigns_enabled
 from rewards.forms import MODE_HELP, BulkUploadForm, ConfirmForm, SingleSendForm
 from rewards.models import Batch
 from rewards.models.ledger import Mode
-from rewards.services.csv_import import (
-    csv_template,
-    recipients_parse_csv,
-    upload_delete,
-    upload_read,
-    upload_save,
-)
+from rewards.services.csv_import import csv_template
 from rewards.services.export import text_safe
 from rewards.services.sending import RecipientRow, batch_create
+from rewards.services.uploads import upload_create, upload_delete, upload_read
 from rewards.views import send_rewards_required
 
 # How much of an upload the preview shows; every problem is in the problems CSV as well.
@@ -88,20 +84,35 @@ def send_one(request):
     return redirect("rewards:batch_detail", pk=batch.pk)
 
 
+@csrf_exempt
 @require_POST
 @send_rewards_required
 def send_upload(request):
+    # Rows pasted past DATA_UPLOAD_MAX_MEMORY_SIZE make Django refuse the whole form, with a
+    # bare "Bad Request (400)", as soon as anything reads it; the CSRF middleware reads it
+    # first. So the token is checked in here, once the form could be read (Django's pattern
+    # for a view that must touch the body first): a form too big to read is only shown again,
+    # with the limit, and nothing else happens.
+    try:
+        request.POST  # noqa: B018 (reading it is the check)
+    except RequestDataTooBig:
+        return _send_page(request, bulk=BulkUploadForm.too_big(prefix="bulk"), status=413)
+    return _send_upload(request)
+
+
+@csrf_protect
+def _send_upload(request):
     form = BulkUploadForm(request.POST, request.FILES, prefix="bulk")
     if not form.is_valid():
         return _send_page(request, bulk=form)
     data, filename = form.data_bytes()
     campaign, mode = form.cleaned_data["campaign"], form.cleaned_data["mode"]
-    # Parsed here too, so that a file that cannot be read at all is said at once, on the form.
-    result = recipients_parse_csv(data=data, mode=mode)
+    # Parsed once, here: a file that cannot be read at all is said at once, on the form, and
+    # the preview and the confirmation read what this parse found.
+    token, result = upload_create(data=data, mode=mode)
     if not result.ok:
         form.add_error(None, f"{filename}: {result.error}")
         return _send_page(request, bulk=form)
-    token = upload_save(data=data)
     uploads = request.session.get(SESSION_UPLOADS, {})
     uploads[token] = {"campaign": campaign.pk, "mode": mode, "filename": filename}
     # Only the last few: a session is not a store.
@@ -110,15 +121,16 @@ def send_upload(request):
 
 
 def _upload(request, token: str):
-    """The upload this person made, parsed against its campaign, or None when it is gone."""
+    """The upload this person made, as its parse found it, or None when it is gone."""
     meta = request.session.get(SESSION_UPLOADS, {}).get(token)
     if meta is None:
         return None
-    data = upload_read(token=token)
     campaign = campaigns_enabled().filter(pk=meta["campaign"]).first()
-    if data is None or campaign is None:
+    if campaign is None:
         return None
-    result = recipients_parse_csv(data=data, mode=meta["mode"], campaign=campaign)
+    result = upload_read(token=token, campaign=campaign)
+    if result is None:
+        return None
     return campaign, meta, result
 
 

@@ -208,14 +208,14 @@ def test_one_session_per_process_and_a_new_one_in_a_forked_child():
 @pytest.mark.parametrize(
     ("recipient", "index_of_bad", "reason"),
     [
-        (Recipient("a@b.com", "Smith, John"), 1, "the name 'Smith, John' holds ','"),
-        (Recipient("a@b.com", "John <Boss>"), 1, "holds '<'"),
-        (Recipient("a@b.com", "John Boss>"), 1, "holds '>'"),
-        (Recipient("a@b.com", "John\nSmith"), 1, "holds '\\n'"),
-        (Recipient("a b@c.com"), 1, "the email address 'a b@c.com' holds ' '"),
-        (Recipient("a,b@c.com"), 1, "holds ','"),
-        (Recipient("<a@b.com>"), 1, "holds '<'"),
-        (Recipient("   "), 1, "the email address is empty"),
+        (Recipient("a@b.com", "Smith, John"), 1, "The name holds a comma"),
+        (Recipient("a@b.com", "John <Boss>"), 1, "The name holds “<”"),
+        (Recipient("a@b.com", "John Boss>"), 1, "The name holds “>”"),
+        (Recipient("a@b.com", "John\nSmith"), 1, "The name holds a line break"),
+        (Recipient("a b@c.com"), 1, "The email address holds a space"),
+        (Recipient("a,b@c.com"), 1, "The email address holds a comma"),
+        (Recipient("<a@b.com>"), 1, "The email address holds “<”"),
+        (Recipient("   "), 1, "The email address is missing"),
     ],
 )
 def test_a_recipient_the_list_cannot_carry_is_refused_before_sending(
@@ -235,7 +235,7 @@ def test_a_recipient_the_list_cannot_carry_is_refused_before_sending(
 
 
 def test_a_recipient_id_with_a_space_is_refused_before_sending(server):
-    with pytest.raises(RecipientRefused, match="the recipient ID 'user 1' holds ' '"):
+    with pytest.raises(RecipientRefused, match="The recipient ID holds a space"):
         _client(server).create_rewards(mode="link-id", recipients=[Recipient("user 1")])
     assert server.received == []
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import timedelta
 
 import pytest
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 
 from campaigns.services import campaign_create
 from rewards.models import Batch, MirroredReward, Send
+from rewards.mokugift import Recipient, RecipientRefused, recipient_list_build
 from rewards.services.csv_import import (
     MAX_ROWS,
     Kind,
@@ -22,6 +25,13 @@ from rewards.services.csv_import import (
 def parse(text: str | bytes, mode: str = "email", **kwargs):
     data = text.encode() if isinstance(text, str) else text
     return recipients_parse_csv(data=data, mode=mode, **kwargs)
+
+
+def written(*rows: list[str]) -> str:
+    """The rows as a spreadsheet writes them: quoted where they need it, inner quotes doubled."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
 
 
 def kinds(result) -> list[tuple[int, str, str]]:
@@ -290,6 +300,57 @@ def test_left_out_lists_every_row_that_did_not_pass_with_why():
             "per upload.",
         },
     ]
+
+
+# --- The preview and the send apply one rule -----------------------------------------------
+
+# Valid by RFC 5322 (Django's EmailValidator passes each) and still not carriable by
+# recipient_list: quoted local parts holding "<", ",", an escaped blank or a control character.
+CARRIED_BY_NO_LIST = [
+    '"<img/src=x>"@example.com',
+    '"a,b"@example.com',
+    '"a\\ b"@example.com',
+    '"a\\\tb"@example.com',
+    '"a\x01b"@example.com',
+    '"a\x7fb"@example.com',
+]
+
+
+@pytest.mark.parametrize("address", CARRIED_BY_NO_LIST)
+def test_it_leaves_out_a_valid_address_the_recipient_list_cannot_carry(address):
+    result = parse(written(["email", "name"], [address, "Sally"], ["ok@example.com", "Ok"]))
+    assert kinds(result) == [(2, "email", Kind.BAD_EMAIL)]
+    assert "recipient list cannot carry" in result.problems[0].message
+    assert [r.recipient for r in result.rows] == ["ok@example.com"]
+    # The send refuses it with the very same words.
+    with pytest.raises(RecipientRefused) as refused:
+        recipient_list_build(recipients=[Recipient(address, "Sally")])
+    assert refused.value.reason == result.problems[0].message
+
+
+_HOSTILE = ' ,<>"\\\t\x01\x1f\x7f\x85\xa0\u2028;@.()[]:'
+_hostile_text = st.text(alphabet=_HOSTILE + "ab", min_size=1, max_size=8)
+hostile_addresses = st.one_of(
+    _hostile_text.map(lambda s: f'"{s}"@example.com'),
+    _hostile_text.map(lambda s: '"' + "".join("\\" + c for c in s) + '"@example.com'),
+    _hostile_text.map(lambda s: f"a{s}b@example.com"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    recipient=hostile_addresses | _hostile_text,
+    name=st.text(alphabet=_HOSTILE + "ab", max_size=12),
+    mode=st.sampled_from(["email", "link", "link-id"]),
+)
+def test_a_row_the_preview_passes_is_a_row_the_send_carries(recipient, name, mode):
+    header = "recipient_id" if mode == "link-id" else "email"
+    result = parse(written([header, "name"], [recipient, name]), mode=mode)
+    for row in result.rows:
+        built = recipient_list_build(
+            recipients=[Recipient(row.recipient, row.name)], by_id=mode == "link-id"
+        )
+        assert built == (f"{row.name} <{row.recipient}>" if row.name else row.recipient)
 
 
 @pytest.mark.parametrize("mode", ["email", "link", "link-id"])
