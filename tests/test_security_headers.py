@@ -1,4 +1,4 @@
-"""Headers every page is sent: the Content-Security-Policy."""
+"""Headers every page is sent: the Content-Security-Policy, and no-store behind the login."""
 
 from __future__ import annotations
 
@@ -52,3 +52,38 @@ def test_every_kind_of_page_forbids_inline_script(client, admin_user, made):
         assert policy["object-src"] == ["'none'"]
         assert policy["base-uri"] == ["'none'"]
         assert policy["default-src"] == ["'self'"]
+
+
+PAGES_BEHIND_THE_LOGIN = [
+    ("home", {}),
+    ("campaigns:list", {}),
+    ("campaigns:detail", {"pk": "campaign"}),
+    ("rewards:send", {}),
+    ("rewards:batch_list", {}),
+    ("rewards:batch_detail", {"pk": "batch"}),
+    ("rewards:batch_progress", {"pk": "batch"}),
+    ("rewards:batch_results_csv", {"pk": "batch"}),
+    ("rewards:list", {}),
+    ("rewards:list_csv", {}),
+    ("rewards:reward_detail", {"pk": "reward"}),
+    ("rewards:report", {}),
+    ("rewards:report_xlsx", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), PAGES_BEHIND_THE_LOGIN)
+def test_a_page_behind_the_login_is_never_stored_by_a_browser_or_proxy(
+    client, admin_user, made, name, kwargs
+):
+    client.force_login(admin_user)
+    url = reverse(name, kwargs={key: made[value].pk for key, value in kwargs.items()})
+    response = client.get(url)
+    assert response.status_code == 200
+    assert "no-store" in response.headers.get("Cache-Control", "")
+
+
+def test_the_not_found_page_of_a_logged_in_person_is_not_stored_either(client, admin_user):
+    client.force_login(admin_user)
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert "no-store" in response.headers.get("Cache-Control", "")
