@@ -272,6 +272,16 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Proxies in front of the server, each appending the address that called it to
+# X-Forwarded-For (nginx's $proxy_add_x_forwarded_for, most load balancers). 0: none, and a
+# request's address is REMOTE_ADDR. Lock-outs count by the address this gives.
+TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(
+        f"DJANGO_TRUSTED_PROXY_COUNT is {TRUSTED_PROXY_COUNT}: the number of proxies in front "
+        "of the server, 0 or more."
+    )
+AXES_CLIENT_IP_CALLABLE = "mokudash.client_ip.client_ip"
 
 # --- Security -----------------------------------------------------------------------------
 # On by default in production; a deployment behind plain HTTP (or a test run) turns them off.
