@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import logging
 import os
 import random
 import re
@@ -32,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 from xml.parsers import expat
 
 import requests
@@ -44,6 +45,8 @@ from urllib3.util.retry import Retry
 
 import mokudash
 from rewards.recipients import name_refusal, recipient_refusal
+
+logger = logging.getLogger(__name__)
 
 MAX_RECIPIENTS_PER_CALL = 1000
 
@@ -667,8 +670,20 @@ class _ResultParser:
     def _created(self, node: Element) -> CreatedReward:
         recipient_tag = _CALLS[self.call.mode][2]
         url = self._text(node, "url", required=self.call.mode != "email")
+        reward_id = self._text(node, "id")
+        if url and not _web_address(url):
+            # The reward was made (it has its ID), so the answer stands; only its link is
+            # refused. A `javascript:` URL would run in our pages when clicked.
+            logger.warning(
+                "Mokugift answered %s with reward %r whose <url> is not an http(s) address "
+                "(%r): a protocol error, the reward is kept without its link",
+                self.call.label,
+                reward_id[:100],
+                url[:40],
+            )
+            url = None
         return CreatedReward(
-            id=self._text(node, "id"),
+            id=reward_id,
             recipient=self._text(node, recipient_tag),
             url=url or None,
         )
@@ -740,6 +755,15 @@ class _ResultParser:
         self.outcome = MultiResult(
             status=self.status, transaction_id=transaction_id, rewards=rewards, unsent=unsent
         )
+
+
+def _web_address(url: str) -> bool:
+    """An absolute http or https URL with a host: the only links a reward page may have."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 def _parse_all(call: _Call, chunks: Iterable[bytes]):

@@ -115,3 +115,59 @@ def test_rotation_leaves_one_key_rotated_event_per_campaign_holding_no_passcode(
         rows = " ".join(str(value) for row in cursor.fetchall() for value in row)
     assert not any(passcode in rows for passcode in passcodes.values())
     assert "gAAAA" not in rows  # nor a Fernet ciphertext of one
+
+
+def _dump(*labels: str) -> str:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("dumpdata", *labels, indent=1, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_dumpdata_writes_the_passcode_encrypted_and_loaddata_reads_it_back(settings, tmp_path):
+    from django.core.management import call_command
+
+    campaign = _campaign(passcode="Zq7tr33sWk9x")
+    other = _campaign("c-2", passcode="another-s3cret")
+    for output in ("json", "xml", "jsonl"):
+        dump = _dump("campaigns", "--format", output)
+        assert "another-s3cret" not in dump
+        for i in range(len("Zq7tr33sWk9x") - 5):  # nor any six characters of it
+            assert "Zq7tr33sWk9x"[i : i + 6] not in dump
+        assert "fernet:gAAAA" in dump
+
+    path = tmp_path / "campaigns.json"
+    path.write_text(_dump("campaigns"))
+    Campaign.objects.all().delete()
+    # Loaded on a server whose keys were rotated since: the old key is still among them.
+    settings.FIELD_ENCRYPTION_KEYS = [
+        Fernet.generate_key().decode(),
+        *settings.FIELD_ENCRYPTION_KEYS,
+    ]
+    call_command("loaddata", str(path), verbosity=0)
+
+    assert Campaign.objects.get(pk=campaign.pk).passcode == "Zq7tr33sWk9x"
+    assert Campaign.objects.get(pk=other.pk).passcode == "another-s3cret"
+    row = " ".join(str(value) for value in _raw_row(campaign.pk))
+    assert "Zq7tr33sWk9x" not in row and "fernet:" not in row
+
+
+@pytest.mark.django_db
+def test_loaddata_refuses_a_passcode_no_key_fits_instead_of_storing_its_ciphertext(
+    settings, tmp_path
+):
+    from django.core.management import call_command
+    from django.core.serializers.base import DeserializationError
+
+    campaign = _campaign()
+    path = tmp_path / "campaigns.json"
+    path.write_text(_dump("campaigns.campaign"))
+    Campaign.objects.all().delete()
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(DeserializationError, match="FIELD_ENCRYPTION_KEYS"):
+        call_command("loaddata", str(path), verbosity=0)
+    assert not Campaign.objects.filter(pk=campaign.pk).exists()

@@ -98,3 +98,89 @@ def test_logging_out_takes_a_post_and_ends_the_session(client, admin_user):
     response = client.post(reverse("logout"))
     assert response.status_code == 302
     assert client.get(reverse("home")).status_code == 302
+
+
+# --- The address a lock-out counts by, behind proxies (DJANGO_TRUSTED_PROXY_COUNT) ---------
+
+PROXY = "10.0.0.1"
+
+
+def log_in_from(client, username: str, password: str, *, forwarded: str | None = None):
+    headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
+    return client.post(
+        reverse("login"),
+        {"username": username, "password": password},
+        REMOTE_ADDR=PROXY,
+        headers=headers,
+    )
+
+
+def test_two_people_behind_one_proxy_are_locked_out_separately(settings, marketer):
+    from django.test import Client
+
+    settings.TRUSTED_PROXY_COUNT = 1
+    guesser, owner = Client(), Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        log_in_from(guesser, marketer.username, "guess", forwarded="203.0.113.5")
+    assert (
+        log_in_from(guesser, marketer.username, PASSWORD, forwarded="203.0.113.5").status_code
+        == 429
+    )
+
+    # The same proxy, the same user name, another person: not locked out.
+    assert (
+        log_in_from(owner, marketer.username, PASSWORD, forwarded="198.51.100.7").status_code == 302
+    )
+    assert AccessAttempt.objects.get().ip_address == "203.0.113.5"
+
+
+def test_behind_two_proxies_the_person_is_the_address_the_first_one_saw(settings, marketer):
+    from django.test import Client
+
+    settings.TRUSTED_PROXY_COUNT = 2
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        log_in_from(Client(), marketer.username, "guess", forwarded="203.0.113.5, 10.0.0.2")
+    assert AccessAttempt.objects.get().ip_address == "203.0.113.5"
+    locked = log_in_from(Client(), marketer.username, PASSWORD, forwarded="203.0.113.5, 10.0.0.2")
+    assert locked.status_code == 429
+    other = log_in_from(Client(), marketer.username, PASSWORD, forwarded="198.51.100.7, 10.0.0.2")
+    assert other.status_code == 302
+
+
+def test_without_trusted_proxies_a_forged_x_forwarded_for_does_not_escape_the_lock(
+    client, settings, marketer
+):
+    assert settings.TRUSTED_PROXY_COUNT == 0
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        log_in_from(client, marketer.username, "guess", forwarded=f"192.0.2.{n}")
+    response = log_in_from(client, marketer.username, PASSWORD, forwarded="198.51.100.7")
+    assert response.status_code == 429
+    assert AccessAttempt.objects.get().ip_address == PROXY
+
+
+def test_an_address_forged_left_of_the_proxys_does_not_escape_the_lock(client, settings, marketer):
+    settings.TRUSTED_PROXY_COUNT = 1
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        log_in_from(client, marketer.username, "guess", forwarded=f"192.0.2.{n}, 203.0.113.5")
+    for forged in ("198.51.100.7, 203.0.113.5", "not-an-address, 203.0.113.5", ", 203.0.113.5"):
+        response = log_in_from(client, marketer.username, PASSWORD, forwarded=forged)
+        assert response.status_code == 429, forged
+
+
+@pytest.mark.parametrize(
+    ("count", "forwarded", "expected"),
+    [
+        (1, None, PROXY),  # not through the proxy: its own address is all there is
+        (2, "203.0.113.5", PROXY),  # through one proxy of two
+        (1, "junk", PROXY),
+        (1, " 2001:DB8::1 ", "2001:db8::1"),
+        (3, "192.0.2.9, 203.0.113.5, 10.0.0.3, 10.0.0.2", "203.0.113.5"),
+    ],
+)
+def test_the_client_address_of_a_request(settings, rf, count, forwarded, expected):
+    from mokudash.client_ip import client_ip
+
+    settings.TRUSTED_PROXY_COUNT = count
+    headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
+    request = rf.get("/", REMOTE_ADDR=PROXY, headers=headers)
+    assert client_ip(request) == expected

@@ -152,3 +152,9 @@ def test_a_debug_run_needs_no_secrets():
     )
     result = manage("check", env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_negative_trusted_proxy_count_stops_start_up():
+    result = manage("check", env=production_env(DJANGO_TRUSTED_PROXY_COUNT="-1"))
+    assert result.returncode != 0
+    assert "DJANGO_TRUSTED_PROXY_COUNT is -1" in result.stderr

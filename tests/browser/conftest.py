@@ -149,6 +149,7 @@ def _new_page(browser, live_server, request):
     """Makes pages on the live server, each in its own context; all closed after the test."""
     shots = Screenshots(request.node.nodeid)
     contexts = []
+    refused: list[str] = []
 
     def new_page():
         context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
@@ -156,6 +157,8 @@ def _new_page(browser, live_server, request):
         contexts.append(context)
         page = context.new_page()
         _watch(page, shots)
+        page.on("console", lambda message: _csp_refusal(message, refused))
+        page._csp_refused = refused
         return page
 
     yield new_page
@@ -164,6 +167,15 @@ def _new_page(browser, live_server, request):
             if page.url != "about:blank" and page.url != page._shot_url:
                 shots.take(page, "end")
         context.close()
+    # Our pages must work under the Content-Security-Policy: anything it refused is a page
+    # that relies on inline script (or another source the policy forbids). A test that
+    # provokes a refusal on purpose empties the list.
+    assert not refused, "the Content-Security-Policy refused:\n" + "\n".join(refused)
+
+
+def _csp_refusal(message, refused: list[str]) -> None:
+    if message.type == "error" and "Content Security Policy" in message.text:
+        refused.append(f"{message.location.get('url', '')}: {message.text}")
 
 
 @pytest.fixture

@@ -151,3 +151,19 @@ def test_sandbox_campaign_can_add_many_rewards_at_once_for_benchmarks(settings):
     assert campaign.rewards.filter(recipient_email="bulk-12000@example.com").count() == 1
     reward = campaign.rewards.first()
     assert reward.url == f"http://127.0.0.1:8123/sandbox/rewards/{reward.remote_id}/"
+
+
+@pytest.mark.django_db
+def test_sandbox_campaign_creates_a_campaign_with_the_passcode_read_from_standard_input():
+    out = _run("autumn", "--passcode-stdin", stdin=SECRET + "\n")
+    campaign = SandboxCampaign.objects.get(campaign_id="autumn")
+    assert sandbox_passcode_matches(campaign=campaign, passcode=SECRET)
+    assert SECRET not in out
+
+
+def test_sandbox_campaigns_help_says_a_passcode_on_the_command_line_shows_in_ps():
+    from sandbox.management.commands.sandbox_campaign import Command
+
+    text = " ".join(Command().create_parser("manage.py", "sandbox_campaign").format_help().split())
+    assert "--passcode on the command line shows in `ps`" in text
+    assert "Other users of the machine can read it in `ps`: prefer --passcode-stdin." in text

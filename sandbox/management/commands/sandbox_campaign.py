@@ -67,15 +67,24 @@ def campaign_describe(campaign: SandboxCampaign) -> list[str]:
 class Command(BaseCommand):
     help = (
         "Create or update a campaign of the built-in Mokugift sandbox, and print what it holds "
-        "(never the passcode). A new campaign needs a passcode; an update may leave it out."
+        "(never the passcode). A new campaign needs a passcode; an update may leave it out. "
+        "Give it with --passcode-stdin: a --passcode on the command line shows in `ps` to "
+        "every user of the machine."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("campaign_id")
         passcode = parser.add_mutually_exclusive_group()
-        passcode.add_argument("--passcode", help="The sandbox campaign's passcode.")
         passcode.add_argument(
-            "--passcode-stdin", action="store_true", help="Read the passcode from standard input."
+            "--passcode",
+            help="The sandbox campaign's passcode. Other users of the machine can read it in "
+            "`ps`: prefer --passcode-stdin.",
+        )
+        passcode.add_argument(
+            "--passcode-stdin",
+            action="store_true",
+            help="Read the passcode from standard input (its first line), where `ps` does not "
+            "show it.",
         )
         parser.add_argument("--coins", type=int, help="Moku-coin balance: one per reward.")
         parser.add_argument("--trees-per-reward", type=int)
