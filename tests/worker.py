@@ -6,6 +6,7 @@
         worker = celery_worker(env={"MOKUGIFT_READ_TIMEOUT": "1"})   # started and ready
         worker.kill()                                                # SIGKILL, mid-run
         worker = celery_worker()                                     # a new one
+        worker.stop()                                                # a warm shutdown
 
 The worker gets the test database (settings.DATABASES inside a test names it), the same
 REDIS_URL (its queue purged first) or, without Redis, kombu's filesystem transport in a folder
@@ -34,6 +35,8 @@ from django.conf import settings
 BASE_DIR = Path(__file__).resolve().parent.parent
 CELERY = BASE_DIR / ".venv" / "bin" / "celery"
 READY_TIMEOUT = 60
+# A warm shutdown waits for the tasks in hand; the test timeouts (FAST) keep them far shorter.
+STOP_TIMEOUT = 30
 
 # Short timeouts and intervals, so that a test with faults converges in seconds.
 FAST = {
@@ -113,17 +116,32 @@ class CeleryWorker:
         raise RuntimeError(f"The worker was not ready in {READY_TIMEOUT} s:\n{self.log()[-4000:]}")
 
     def kill(self) -> None:
-        """SIGKILL the worker and its pool at once, as a crash or the OOM killer would."""
-        if self.process.poll() is None:
+        """SIGKILL the worker and its pool at once, as a crash or the OOM killer would; after a
+        stop, whatever is left of it (the worker tells beat to stop, but does not wait for it)."""
+        if self._log.closed:
+            return  # killed already: its process group may be gone, and its number reused
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        self.process.wait(10)
         self._log.close()
 
     def stop(self) -> None:
+        """A warm shutdown, as a supervisor asks for one: SIGTERM to the main process alone. It
+        stops taking tasks, lets its pool finish the ones in hand, stops its children and beat,
+        and exits."""
+        # Not to the process group: the pool's children reset SIGTERM to its default, so they
+        # would die mid-task (the task lost to the worker, not finished), and on the filesystem
+        # broker, where the pool's children share one queue and its lock, a child killed while
+        # holding the lock leaves the main process waiting for it at exit, forever.
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(15)
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise RuntimeError(
+                    f"The worker was still stopping after {STOP_TIMEOUT} s:\n{self.log()[-4000:]}"
+                ) from None
         self.kill()
 
 
@@ -195,10 +213,15 @@ def celery_worker(live_server, settings, tmp_path) -> Callable[..., CeleryWorker
         return worker
 
     yield start
-    for worker in started:
-        worker.stop()
-    if settings.REDIS_URL:
-        _purge_redis(settings.REDIS_URL)
+    try:
+        for worker in started:
+            worker.stop()
+    finally:
+        # A worker that would not stop is killed and reported, and none is left behind it.
+        for worker in started:
+            worker.kill()
+        if settings.REDIS_URL:
+            _purge_redis(settings.REDIS_URL)
 
 
 def wait_for(predicate: Callable[[], bool], *, timeout: float, message: str = "") -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import tracemalloc
 
+import pytest
+
 from rewards.mokugift import MokugiftClient
 from tests.client import bodies
 from tests.client.server import chunks, local_server
@@ -19,6 +21,7 @@ def resident_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@pytest.mark.scale
 def test_two_hundred_thousand_rewards_are_read_in_flat_memory():
     size = bodies.query_size(REWARDS)
     assert size > 20_000_000  # the whole document: about 26 MB of XML

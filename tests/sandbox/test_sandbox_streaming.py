@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import tracemalloc
 
+import pytest
 import requests
 from django.db import connection
 
@@ -56,6 +57,7 @@ def _stream(url: str) -> tuple[int, bytes, float]:
     return seen, tail, peak / 2**20
 
 
+@pytest.mark.scale
 def test_all_rewards_streams_200000_rewards_in_flat_memory(sandbox):
     sandbox.campaign("big", "pass-1", trees_per_reward=2)
     _fill(SandboxCampaign.objects.get(campaign_id="big"), BIG)

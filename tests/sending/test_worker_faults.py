@@ -176,3 +176,22 @@ def test_one_reward_is_sent_by_the_worker_with_its_link(sandbox, celery_worker):
     send = batch.sends.get()
     reward = SandboxReward.objects.get()
     assert (send.state, send.remote_id, send.url) == ("sent", reward.remote_id, reward.url)
+
+
+def test_a_worker_stopped_mid_send_finishes_the_call_in_flight_and_exits_cleanly(
+    sandbox, celery_worker
+):
+    # A warm shutdown, as a supervisor asks for one: the rows of the call in flight end sent,
+    # not stuck in *sending* for the sweep, and the worker exits on its own.
+    campaign = sandbox.campaign(campaign_id="w-stop", passcode=PASSCODE, latency_ms=1000)
+    worker = celery_worker(env_overrides={"MOKUGIFT_CHUNK_SIZE": str(CHUNK)}, beat=False)
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(CHUNK), source="csv")
+    wait_for(
+        lambda: batch_counts(batch=batch)["sending"] == CHUNK,
+        timeout=30,
+        message=worker.log()[-3000:],
+    )
+    worker.stop()
+    assert worker.process.returncode == 0, worker.log()[-3000:]
+    assert batch_counts(batch=batch)["sent"] == CHUNK, worker.log()[-3000:]
+    assert_exactly_once(batch, "w-stop", CHUNK)
