@@ -147,13 +147,14 @@ def _client_socket(request: HttpRequest) -> socket.socket | None:
 
     wsgiref gives no handle on it; under runserver and live_server the chain is
     wsgi.input (a LimitedStream whose _read is the handler's rfile.read) -> rfile (a
-    BufferedReader) -> raw (a SocketIO) -> _sock.
+    BufferedReader) -> raw (a SocketIO) -> _sock. An ASGI request has no WSGI environ at all.
     """
-    found = request.environ.get("gunicorn.socket")
+    environ = getattr(request, "environ", {})
+    found = environ.get("gunicorn.socket")
     if isinstance(found, socket.socket):
         return found
     seen = set()
-    todo = [request.environ.get("wsgi.input")]
+    todo = [environ.get("wsgi.input")]
     while todo:
         obj = todo.pop()
         if obj is None or id(obj) in seen or len(seen) > 20:
