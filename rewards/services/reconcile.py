@@ -39,7 +39,7 @@ from campaigns.crypto import DecryptionError
 from campaigns.models import Campaign
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import Mode
-from rewards.mokugift import MokugiftClient, MokugiftError
+from rewards.mokugift import MokugiftClient, MokugiftError, RewardRecord
 from rewards.services.sending import batch_finish_if_done, batch_wake, retry_delay
 
 logger = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
 
     query_started = timezone.now()
     earliest = min(window_start(row) for group in wanted.values() for row in group)
-    candidates: dict[tuple[str, str], list] = defaultdict(list)
+    candidates: dict[tuple[str, str], list[RewardRecord]] = defaultdict(list)
     try:
         client = MokugiftClient.for_campaign(campaign)
         for month, year in months_between(earliest, query_started):
@@ -183,7 +183,7 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
     return report
 
 
-def _found(row: Send, *, reward, now: datetime) -> bool:
+def _found(row: Send, *, reward: RewardRecord, now: datetime) -> bool:
     link = row.batch.mode in LINK_MODES
     try:
         with transaction.atomic():
@@ -213,6 +213,7 @@ def _found(row: Send, *, reward, now: datetime) -> bool:
 
 
 def _absent(row: Send, *, now: datetime) -> str | None:
+    fields: dict[str, object]
     if row.batch.state == Batch.State.CANCELLED:
         # Nothing was made, and nobody wants it any more.
         to_state = Send.State.CANCELLED
