@@ -13,7 +13,7 @@ from rewards.services.csv_import import name_problem, recipient_problem
 # A 50,000-row file of addresses and names is a few MB; this leaves room for extra columns.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
-MODE_HELP = {
+MODE_HELP: dict[str, str] = {
     Mode.EMAIL: "Mokugift sends the reward to the email address.",
     Mode.LINK: "No email is sent: you get a link to pass on, for an email address.",
     Mode.LINK_ID: "No email is sent: you get a link to pass on, for one of our recipient IDs.",
@@ -68,7 +68,8 @@ class SingleSendForm(forms.Form):
         return name
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         mode, recipient = cleaned.get("mode"), cleaned.get("recipient", "").strip()
         if mode and recipient:
             problem = recipient_problem(mode=mode, recipient=recipient)
@@ -106,7 +107,8 @@ class BulkUploadForm(forms.Form):
         return upload
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         missing = not cleaned.get("file") and not cleaned.get("text", "").strip()
         if missing and not self.errors.get("file"):
             raise forms.ValidationError("Choose a CSV file or paste the rows.")

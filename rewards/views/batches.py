@@ -6,7 +6,7 @@ import csv
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, F, Q, QuerySet, Value, When
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
@@ -92,10 +92,12 @@ def batch_list(request):
             failed=Count("sends", filter=Q(sends__state=Send.State.FAILED)),
             unknown=Count("sends", filter=Q(sends__state=Send.State.UNKNOWN)),
         )
+        # Whole percent, rounded down (integer division): 100 only once every row is finished.
+        .annotate(
+            percent=Case(When(total=0, then=Value(0)), default=F("finished") * 100 / F("total"))
+        )
     )
     page = Paginator(batches, BATCHES_PER_PAGE).get_page(request.GET.get("page"))
-    for batch in page:
-        batch.percent = batch.finished * 100 // batch.total if batch.total else 0
     return render(request, "rewards/batch_list.html", {"page": page})
 
 
