@@ -16,7 +16,7 @@ export SCREENSHOT_DIR
 help:
 	@echo "make run    start the dashboard, a Celery worker and the sandbox (Ctrl-C stops all)"
 	@echo "make test   run the whole test suite (screenshots go to $(SCREENSHOT_DIR))"
-	@echo "make lint   ruff (lint and format check)"
+	@echo "make lint   ruff (lint and format check) and mypy"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed (Django 6.1)."; exit 1; }
@@ -41,13 +41,16 @@ test: $(VENV)/.installed .env
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# mypy's Django plugin imports the settings: debug ones and no .env, so that the result is the
+# same on every machine, whatever its .env says (configuration: pyproject.toml).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	DJANGO_ENV_FILE=/dev/null DJANGO_DEBUG=true $(VENV)/bin/mypy
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) var test-artifacts .pytest_cache
+	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache

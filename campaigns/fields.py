@@ -37,7 +37,7 @@ class EncryptedTextField(models.TextField):
         value = self.value_from_object(obj)
         if value is None or value == "":
             return value
-        return SERIALIZED_PREFIX + crypto.encrypt(value)
+        return SERIALIZED_PREFIX + crypto.encrypt(str(value))
 
     def to_python(self, value):
         value = super().to_python(value)

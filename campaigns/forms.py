@@ -17,7 +17,8 @@ class CampaignForm(forms.Form):
         super().__init__(*args, **kwargs)
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         taken = Campaign.objects.filter(
             environment=data.get("environment"), campaign_id=data.get("campaign_id")
         )
@@ -47,7 +48,8 @@ class PasscodeForm(forms.Form):
     passcode_again = PasscodeField(label="New passcode, again")
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("passcode") != data.get("passcode_again"):
             self.add_error("passcode_again", "The two passcodes differ.")
         return data

@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import Case, QuerySet, Value, When
 
 from campaigns.models import Campaign, CampaignAuditEvent
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
-def campaigns_for_list() -> QuerySet[Campaign]:
+
+class HasPasscode(TypedDict):
+    has_passcode: bool
+
+
+def campaigns_for_list() -> QuerySet[WithAnnotations[Campaign, HasPasscode]]:
     """Campaigns for a list page: the passcode is never loaded, only whether one is set."""
     return (
         Campaign.objects.defer("passcode")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 
 from campaigns.models import Campaign, CampaignAuditEvent
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 Action = CampaignAuditEvent.Action
 
@@ -16,7 +20,7 @@ EDITABLE_FIELDS = ("name", "campaign_id", "environment", "enabled", "notes")
 @transaction.atomic
 def campaign_create(
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     name: str,
     campaign_id: str,
     environment: str,
@@ -35,7 +39,9 @@ def campaign_create(
     )
     campaign.full_clean()
     campaign.save()
-    changes = {field: [None, getattr(campaign, field)] for field in EDITABLE_FIELDS}
+    changes: dict[str, object] = {
+        field: [None, getattr(campaign, field)] for field in EDITABLE_FIELDS
+    }
     if passcode:
         changes["passcode"] = "set"
     CampaignAuditEvent.objects.create(
@@ -45,7 +51,7 @@ def campaign_create(
 
 
 @transaction.atomic
-def campaign_update(*, campaign: Campaign, actor: AbstractBaseUser | None, **fields) -> Campaign:
+def campaign_update(*, campaign: Campaign, actor: User | None, **fields: object) -> Campaign:
     """Change plain fields. Records only what really changed; no change, no event."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
@@ -73,16 +79,12 @@ def campaign_update(*, campaign: Campaign, actor: AbstractBaseUser | None, **fie
     return campaign
 
 
-def campaign_set_enabled(
-    *, campaign: Campaign, actor: AbstractBaseUser | None, enabled: bool
-) -> Campaign:
+def campaign_set_enabled(*, campaign: Campaign, actor: User | None, enabled: bool) -> Campaign:
     return campaign_update(campaign=campaign, actor=actor, enabled=enabled)
 
 
 @transaction.atomic
-def campaign_passcode_replace(
-    *, campaign: Campaign, actor: AbstractBaseUser | None, passcode: str
-) -> Campaign:
+def campaign_passcode_replace(*, campaign: Campaign, actor: User | None, passcode: str) -> Campaign:
     campaign.passcode = passcode
     campaign.save(update_fields=["passcode", "updated_at"])
     CampaignAuditEvent.objects.create(

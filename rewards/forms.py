@@ -26,7 +26,7 @@ def paste_limit() -> str:
     return _megabytes(limit) if limit is not None else ""
 
 
-MODE_HELP = {
+MODE_HELP: dict[str, str] = {
     Mode.EMAIL: "Mokugift sends the reward to the email address.",
     Mode.LINK: "No email is sent: you get a link to pass on, for an email address.",
     Mode.LINK_ID: "No email is sent: you get a link to pass on, for one of our recipient IDs.",
@@ -81,7 +81,8 @@ class SingleSendForm(forms.Form):
         return name
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         mode, recipient = cleaned.get("mode"), cleaned.get("recipient", "").strip()
         if mode and recipient:
             problem = recipient_problem(mode=mode, recipient=recipient)
@@ -141,7 +142,8 @@ class BulkUploadForm(forms.Form):
         return upload
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         missing = not cleaned.get("file") and not cleaned.get("text", "").strip()
         if missing and not self.errors.get("file"):
             raise forms.ValidationError("Choose a CSV file or paste the rows.")

@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple, NoReturn, TypedDict, Unpack, overload
 from urllib.parse import quote, quote_plus, urlsplit
 from xml.parsers import expat
 
@@ -47,6 +47,9 @@ import mokudash
 from rewards.recipients import name_refusal, recipient_refusal
 
 logger = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from campaigns.models import Campaign
 
 MAX_RECIPIENTS_PER_CALL = 1000
 
@@ -168,7 +171,7 @@ class MokugiftError(Exception):
         forms = {secret, quote_plus(secret), quote(secret, safe="")}
         forms.discard("")
 
-        def clean(value):
+        def clean(value: object) -> object:
             if isinstance(value, str):
                 for form in forms:
                     value = value.replace(form, "[passcode]")
@@ -300,7 +303,7 @@ def _prolog_guard(fail: Callable[[str], None]) -> expat.XMLParserType:
     guard = expat.ParserCreate("UTF-8")
     guard.StartDoctypeDeclHandler = lambda *args: fail("a DOCTYPE (DTD) is not allowed")
 
-    def root_started(name: str, attributes) -> None:
+    def root_started(name: str, attributes: object) -> None:
         local = name.rpartition(":")[2]  # this parser does not read namespaces
         if local != "result":
             fail(f"the root element is <{local}>, not <result>")
@@ -328,7 +331,10 @@ def _local(element: Element) -> str:
     """An element's name without its namespace: lxml writes `<result xmlns="urn:x">` as
     "{urn:x}result", and the document names elements alone (a namespaced answer is read as a
     plain one). A namespaced reward leaves the fast path, whose tags are compared as they are."""
-    return element.tag.rpartition("}")[2]
+    tag = element.tag
+    # A parsed element's tag is text; only one set by hand could be bytes or a QName.
+    assert isinstance(tag, str)
+    return tag.rpartition("}")[2]
 
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -356,10 +362,11 @@ class _ResultParser:
 
     def __init__(self, call: _Call):
         self.call = call
-        self.pending: deque = deque()
+        # RewardRecords for a query call, CreatedRewards for a multi call.
+        self.pending: deque[RewardRecord | CreatedReward] = deque()
         self.status: str | None = None
         self.done = False  # the root element has closed
-        self.outcome: object = None  # CreateResult, MultiResult or Summary
+        self.outcome: CreateResult | MultiResult | Summary | None = None
         self._fed = False
         self._closed = False
         self._root: Element | None = None
@@ -463,7 +470,7 @@ class _ResultParser:
                     self._start(element)
                 continue
             parent = element.getparent()
-            if parent is not None and parent is self._rewards:
+            if parent is self._rewards and parent is not None:
                 self._reward_ended(element, parent)
             else:
                 self._end(element, parent)
@@ -487,7 +494,7 @@ class _ResultParser:
         element.clear(keep_tail=True)
         self._last_reward = element
 
-    def _parse_error(self, error: etree.XMLSyntaxError, *, final: bool):
+    def _parse_error(self, error: etree.XMLSyntaxError, *, final: bool) -> NoReturn:
         # libxml2 quotes the body in its messages (a name, a namespace): a bounded piece of it.
         reason = _XML_ERROR_PLACE.sub("", error.msg or "")
         if len(reason) > 200:
@@ -499,7 +506,7 @@ class _ResultParser:
             self._fail(f"truncated or not XML ({reason}, line {line})")
         self._fail(f"malformed XML ({reason}, line {line}, column {column})")
 
-    def _fail(self, problem: str):
+    def _fail(self, problem: str) -> NoReturn:
         raise ProtocolError(
             f"Mokugift answered {self.call.label} with a body that is not the API's XML: {problem}",
             create=self.call.create,
@@ -554,6 +561,10 @@ class _ResultParser:
     def _text_of(element: Element) -> str:
         return (element.text or "").strip()
 
+    @overload
+    def _one(self, node: Element, tag: str, *, required: Literal[True] = ...) -> Element: ...
+    @overload
+    def _one(self, node: Element, tag: str, *, required: bool) -> Element | None: ...
     def _one(self, node: Element, tag: str, *, required: bool = True) -> Element | None:
         found = None
         for child in node:
@@ -565,6 +576,10 @@ class _ResultParser:
             self._fail(f"missing <{tag}> in <{_local(node)}>")
         return found
 
+    @overload
+    def _text(self, node: Element, tag: str, *, required: Literal[True] = ...) -> str: ...
+    @overload
+    def _text(self, node: Element, tag: str, *, required: bool) -> str | None: ...
     def _text(self, node: Element, tag: str, *, required: bool = True) -> str | None:
         child = self._one(node, tag, required=required)
         if child is None:
@@ -607,7 +622,7 @@ class _ResultParser:
         except (ValueError, OverflowError):
             self._fail(f"<date> is not a date: {text[:40]!r}")
 
-    def _reward(self, node: Element):
+    def _reward(self, node: Element) -> RewardRecord | CreatedReward:
         if self.call.kind == "query":
             return self._query_reward(node)
         self._check_tree(node, 2)
@@ -623,7 +638,8 @@ class _ResultParser:
         """
         if self.status != "Success":
             self._fail(f"rewards in a {self.status} answer")
-        texts: dict[str, str | None] = {}
+        # Keyed by the children's tags as lxml gives them (text, for a parsed element).
+        texts: dict[object, str | None] = {}
         if node.text is not None and len(node.text) > _MAX_TEXT:
             return self._query_reward_checked(node)
         for child in node:
@@ -632,9 +648,9 @@ class _ResultParser:
                 return self._query_reward_checked(node)
             texts[child.tag] = text
         try:
-            reward_id = texts["id"].strip()
-            date_text = texts["date"].strip()
-            trees = texts["tree_count"].strip()
+            reward_id = (texts["id"] or "").strip()
+            date_text = (texts["date"] or "").strip()
+            trees = (texts["tree_count"] or "").strip()
             email = (texts.get("recipient_email") or "").strip()
             recipient_id = (texts.get("recipient_id") or "").strip()
             if (
@@ -648,7 +664,7 @@ class _ResultParser:
             ):
                 date = dt.datetime.fromisoformat(date_text + "+00:00")
                 return RewardRecord(reward_id, date, email, recipient_id, int(trees))
-        except (KeyError, AttributeError, ValueError):
+        except (KeyError, ValueError):
             pass
         return self._query_reward_checked(node)
 
@@ -744,7 +760,8 @@ class _ResultParser:
             return
         if self._one(root, "rewards", required=False) is None:
             self._fail("missing <rewards> in <result>")
-        rewards = list(self.pending)
+        # All of them: a multi call's rewards are read by _created.
+        rewards = [r for r in self.pending if isinstance(r, CreatedReward)]
         self.pending.clear()
         unsent_node = self._one(root, "unsent_rewards", required=self.status == "Part_Failed")
         unsent = [self._unsent(child) for child in unsent_node] if unsent_node is not None else []
@@ -766,7 +783,7 @@ def _web_address(url: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
-def _parse_all(call: _Call, chunks: Iterable[bytes]):
+def _parse_all(call: _Call, chunks: Iterable[bytes]) -> CreateResult | MultiResult | Summary | None:
     parser = _ResultParser(call)
     for chunk in chunks:
         parser.feed(chunk)
@@ -786,7 +803,9 @@ def create_body_parse(
     call = _Call(
         kind="multi" if multi else "single", label=multi_call if multi else single_call, mode=mode
     )
-    return _parse_all(call, [body] if isinstance(body, bytes) else body)
+    outcome = _parse_all(call, [body] if isinstance(body, bytes) else body)
+    assert isinstance(outcome, CreateResult | MultiResult)  # what a create call's parser makes
+    return outcome
 
 
 def query_body_stream(*, chunks: Iterable[bytes], label: str = "all_rewards") -> RewardStream:
@@ -835,7 +854,7 @@ class RewardStream:
         self._ensure_open()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __iter__(self) -> RewardStream:
@@ -861,6 +880,7 @@ class RewardStream:
 
     def _next(self) -> RewardRecord:
         parser = self._parser
+        assert parser is not None  # made by _ensure_open
         while not parser.pending:
             if self._finished:
                 self.close()
@@ -869,12 +889,16 @@ class RewardStream:
             if chunk is None:
                 parser.close()
                 self._finished = True
+                assert isinstance(parser.outcome, Summary)  # what a query call's parser makes
                 self.summary = parser.outcome
             else:
                 parser.feed(chunk)
-        return parser.pending.popleft()
+        reward = parser.pending.popleft()
+        assert isinstance(reward, RewardRecord)  # a query call's parser reads no other
+        return reward
 
     def _read(self) -> bytes | None:
+        assert self._chunks is not None  # set by _open_once
         error = None
         try:
             return next(self._chunks)
@@ -1003,6 +1027,15 @@ def _transport_error(exc: BaseException, *, call: _Call, reading: bool = False) 
     )
 
 
+class ClientOptions(TypedDict, total=False):
+    """MokugiftClient's arguments besides the campaign's own (for `for_campaign`)."""
+
+    timeout: tuple[float, float] | None
+    query_tries: int
+    query_backoff: float
+    sleep: Callable[[float], None]
+
+
 class MokugiftClient:
     """One Mokugift campaign's calls. Cheap to make: the HTTP pool is the process's."""
 
@@ -1033,7 +1066,7 @@ class MokugiftClient:
         return f"MokugiftClient(base_url={self.base_url!r}, campaign_id={self.campaign_id!r})"
 
     @classmethod
-    def for_campaign(cls, campaign, **kwargs) -> MokugiftClient:
+    def for_campaign(cls, campaign: Campaign, **kwargs: Unpack[ClientOptions]) -> MokugiftClient:
         """The client of a campaigns.Campaign; its passcode is read (decrypted) here."""
         return cls(
             base_url=campaign.api_base_url,
@@ -1049,18 +1082,24 @@ class MokugiftClient:
         single_call, _, recipient_field = _calls_of(mode)
         data = {"recipient_name": name} if name else {}
         data[recipient_field] = recipient
-        return self._create(call=single_call, mode=mode, multi=False, data=data)
+        result = self._create(call=single_call, mode=mode, multi=False, data=data)
+        assert isinstance(result, CreateResult)  # what a single call's parser makes
+        return result
 
     def create_rewards(self, *, mode: str, recipients: Sequence[Recipient]) -> MultiResult:
         """One reward per recipient (at most 1,000), by multi_rewards, multi_reward_urls or
         multi_reward_urls2. Raises RecipientRefused, before sending, for a list it cannot send."""
         _, multi_call, _ = _calls_of(mode)
         recipient_list = recipient_list_build(recipients=recipients, by_id=mode == "link-id")
-        return self._create(
+        result = self._create(
             call=multi_call, mode=mode, multi=True, data={"recipient_list": recipient_list}
         )
+        assert isinstance(result, MultiResult)  # what a multi call's parser makes
+        return result
 
-    def _create(self, *, call: str, mode: str, multi: bool, data: dict[str, str]):
+    def _create(
+        self, *, call: str, mode: str, multi: bool, data: dict[str, str]
+    ) -> CreateResult | MultiResult | Summary | None:
         label = f"{call}/{self.campaign_id}"
         parse_call = _Call(kind="multi" if multi else "single", label=label, mode=mode)
         form = {"passcode": self._passcode, **data}
@@ -1079,7 +1118,7 @@ class MokugiftClient:
         if (month is None) != (year is None):
             raise ValueError("give both month and year, or neither")
         path = self._path("rewards_in_month")
-        if month is not None:
+        if month is not None and year is not None:
             path += f"/{int(month)}/{int(year)}"
         return self._query(path=path, label=f"rewards_in_month/{self.campaign_id}")
 
@@ -1104,7 +1143,7 @@ class MokugiftClient:
         return f"{call}/{quote(self.campaign_id, safe='')}"
 
     def _open(
-        self, call: _Call, *, method: str, path: str, data: dict | None = None
+        self, call: _Call, *, method: str, path: str, data: dict[str, str] | None = None
     ) -> tuple[Iterator[bytes], Callable[[], None]]:
         """Send the request; the answer's body chunks and a function closing the response."""
         error = None
@@ -1132,7 +1171,9 @@ class MokugiftClient:
             )
         return response.iter_content(chunk_size=STREAM_CHUNK_BYTES), response.close
 
-    def _send(self, call: _Call, *, method: str, path: str, data: dict | None = None):
+    def _send(
+        self, call: _Call, *, method: str, path: str, data: dict[str, str] | None = None
+    ) -> CreateResult | MultiResult | Summary | None:
         """A create call: the whole answer, parsed."""
         chunks, close = self._open(call, method=method, path=path, data=data)
         try:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from sandbox.services import ERROR_DESCRIPTIONS, CreateOutcome
+from sandbox.services import ERROR_DESCRIPTIONS, CreateOutcome, Recipient
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,13 @@ def _error(code: int) -> str:
     return f"<error>{_el('code', code)}{_el('description', ERROR_DESCRIPTIONS[code])}</error>"
 
 
+def _unsent_code(item: Recipient) -> int:
+    """The error code of an item no reward was made for: every one of them has one."""
+    if item.error is None:
+        raise ValueError(f"the unsent item {item.given!r} has no error code")
+    return item.error
+
+
 def xml_failed(code: int, *, transaction_id: str | None = None) -> HttpResponse:
     """status Failed with an error; a create call that got as far as a transaction names it."""
     transaction = _el("transaction_id", transaction_id) if transaction_id else ""
@@ -71,7 +78,7 @@ def _reward(reward, *, by_id: bool, with_url: bool) -> str:
 
 def xml_single_created(outcome: CreateOutcome, *, by_id: bool, with_url: bool) -> HttpResponse:
     if not outcome.made:
-        return xml_failed(outcome.unsent[0].error, transaction_id=outcome.transaction_id)
+        return xml_failed(_unsent_code(outcome.unsent[0]), transaction_id=outcome.transaction_id)
     return _xml(
         f"{_el('status', 'Success')}{_el('transaction_id', outcome.transaction_id)}"
         f"{_reward(outcome.made[0], by_id=by_id, with_url=with_url)}"
@@ -94,12 +101,12 @@ def xml_multi_created(outcome: CreateOutcome, *, by_id: bool, with_url: bool) ->
     if outcome.unsent:
         parts.append("<unsent_rewards>")
         parts.extend(
-            f"<unsent_reward>{_el('recipient', r.given)}{_error(r.error)}</unsent_reward>"
+            f"<unsent_reward>{_el('recipient', r.given)}{_error(_unsent_code(r))}</unsent_reward>"
             for r in outcome.unsent
         )
         parts.append("</unsent_rewards>")
     if status == "Failed":
-        parts.append(_error(outcome.unsent[0].error))
+        parts.append(_error(_unsent_code(outcome.unsent[0])))
     return _xml("".join(parts))
 
 
@@ -128,7 +135,7 @@ def _query_chunks(rows: Iterable[tuple[str, str, str, str, int]]) -> Iterator[st
     yield "".join(chunk)
 
 
-def xml_query_stream(rows: Iterable[tuple[str, str, str, str, int]]) -> HttpResponse:
+def xml_query_stream(rows: Iterable[tuple[str, str, str, str, int]]) -> StreamingHttpResponse:
     return StreamingHttpResponse(_query_chunks(rows), content_type=CONTENT_TYPE)
 
 
@@ -138,7 +145,7 @@ def xml_query_stream(rows: Iterable[tuple[str, str, str, str, int]]) -> HttpResp
 def http_500() -> HttpResponse:
     response = HttpResponse("Internal Server Error", status=500, content_type="text/plain")
     # A fault asked for, not a bug: keep it out of Django's error log (the view logs it).
-    response._has_been_logged = True
+    response._has_been_logged = True  # type: ignore[attr-defined]  # Django's own private flag
     return response
 
 
@@ -147,13 +154,14 @@ def _client_socket(request: HttpRequest) -> socket.socket | None:
 
     wsgiref gives no handle on it; under runserver and live_server the chain is
     wsgi.input (a LimitedStream whose _read is the handler's rfile.read) -> rfile (a
-    BufferedReader) -> raw (a SocketIO) -> _sock.
+    BufferedReader) -> raw (a SocketIO) -> _sock. An ASGI request has no WSGI environ at all.
     """
-    found = request.environ.get("gunicorn.socket")
+    environ: dict[str, object] = getattr(request, "environ", {})
+    found = environ.get("gunicorn.socket")
     if isinstance(found, socket.socket):
         return found
-    seen = set()
-    todo = [request.environ.get("wsgi.input")]
+    seen: set[int] = set()
+    todo = [environ.get("wsgi.input")]
     while todo:
         obj = todo.pop()
         if obj is None or id(obj) in seen or len(seen) > 20:

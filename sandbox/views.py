@@ -17,6 +17,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -148,7 +149,7 @@ def _month_bounds(month: str, year: str) -> tuple[dt.datetime, dt.datetime]:
 
 @csrf_exempt
 @login_not_required
-def api_query(request: HttpRequest, call: str, tail: str) -> HttpResponse:
+def api_query(request: HttpRequest, call: str, tail: str) -> HttpResponseBase:
     """all_rewards/<campaign_id> and rewards_in_month/<campaign_id>[/<month>/<year>]."""
     if request.method != "GET":
         return responses.xml_failed(100)

@@ -7,6 +7,8 @@ task or a double click can never both send it.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from django.conf import settings
 from django.db import models
 
@@ -16,6 +18,14 @@ class Mode(models.TextChoices):
     EMAIL = "email", "Mokugift emails it"
     LINK = "link", "Give me the link (email address)"
     LINK_ID = "link-id", "Give me the link (our recipient ID)"
+
+
+class LeftOutRow(TypedDict):
+    """An upload row left out of a batch, and why (`Batch.left_out` holds a list of them)."""
+
+    row: int
+    column: str
+    message: str
 
 
 class Batch(models.Model):
@@ -41,7 +51,7 @@ class Batch(models.Model):
     filename = models.CharField(max_length=255, blank=True)
     # A key the form carries: a double-submitted form finds the batch it already made.
     idempotency_key = models.CharField(max_length=64, unique=True, null=True, blank=True)
-    # Upload rows left out because they did not pass: [{"row", "column", "message"}].
+    # Upload rows left out because they did not pass: a list of LeftOutRow.
     left_out = models.JSONField(default=list, blank=True)
     # Who said "send anyway" to recipients rewarded by this campaign in the last 30 days.
     send_anyway_by = models.ForeignKey(

@@ -10,6 +10,7 @@ import binascii
 import datetime as dt
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
@@ -17,6 +18,9 @@ from django.db.models.functions import ExtractMonth
 
 from campaigns.models import Campaign
 from rewards.models import Batch, MirroredReward, MonthlySummary, Send, SyncRun
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 PAGE_SIZE = 50
 
@@ -164,7 +168,9 @@ def rewards_page(
     return _page(rows, newest_first, has_before=more, has_after=True)
 
 
-def _page(rows, newest_first: bool, *, has_before: bool, has_after: bool) -> RewardPage:
+def _page(
+    rows: list[MirroredReward], newest_first: bool, *, has_before: bool, has_after: bool
+) -> RewardPage:
     page = RewardPage(rows=rows, is_first=not has_before)
     if rows and has_after:
         last = rows[-1]
@@ -192,7 +198,12 @@ def reward_get(*, pk: int) -> MirroredReward | None:
     )
 
 
-def filter_choices() -> dict:
+class FilterChoices(TypedDict):
+    campaigns: list[Campaign]
+    senders: list[User]
+
+
+def filter_choices() -> FilterChoices:
     """The campaigns and senders the filter form offers (two small queries)."""
     user_model = get_user_model()
     senders = user_model.objects.filter(
@@ -219,7 +230,7 @@ def sync_runs_latest(*, campaign_ids: list[int] | None = None) -> list[SyncRun]:
     )
 
 
-def sync_run_data(run: SyncRun) -> dict:
+def sync_run_data(run: SyncRun) -> dict[str, str | int | bool | None]:
     period = f"{run.year}-{run.month:02d}" if run.month else "everything"
     return {
         "campaign": run.campaign.name,
@@ -276,21 +287,37 @@ class MonthRow:
         return self.difference != 0
 
 
+class CampaignTotals(TypedDict):
+    campaign_id: int
+    campaign: str
+    mokugift_rewards: int | None  # None: never synced
+    mokugift_trees: int | None
+    ours_rewards: int
+    ours_trees: int
+
+
+class SenderTotals(TypedDict):
+    sender_id: int | None  # None: the command line, or a deleted user
+    sender: str
+    rewards: int
+    trees: int
+
+
 @dataclass
 class Report:
     year: int
     campaign_ids: tuple[int, ...]
     months: list[MonthRow]
-    by_campaign: list[dict] = field(default_factory=list)
-    by_sender: list[dict] = field(default_factory=list)
+    by_campaign: list[CampaignTotals] = field(default_factory=list)
+    by_sender: list[SenderTotals] = field(default_factory=list)
     ledger_not_in_mokugift: list[Send] = field(default_factory=list)
 
     @property
     def totals(self) -> MonthRow:
         total = MonthRow(month=1)
         synced = [m for m in self.months if m.mokugift_rewards is not None]
-        total.mokugift_rewards = sum(m.mokugift_rewards for m in synced) if synced else None
-        total.mokugift_trees = sum(m.mokugift_trees for m in synced) if synced else None
+        total.mokugift_rewards = sum(m.mokugift_rewards or 0 for m in synced) if synced else None
+        total.mokugift_trees = sum(m.mokugift_trees or 0 for m in synced) if synced else None
         total.ours_rewards = sum(m.ours_rewards for m in self.months)
         total.ours_trees = sum(m.ours_trees for m in self.months)
         total.ledger_not_in_mokugift = sum(m.ledger_not_in_mokugift for m in self.months)
@@ -299,7 +326,7 @@ class Report:
         total.elsewhere = sum(known) if known else None
         return total
 
-    def chart_data(self) -> dict:
+    def chart_data(self) -> dict[str, list[str] | list[int | None] | list[int]]:
         return {
             "labels": [m.label[:3] for m in self.months],
             "mokugift_rewards": [m.mokugift_rewards for m in self.months],
@@ -376,7 +403,7 @@ def report_for_year(*, year: int, campaign_ids: tuple[int, ...] = ()) -> Report:
         if month.mokugift_rewards is not None:
             month.elsewhere = month.mokugift_rewards - linked_by_month.get(number, 0)
 
-    by_campaign: dict[int, dict] = {}
+    by_campaign: dict[int, dict[str, int | None]] = {}
     for row in summaries.values("campaign_id").annotate(
         rewards=Sum("reward_count"), trees=Sum("tree_count")
     ):
@@ -394,20 +421,20 @@ def report_for_year(*, year: int, campaign_ids: tuple[int, ...] = ()) -> Report:
             ours_rewards=row["rewards"], ours_trees=row["trees"] or 0
         )
     names = dict(Campaign.objects.filter(pk__in=by_campaign).values_list("pk", "name"))
-    campaigns = [
+    campaigns: list[CampaignTotals] = [
         {
             "campaign_id": pk,
             "campaign": names.get(pk, "?"),
             "mokugift_rewards": data.get("mokugift_rewards"),
             "mokugift_trees": data.get("mokugift_trees"),
-            "ours_rewards": data.get("ours_rewards", 0),
-            "ours_trees": data.get("ours_trees", 0),
+            "ours_rewards": data.get("ours_rewards") or 0,
+            "ours_trees": data.get("ours_trees") or 0,
         }
         for pk, data in by_campaign.items()
     ]
     campaigns.sort(key=lambda c: c["campaign"])
 
-    senders = [
+    senders: list[SenderTotals] = [
         {
             "sender_id": row["batch__created_by_id"],
             "sender": row["batch__created_by__username"] or "(no one: command line or deleted)",

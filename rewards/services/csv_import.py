@@ -9,9 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
@@ -19,16 +20,19 @@ from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from rewards.models import MirroredReward, Send
-from rewards.models.ledger import Mode
+from rewards.models import MirroredReward, Send, column_width
+from rewards.models.ledger import LeftOutRow, Mode
 from rewards.recipients import name_refusal, recipient_refusal
 from rewards.services.sending import RecipientRow, recipient_key
+
+if TYPE_CHECKING:
+    from campaigns.models import Campaign
 
 MAX_ROWS = 50_000
 RECENT_DAYS = 30
 # The ledger's columns: a longer value could not be stored, so it cannot be sent either.
-MAX_NAME_LENGTH = Send._meta.get_field("name").max_length
-MAX_RECIPIENT_LENGTH = Send._meta.get_field("recipient").max_length
+MAX_NAME_LENGTH = column_width(Send, "name")
+MAX_RECIPIENT_LENGTH = column_width(Send, "recipient")
 # How many recipients go into one `IN (...)` when looking for recent rewards.
 _LOOKUP_CHUNK = 5_000
 # Ledger rows that may still become rewards: they count as recent too.
@@ -69,7 +73,7 @@ class CsvProblem:
     message: str
     kind: str
 
-    def as_left_out(self) -> dict:
+    def as_left_out(self) -> LeftOutRow:
         return {"row": self.row, "column": self.column, "message": self.message}
 
 
@@ -98,7 +102,7 @@ class CsvParseResult:
         recent = {r.row_number for r in self.recently_rewarded}
         return [r for r in self.rows if r.row_number not in recent]
 
-    def left_out(self, *, send_anyway: bool) -> list[dict]:
+    def left_out(self, *, send_anyway: bool) -> list[LeftOutRow]:
         """The rows not sent, with why, as `Batch.left_out` keeps them."""
         left_out = [
             p.as_left_out()
@@ -114,7 +118,7 @@ def recipient_problem(*, mode: str, recipient: str) -> tuple[str, str] | None:
     # The rule the client applies at send: a row passed here is never refused there.
     refusal = recipient_refusal(recipient=recipient, by_id=by_id)
     if not recipient:
-        return Kind.MISSING_RECIPIENT, refusal
+        return Kind.MISSING_RECIPIENT, refusal or "The recipient is missing."
     if by_id:
         if len(recipient) > MAX_RECIPIENT_LENGTH:
             return Kind.BAD_ID, f"The ID is longer than {MAX_RECIPIENT_LENGTH} characters."
@@ -143,7 +147,7 @@ def name_problem(*, name: str) -> tuple[str, str] | None:
 
 
 def recipients_parse_csv(
-    *, data: bytes, mode: str, campaign=None, max_rows: int = MAX_ROWS
+    *, data: bytes, mode: str, campaign: Campaign | None = None, max_rows: int = MAX_ROWS
 ) -> CsvParseResult:
     result = CsvParseResult()
     text = _decode(data, result)
@@ -242,11 +246,11 @@ def _decode(data: bytes, result: CsvParseResult) -> str | None:
     return text
 
 
-def _records(text: str, result: CsvParseResult):
+def _records(text: str, result: CsvParseResult) -> Iterator[tuple[int, list[str]]]:
     delimiter = _sniff_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
 
-    def numbered():
+    def numbered() -> Iterator[tuple[int, list[str]]]:
         # A spreadsheet shows one row per record (a quoted line break stays inside its cell)
         # and counts blank lines too: so does this, header = row 1.
         for row_number, record in enumerate(reader, start=1):
@@ -272,7 +276,11 @@ def _header_key(cell: str) -> str:
     return re.sub(r"[\s_\-\ufeff]", "", cell).lower()
 
 
-def _columns(*, header: list[str], mode: str, result: CsvParseResult):
+def _columns(
+    *, header: list[str], mode: str, result: CsvParseResult
+) -> tuple[int, int | None, bool] | None:
+    """(recipient column, name column, whether the first row is a recipient, not a header),
+    or None with `result.error` saying why no recipient column was found."""
     keys = [_header_key(cell) for cell in header]
     email_index = _find(keys, EMAIL_HEADERS)
     id_index = _find(keys, ID_HEADERS)
@@ -318,7 +326,9 @@ def _find(keys: list[str], names: set[str]) -> int | None:
     return None
 
 
-def _chain_first(first, rest):
+def _chain_first(
+    first: tuple[int, list[str]], rest: Iterable[tuple[int, list[str]]]
+) -> Iterator[tuple[int, list[str]]]:
     yield first
     yield from rest
 
@@ -388,7 +398,7 @@ def _shorten(value: str, limit: int = 60) -> str:
 # --- Recently rewarded -----------------------------------------------------------------------
 
 
-def recipients_flag_recent(*, result: CsvParseResult, mode: str, campaign) -> None:
+def recipients_flag_recent(*, result: CsvParseResult, mode: str, campaign: Campaign) -> None:
     """Flag rows whose recipient this campaign rewarded in the last 30 days.
 
     Both the ledger (what we sent) and the mirror (what Mokugift reports, including rewards

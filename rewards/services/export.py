@@ -29,6 +29,9 @@ PIECE_SIZE = 64 * 1024
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_FIRST = frozenset(FORMULA_STARTS)
 
+# What a cell of our files holds before it is made safe.
+type Cell = str | int | float | dt.datetime | None
+
 
 def text_safe(value: str | None) -> str:
     """Text a spreadsheet shows as text, never runs as a formula (CSV injection): text that
@@ -45,7 +48,7 @@ def utc_text(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).isoformat(" ", "seconds")[:19] if value else ""
 
 
-def cell_safe(value):
+def cell_safe(value: Cell) -> str | int | float:
     """A value of any type a spreadsheet shows as it is: text through text_safe, datetimes
     written in UTC, numbers stay numbers (a negative number is not a formula), None is empty."""
     if value is None or isinstance(value, str):
@@ -91,7 +94,7 @@ _REWARD_FIELDS = [
 ]
 
 
-def rewards_export_rows(*, rewards: QuerySet[MirroredReward]) -> Iterator[list]:
+def rewards_export_rows(*, rewards: QuerySet[MirroredReward]) -> Iterator[list[Cell]]:
     """The rows of the file, in the queryset's order, read CHUNK_ROWS at a time, already
     made safe (a million rows: each column gets only the treatment its type needs)."""
     for row in rewards.values_list(*_REWARD_FIELDS).iterator(chunk_size=CHUNK_ROWS):
@@ -116,7 +119,7 @@ def rewards_export_rows(*, rewards: QuerySet[MirroredReward]) -> Iterator[list]:
 
 
 def csv_pieces(
-    *, header: Sequence[str], rows: Iterable[Sequence], safe: bool = False
+    *, header: Sequence[str], rows: Iterable[Sequence[Cell]], safe: bool = False
 ) -> Iterator[str]:
     """CSV text in pieces of about PIECE_SIZE, every cell made safe (`safe`: the rows are)."""
     buffer = io.StringIO()
@@ -135,7 +138,9 @@ def rewards_csv(*, rewards: QuerySet[MirroredReward]) -> Iterator[str]:
     return csv_pieces(header=REWARD_HEADER, rows=rewards_export_rows(rewards=rewards), safe=True)
 
 
-def xlsx_write(*, sheets: Iterable[tuple[str, Sequence[str], Iterable[Sequence]]], out: IO) -> None:
+def xlsx_write(
+    *, sheets: Iterable[tuple[str, Sequence[str], Iterable[Sequence[Cell]]]], out: IO[bytes]
+) -> None:
     """A workbook of (title, header, rows) sheets, written row by row (write-only mode)."""
     from openpyxl import Workbook
 
@@ -148,7 +153,7 @@ def xlsx_write(*, sheets: Iterable[tuple[str, Sequence[str], Iterable[Sequence]]
     workbook.save(out)
 
 
-def rewards_xlsx(*, rewards: QuerySet[MirroredReward], out: IO) -> None:
+def rewards_xlsx(*, rewards: QuerySet[MirroredReward], out: IO[bytes]) -> None:
     xlsx_write(
         sheets=[("Rewards", REWARD_HEADER, rewards_export_rows(rewards=rewards))],
         out=out,
@@ -160,8 +165,9 @@ def rewards_xlsx(*, rewards: QuerySet[MirroredReward], out: IO) -> None:
 REPORT_TABLES = ("months", "campaigns", "senders", "ledger")
 
 
-def report_table(*, report: Report, table: str) -> tuple[str, list[str], list[list]]:
+def report_table(*, report: Report, table: str) -> tuple[str, list[str], list[list[Cell]]]:
     """(title, header, rows) of one table of the report, as the page shows it."""
+    rows: list[list[Cell]]
     if table == "months":
         rows = [
             [
@@ -255,5 +261,5 @@ def report_csv(*, report: Report, table: str = "months") -> Iterator[str]:
     return csv_pieces(header=header, rows=rows)
 
 
-def report_xlsx(*, report: Report, out: IO) -> None:
+def report_xlsx(*, report: Report, out: IO[bytes]) -> None:
     xlsx_write(sheets=[report_table(report=report, table=t) for t in REPORT_TABLES], out=out)

@@ -43,19 +43,24 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from campaigns.crypto import DecryptionError
 from campaigns.models import Campaign
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import Mode
-from rewards.mokugift import MokugiftClient, MokugiftError
+from rewards.mokugift import MokugiftClient, MokugiftError, RewardRecord
 from rewards.services.sending import batch_finish_if_done, batch_wake, retry_delay
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +127,7 @@ _ROW_FIELDS = (
 )
 
 
-def _watched(*, campaign_id: int, now: datetime):
+def _watched(*, campaign_id: int, now: datetime) -> QuerySet[Send]:
     """Rows proven absent within MOKUGIFT_LATE_WATCH whose reward may still come late."""
     return (
         Send.objects.filter(
@@ -207,7 +212,7 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
     query_started = timezone.now()
     everyone = [row for group in (*wanted.values(), *watching.values()) for row in group]
     earliest = min(window_start(row) for row in everyone)
-    candidates: dict[tuple[str, str], list] = defaultdict(list)
+    candidates: dict[tuple[str, str], list[RewardRecord]] = defaultdict(list)
     try:
         client = MokugiftClient.for_campaign(campaign)
         for month, year in months_between(earliest, query_started):
@@ -322,7 +327,7 @@ def _claimed(remote_ids: Iterable[str]) -> set[str]:
     return held
 
 
-def _found(row: Send, *, reward, now: datetime) -> bool:
+def _found(row: Send, *, reward: RewardRecord, now: datetime) -> bool:
     link = row.batch.mode in LINK_MODES
     try:
         with transaction.atomic():
@@ -352,6 +357,7 @@ def _found(row: Send, *, reward, now: datetime) -> bool:
 
 
 def _absent(row: Send, *, now: datetime) -> str | None:
+    fields: dict[str, object]
     if row.batch.state == Batch.State.CANCELLED:
         # Nothing was made, and nobody wants it any more.
         to_state = Send.State.CANCELLED
@@ -385,14 +391,14 @@ def _absent(row: Send, *, now: datetime) -> str | None:
     return to_state if moved else None
 
 
-_AFTER_ABSENT = {
+_AFTER_ABSENT: dict[str, str] = {
     Send.State.WAITING: "it will not be sent again",
     Send.State.FAILED: "the row had been given up",
     Send.State.CANCELLED: "the row had been cancelled",
 }
 
 
-def _late(row: Send, *, reward, now: datetime) -> int:
+def _late(row: Send, *, reward: RewardRecord, now: datetime) -> int:
     """A reward for a row proven absent that was not sent again: the row is sent with it.
     If someone sent the recipient another reward since (a later row, after this one was given
     up), both rows are paid twice. Returns the rows flagged paid twice."""
@@ -471,7 +477,7 @@ def _flag_pair(row: Send, *, row_remote_id: str, other: Send, now: datetime) -> 
     return flagged
 
 
-def _paid_twice(row: Send, *, reward, now: datetime) -> int:
+def _paid_twice(row: Send, *, reward: RewardRecord, now: datetime) -> int:
     """A late reward for a row that was sent again: the recipient has two rewards for one
     intended send. Flag it, unless the reward turns out to be another row's after all."""
     key = _row_key(row)
@@ -517,7 +523,7 @@ def _batch_continue(*, batch_id: int) -> None:
 # --- What an operator decides about unknown rows --------------------------------------------
 
 
-def sends_unknown_check_now(*, batch: Batch, actor=None) -> int:
+def sends_unknown_check_now(*, batch: Batch, actor: User | None = None) -> int:
     """Ask Mokugift about the batch's unknown rows now, not at the next sweep. Returns how
     many rows are unknown. The check decides only what a check may decide: inside the commit
     horizon a row not listed stays unknown."""
@@ -538,7 +544,7 @@ def _unknown_rows(*, batch: Batch, row_numbers: Iterable[int] | None) -> list[in
 
 
 def _operator_move(
-    *, ids: list[int], to_state: str, actor, note: str, now: datetime, **fields
+    *, ids: list[int], to_state: str, actor: User | None, note: str, now: datetime, **fields: object
 ) -> int:
     """Move unknown rows as an operator decided, each with its history entry naming them."""
     if not ids:
@@ -558,7 +564,7 @@ def _operator_move(
                 from_state=Send.State.UNKNOWN,
                 to_state=to_state,
                 note=note,
-                actor=actor if getattr(actor, "pk", None) else None,
+                actor=actor if actor is not None and actor.pk else None,
             )
             for pk in moved
         )
@@ -566,7 +572,7 @@ def _operator_move(
 
 
 def sends_unknown_mark_failed(
-    *, batch: Batch, actor, reason: str, row_numbers: Iterable[int] | None = None
+    *, batch: Batch, actor: User | None, reason: str, row_numbers: Iterable[int] | None = None
 ) -> int:
     """An operator decides that unknown rows are not to be sent (e.g. checked with Mokugift's
     support that nothing was made, and no retry is wanted). Returns the rows moved.
@@ -592,7 +598,7 @@ def sends_unknown_mark_failed(
 
 
 def sends_unknown_mark_sent(
-    *, batch: Batch, actor, reason: str, row_numbers: Iterable[int] | None = None
+    *, batch: Batch, actor: User | None, reason: str, row_numbers: Iterable[int] | None = None
 ) -> int:
     """An operator checked elsewhere (the Mokugift dashboard, the recipient) that unknown rows'
     rewards were made: they are *sent*, without a reward ID. Returns the rows moved."""

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -37,14 +38,21 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from campaigns.crypto import DecryptionError
 from rewards.models import Batch, Send, SendEvent
-from rewards.models.ledger import Mode
+from rewards.models.ledger import LeftOutRow, Mode
 from rewards.mokugift import (
     ApiError,
     MokugiftClient,
     MokugiftError,
+    MultiResult,
     Recipient,
     RecipientRefused,
 )
+
+if TYPE_CHECKING:
+    from celery import Task
+    from django.contrib.auth.models import User
+
+    from campaigns.models import Campaign
 
 logger = logging.getLogger(__name__)
 
@@ -103,18 +111,19 @@ def api_error_words(*, code: int | None, description: str = "") -> str:
 def retry_delay(*, attempts: int) -> float:
     """Seconds before the next try: doubling from the base, capped, with +-50 % jitter so that
     rows and workers that failed together do not all come back at the same instant."""
-    base = settings.MOKUGIFT_RETRY_BACKOFF * (2 ** max(0, attempts - 1))
+    base = settings.MOKUGIFT_RETRY_BACKOFF * (2.0 ** max(0, attempts - 1))
     return min(settings.MOKUGIFT_RETRY_BACKOFF_MAX, base) * random.uniform(0.5, 1.5)
 
 
 # --- Enqueueing -----------------------------------------------------------------------------
 
 
-def task_publish(task, *, args: list[int], countdown: float | None = None) -> None:
+def task_publish(task: Task[..., None], *, args: list[int], countdown: float | None = None) -> None:
     """Publish a task (called after commit). A broker that is down does not undo what was
     committed: ledger rows wait for the sweep, a sync for the next scheduled one."""
     try:
-        task.apply_async(args=args, countdown=countdown)
+        # No countdown is 0: Celery reads None and 0 alike (no ETA).
+        task.apply_async(args=tuple(args), countdown=countdown or 0)
     except KombuOperationalError as error:
         logger.warning("could not enqueue %s%s (the broker is down): %s", task.name, args, error)
 
@@ -150,14 +159,14 @@ def _chains_for(rows: int) -> int:
 
 def batch_create(
     *,
-    campaign,
+    campaign: Campaign,
     mode: str,
     rows: Sequence[RecipientRow],
-    created_by=None,
+    created_by: User | None = None,
     source: str,
     idempotency_key: str | None = None,
-    left_out: Iterable[dict] = (),
-    send_anyway_by=None,
+    left_out: Iterable[LeftOutRow] = (),
+    send_anyway_by: User | None = None,
     filename: str = "",
 ) -> Batch:
     """Write a batch and a waiting ledger row per recipient in one transaction, then send.
@@ -204,11 +213,11 @@ def batch_create(
 
 def reward_send_one(
     *,
-    campaign,
+    campaign: Campaign,
     mode: str,
     recipient: str,
     name: str = "",
-    created_by=None,
+    created_by: User | None = None,
     source: str = Batch.Source.SINGLE,
     idempotency_key: str | None = None,
 ) -> Batch:
@@ -224,14 +233,14 @@ def reward_send_one(
 
 
 def _events(
-    sends: Iterable,
+    sends: Iterable[Send | int],
     *,
     from_state: str,
     to_state: str | Sequence[str],
     note: str | Sequence[str] = "",
 ) -> None:
     """One SendEvent per row: the same transition for all, or one `to_state`/`note` each."""
-    ids = [getattr(s, "pk", s) for s in sends]
+    ids = [s if isinstance(s, int) else s.pk for s in sends]
     if not ids:
         return
     to_states = [to_state] * len(ids) if isinstance(to_state, str) else list(to_state)
@@ -294,7 +303,7 @@ def _sends_insert(*, batch: Batch, rows: Sequence[RecipientRow], now: datetime) 
 
 
 def _move(
-    *, ids: Iterable[int], from_state: str, to_state: str, note: str = "", **fields
+    *, ids: Iterable[int], from_state: str, to_state: str, note: str = "", **fields: object
 ) -> list[int]:
     """Move the rows among `ids` that are still in `from_state`; return the ones moved."""
     now = timezone.now()
@@ -312,7 +321,7 @@ def _move(
     return moved
 
 
-def batch_cancel(*, batch: Batch, actor=None) -> int:
+def batch_cancel(*, batch: Batch, actor: User | None = None) -> int:
     """Cancel a batch: rows not yet claimed are never sent. Returns how many were cancelled.
 
     Rows already in flight finish (their call may have made rewards); unknown rows are still
@@ -341,7 +350,7 @@ def batch_cancel(*, batch: Batch, actor=None) -> int:
     return len(cancelled)
 
 
-def batch_resume(*, batch: Batch, actor=None) -> bool:
+def batch_resume(*, batch: Batch, actor: User | None = None) -> bool:
     """Resume a paused batch (e.g. after topping up moku-coins). False if it was not paused."""
     resumed = Batch.objects.filter(pk=batch.pk, state=Batch.State.PAUSED).update(
         state=Batch.State.SENDING, paused_reason=""
@@ -355,7 +364,7 @@ def batch_resume(*, batch: Batch, actor=None) -> bool:
     return True
 
 
-def batch_retry_failed(*, batch: Batch, actor=None) -> int:
+def batch_retry_failed(*, batch: Batch, actor: User | None = None) -> int:
     """Send the failed rows again, and only those. Returns how many go back to waiting.
 
     Not in a cancelled batch: its rows would only wait until the sweep cancels them.
@@ -422,7 +431,8 @@ def sends_claim(*, batch_id: int, limit: int) -> list[Send]:
         else:
             claimed = _claim_orm(batch_id=batch_id, limit=limit, now=now)
         seen: set[str] = set()
-        ours, twice = [], []
+        ours: list[Send] = []
+        twice: list[Send] = []
         for send in claimed:
             key = recipient_key(mode=mode, recipient=send.recipient)
             (twice if key in seen else ours).append(send)
@@ -469,7 +479,7 @@ def _claim_postgresql(*, batch_id: int, limit: int, now: datetime) -> list[Send]
         )
         SELECT id, row_number, recipient, name, attempts FROM claimed ORDER BY row_number
     """  # noqa: S608 - the names are ours, the values are parameters
-    params = {
+    params: dict[str, int | str | datetime] = {
         "batch": batch_id,
         "waiting": Send.State.WAITING,
         "sending": Send.State.SENDING,
@@ -561,10 +571,10 @@ def _retry_or_fail(send: Send, *, code: int | None, words: str, now: datetime) -
     )
 
 
-def _outcomes_for_error(sends: list[Send], error, *, now: datetime) -> list[Outcome]:
+def _outcomes_for_error(sends: list[Send], error: MokugiftError, *, now: datetime) -> list[Outcome]:
     """One error for the whole call: every claimed row shares its fate."""
-    code = getattr(error, "code", None) if isinstance(error, ApiError) else None
-    if code == LACK_OF_COINS:
+    code = error.code if isinstance(error, ApiError) else None
+    if isinstance(error, ApiError) and code == LACK_OF_COINS:
         # Not an attempt: nothing was made, and the row waits for the account to be topped up.
         return [
             Outcome(
@@ -608,7 +618,9 @@ def _outcomes_for_error(sends: list[Send], error, *, now: datetime) -> list[Outc
     ]
 
 
-def _outcomes_for_multi(sends: list[Send], result, *, mode: str, now: datetime) -> list[Outcome]:
+def _outcomes_for_multi(
+    sends: list[Send], result: MultiResult, *, mode: str, now: datetime
+) -> list[Outcome]:
     """A multi call's answer (Success or Part_Failed), matched to the rows by recipient."""
     by_key = {recipient_key(mode=mode, recipient=s.recipient): s for s in sends}
     outcomes: dict[int, Outcome] = {}
@@ -626,7 +638,7 @@ def _outcomes_for_multi(sends: list[Send], result, *, mode: str, now: datetime) 
         send = by_key.get(recipient_key(mode=mode, recipient=unsent.recipient or ""))
         if send is None or send.pk in outcomes:
             continue
-        code = _int_or_none(unsent.code)
+        code = unsent.code
         words = api_error_words(code=code, description=unsent.description or "")
         if code == LACK_OF_COINS:
             outcomes[send.pk] = Outcome(
@@ -661,13 +673,6 @@ def _outcomes_for_multi(sends: list[Send], result, *, mode: str, now: datetime) 
                 "checking with Mokugift.",
             )
     return [outcomes[s.pk] for s in sends]
-
-
-def _int_or_none(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 # The columns an answer writes.
@@ -736,7 +741,9 @@ def _write_postgresql(
         )
         SELECT id FROM written
     """  # noqa: S608 - the names are ours, the values are parameters
-    params = {name: [getattr(s, name) for s in rows] for name in _RECORD_FIELDS}
+    params: dict[str, list[Any] | datetime | str] = {
+        name: [getattr(s, name) for s in rows] for name in _RECORD_FIELDS
+    }
     params.update(
         id=[s.pk for s in rows],
         note=notes,
@@ -811,6 +818,7 @@ def batch_send_chunk(*, batch_id: int) -> None:
         _batch_idle(batch_id=batch_id)
         return
     claimed_at = sends[0].attempt_started_at
+    assert claimed_at is not None  # the claim set it
     try:
         if len(sends) == 1:
             # The single call, so that the link modes get their URL for a one-off reward.

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import islice
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -48,15 +48,16 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from campaigns.crypto import DecryptionError
-from rewards.models import Batch, MirroredReward, MonthlySummary, Send, SyncRun
+from rewards.models import Batch, MirroredReward, MonthlySummary, Send, SyncRun, column_width
 
 if TYPE_CHECKING:
+    from django.db.backends.utils import CursorWrapper
+
     from campaigns.models import Campaign
     from rewards.mokugift import RewardRecord
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 20_000
 # The first batch is smaller, so that the database starts writing while the answer is still
 # being read, instead of waiting for a whole batch to be parsed.
 FIRST_BATCH_SIZE = 2_000
@@ -71,14 +72,11 @@ class MirrorRefused(ValueError):
     """A listed reward the mirror cannot hold as it is (a value longer than its column)."""
 
 
-# The mirror's columns with a width: a RewardRecord's index, what to call it, the column.
-_WIDTHS = [
-    (index, label, MirroredReward._meta.get_field(column).max_length)
-    for index, label, column in (
-        (0, "reward ID", "remote_id"),
-        (2, "recipient email", "recipient_email"),
-        (3, "recipient ID", "recipient_id"),
-    )
+# The mirror's columns with a width: a RewardRecord's index, what to call it, the width.
+_WIDTHS: list[tuple[Literal[0, 2, 3], str, int]] = [
+    (0, "reward ID", column_width(MirroredReward, "remote_id")),
+    (2, "recipient email", column_width(MirroredReward, "recipient_email")),
+    (3, "recipient ID", column_width(MirroredReward, "recipient_id")),
 ]
 
 
@@ -120,9 +118,6 @@ def _batches(
         take = size
 
 
-_DONE = object()
-
-
 def _batches_read_ahead(
     records: Iterable[RewardRecord], size: int, *, first: int | None = None, ahead: int = 1
 ) -> Iterator[list[RewardRecord]]:
@@ -130,10 +125,11 @@ def _batches_read_ahead(
     batch: reading and parsing the answer overlaps the database's work (psycopg waits without
     the GIL). At most `ahead` batches wait in the queue, so memory stays bounded; an error of
     the reader comes out here, and stopping early stops the reader."""
-    batches: queue.Queue = queue.Queue(maxsize=ahead)
+    # A batch, the reader's error, or None: the end.
+    batches: queue.Queue[list[RewardRecord] | BaseException | None] = queue.Queue(maxsize=ahead)
     stop = threading.Event()
 
-    def hand_over(item) -> bool:
+    def hand_over(item: list[RewardRecord] | BaseException | None) -> bool:
         while not stop.is_set():
             try:
                 batches.put(item, timeout=0.5)
@@ -147,14 +143,14 @@ def _batches_read_ahead(
             for batch in _batches(records, size, first=first):
                 if not hand_over(batch):
                     return
-            hand_over(_DONE)
+            hand_over(None)
         except BaseException as error:  # handed to the writer, which raises it
             hand_over(error)
 
     reader = threading.Thread(target=read, name="mirror-sync-reader", daemon=True)
     reader.start()
     try:
-        while (item := batches.get()) is not _DONE:
+        while (item := batches.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
             yield item
@@ -173,7 +169,7 @@ _STAGE_TYPES = ("varchar", "timestamptz", "varchar", "varchar", "int4")
 # Table names below are constants of this module, never input: hence the noqa S608s.
 
 
-def _pg_temp_tables(cursor) -> None:
+def _pg_temp_tables(cursor: CursorWrapper) -> None:
     # Temporary tables live as long as the connection, and only it sees them.
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
@@ -188,7 +184,7 @@ def _pg_temp_tables(cursor) -> None:
 
 def _pg_upsert(
     *, campaign_id: int, batch: list[RewardRecord], seen_at: dt.datetime, fresh: bool = False
-) -> tuple:
+) -> tuple[int, int]:
     """Write one batch: UPDATE the rows that differ, INSERT the new ones.
 
     `fresh`: the campaign had no mirrored row when this sync began (a first sync), so there is
@@ -196,7 +192,7 @@ def _pg_upsert(
     appeared meanwhile (an ID listed twice, a month sync running beside this one). Nor is
     anything to be flagged missing afterwards, so the IDs seen are not kept.
     """
-    params = {"campaign": campaign_id, "seen": seen_at}
+    params: dict[str, int | dt.datetime] = {"campaign": campaign_id, "seen": seen_at}
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {_STAGE}")
         # Binary: psycopg sends the values as they are, without formatting each as text
@@ -221,7 +217,8 @@ def _pg_upsert(
                 """,  # noqa: S608
                 params,
             )
-            return cursor.rowcount, 0
+            inserted: int = cursor.rowcount
+            return inserted, 0
         cursor.execute(f"INSERT INTO {_SEEN} (remote_id) SELECT remote_id FROM {_STAGE}")  # noqa: S608
         # One join of the batch with the mirror finds both the rows that differ and the new
         # ones. DISTINCT ON: an answer listing one ID twice must not touch a row twice.
@@ -258,7 +255,8 @@ def _pg_upsert(
             """,  # noqa: S608
             params,
         )
-        return cursor.fetchone()
+        created, changed = cursor.fetchone()
+        return created, changed
 
 
 def _pg_seen_close(
@@ -270,7 +268,7 @@ def _pg_seen_close(
 ) -> int:
     """After a complete answer: flag the period's rows it did not list, refresh last_seen_at."""
     resolution = dt.timedelta(seconds=getattr(settings, "MIRROR_LAST_SEEN_RESOLUTION", 3600))
-    params = {
+    params: dict[str, int | dt.datetime | None] = {
         "campaign": campaign_id,
         "seen": seen_at,
         "stale": seen_at - resolution,
@@ -289,7 +287,7 @@ def _pg_seen_close(
             """,  # noqa: S608
             params,
         )
-        flagged = cursor.rowcount
+        flagged: int = cursor.rowcount
         cursor.execute(
             f"""
             UPDATE {_MIRROR} AS m SET last_seen_at = %(seen)s
@@ -303,7 +301,7 @@ def _pg_seen_close(
 
 def _portable_upsert(
     *, campaign_id: int, batch: list[RewardRecord], seen_at: dt.datetime, fresh: bool = False
-):
+) -> tuple[int, int]:
     # `fresh` changes nothing here: one bulk upsert per batch serves both cases.
     rows = {r.id: r for r in batch}
     before = {
@@ -360,7 +358,7 @@ def mirror_records_save(
 ) -> UpsertCounts:
     """Upsert `records` (any iterable, consumed lazily) into the mirror, in bulk batches.
     With `run`, its counts are saved after every batch so the page can show progress."""
-    size = batch_size or getattr(settings, "MIRROR_SYNC_BATCH_SIZE", DEFAULT_BATCH_SIZE)
+    size = batch_size or settings.MIRROR_SYNC_BATCH_SIZE
     upsert = _pg_upsert if connection.vendor == "postgresql" else _portable_upsert
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -445,7 +443,8 @@ def mirror_sends_link(*, campaign_id: int) -> int:
             """,  # noqa: S608
             {"campaign": campaign_id},
         )
-        return cursor.rowcount
+        linked: int = cursor.rowcount
+        return linked
 
 
 def monthly_summaries_from_mirror(*, campaign_id: int, synced_at: dt.datetime) -> int:
@@ -511,7 +510,7 @@ def _run_claim(*, campaign: Campaign, year: int | None, month: int | None) -> Sy
         )
 
 
-def _error_text(error: Exception, campaign: Campaign) -> str:
+def _error_text(error: BaseException, campaign: Campaign) -> str:
     message = f"{type(error).__name__}: {error}"[:2000]
     try:
         passcode = campaign.passcode
@@ -532,7 +531,7 @@ def _run(*, campaign: Campaign, year: int | None, month: int | None) -> SyncRun:
     start = end = None
     try:
         client = MokugiftClient.for_campaign(campaign)
-        if month is not None:
+        if year is not None and month is not None:
             start, end = month_bounds(year=year, month=month)
             opened = client.rewards_in_month(month=month, year=year)
         else:
@@ -552,7 +551,7 @@ def _run(*, campaign: Campaign, year: int | None, month: int | None) -> SyncRun:
                 campaign_id=campaign.pk, seen_at=seen_at, start=start, end=end
             )
         mirror_sends_link(campaign_id=campaign.pk)
-        if month is not None and summary is not None:
+        if year is not None and month is not None and summary is not None:
             MonthlySummary.objects.update_or_create(
                 campaign=campaign,
                 year=year,
@@ -610,9 +609,9 @@ def sync_enqueue(*, campaign_ids: Iterable[int], year: int | None, month: int | 
     from rewards.tasks.sync import sync_campaign_all, sync_campaign_month
 
     for pk in campaign_ids:
-        if month is None:
-            transaction.on_commit(partial(task_publish, sync_campaign_all, args=[pk]))
-        else:
+        if year is not None and month is not None:
             transaction.on_commit(
                 partial(task_publish, sync_campaign_month, args=[pk, year, month])
             )
+        else:
+            transaction.on_commit(partial(task_publish, sync_campaign_all, args=[pk]))

@@ -24,6 +24,7 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -34,6 +35,9 @@ from rewards.services.csv_import import (
     recipients_parse_csv,
 )
 from rewards.services.sending import RecipientRow
+
+if TYPE_CHECKING:
+    from campaigns.models import Campaign
 
 UPLOAD_TOKEN = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_MAX_AGE = timedelta(days=1)
@@ -71,7 +75,7 @@ def upload_create(*, data: bytes, mode: str) -> tuple[str, CsvParseResult]:
     return token, result
 
 
-def upload_read(*, token: str, campaign) -> CsvParseResult | None:
+def upload_read(*, token: str, campaign: Campaign) -> CsvParseResult | None:
     """What the parse of the upload found, its recently rewarded rows flagged as of now; None
     when the upload is gone (expired, confirmed, or never made)."""
     if not UPLOAD_TOKEN.match(token):

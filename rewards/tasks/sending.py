@@ -41,7 +41,7 @@ def campaign_reconcile(campaign_id: int, follow_up: int = 0) -> None:
     if report.pending and follow_up < RECONCILE_FOLLOW_UPS:
         # Rows too fresh to call absent, or a recipient still in flight: look again soon.
         campaign_reconcile.apply_async(
-            args=[campaign_id, follow_up + 1],
+            args=(campaign_id, follow_up + 1),
             countdown=max(1.0, settings.MOKUGIFT_RECONCILE_SETTLE),
         )
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, F, Q, QuerySet, Value, When
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
@@ -96,10 +96,12 @@ def batch_list(request):
             unknown=Count("sends", filter=Q(sends__state=Send.State.UNKNOWN)),
             paid_twice=Count("sends", filter=Q(sends__paid_twice_at__isnull=False)),
         )
+        # Whole percent, rounded down (integer division): 100 only once every row is finished.
+        .annotate(
+            percent=Case(When(total=0, then=Value(0)), default=F("finished") * 100 / F("total"))
+        )
     )
     page = Paginator(batches, BATCHES_PER_PAGE).get_page(request.GET.get("page"))
-    for batch in page:
-        batch.percent = batch.finished * 100 // batch.total if batch.total else 0
     return render(
         request,
         "rewards/batch_list.html",
@@ -260,7 +262,7 @@ def batch_unknown_decide(request, pk: int):
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, str(error))
         return redirect("rewards:batch_detail", pk=pk)
     action, rows = form.cleaned_data["action"], form.cleaned_data["rows"]
     decide = (

@@ -4,6 +4,7 @@ the Refresh button and the sync status the page polls."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 from django import forms
 from django.contrib import messages
@@ -45,12 +46,13 @@ class RewardFilterForm(forms.Form):
     missing = forms.BooleanField(required=False, label="Only those Mokugift no longer lists")
     order = forms.ChoiceField(choices=ORDER_CHOICES, required=False)
 
-    def __init__(self, *args, choices: dict, **kwargs):
+    def __init__(self, *args, choices: selectors.FilterChoices, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["campaign"].choices = [("", "All campaigns")] + [
+        # The fields declared above: choice fields both.
+        cast(forms.ChoiceField, self.fields["campaign"]).choices = [("", "All campaigns")] + [
             (c.pk, c.name) for c in choices["campaigns"]
         ]
-        self.fields["sender"].choices = [("", "Anyone")] + [
+        cast(forms.ChoiceField, self.fields["sender"]).choices = [("", "Anyone")] + [
             (u.pk, u.get_username()) for u in choices["senders"]
         ]
 
@@ -132,7 +134,7 @@ def reward_detail(request, pk: int):
     reward = selectors.reward_get(pk=pk)
     if reward is None:
         raise Http404("No such reward in the mirror.")
-    events = list(reward.send.events.all()) if reward.send_id else []
+    events = list(reward.send.events.all()) if reward.send is not None else []
     return render(request, "rewards/reward_detail.html", {"reward": reward, "events": events})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import cast
 
 from django import forms
 from django.http import FileResponse, StreamingHttpResponse
@@ -21,8 +22,9 @@ class ReportForm(forms.Form):
 
     def __init__(self, *args, years: list[int], campaigns, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["year"].choices = [(y, y) for y in years]
-        self.fields["campaign"].choices = [("", "All campaigns")] + [
+        # The fields declared above: choice fields both.
+        cast(forms.ChoiceField, self.fields["year"]).choices = [(y, y) for y in years]
+        cast(forms.ChoiceField, self.fields["campaign"]).choices = [("", "All campaigns")] + [
             (c.pk, c.name) for c in campaigns
         ]
 

@@ -138,3 +138,14 @@ def test_each_fault_works_under_this_server(server):
     sandbox_campaign_save(campaign_id="c-1", fault="http500")
     assert _reward(server).status_code == 500
     assert _count() == 3
+
+
+def test_a_drop_under_a_server_that_gives_no_socket_answers_500_instead():
+    """Under ASGI there is no WSGI environ to find the socket in: the fault falls back to an
+    HTTP 500 (and a warning), as it does under a WSGI server that hides its socket."""
+    from django.test import AsyncRequestFactory, RequestFactory
+
+    from sandbox.responses import connection_drop
+
+    for request in (AsyncRequestFactory().post("/"), RequestFactory().post("/")):
+        assert connection_drop(request).status_code == 500

@@ -19,7 +19,6 @@ import pytest
 from django.utils import timezone
 
 from campaigns.services import campaign_create
-
 from rewards.models import Batch, Send, SendEvent
 from rewards.selectors.mirror import report_for_year
 from rewards.selectors.sending import batch_counts, batch_unknown_summary, sends_paid_twice

@@ -19,7 +19,8 @@ class Command(BaseCommand):
             raise CommandError("SANDBOX_ENABLED is off: there would be no sandbox to serve.")
         host, port = options["host"], options["port"]
 
-        def on_bind(bound_port: int) -> None:
+        # Django passes the port bound, an int (django-stubs says a str: both are taken).
+        def on_bind(bound_port: int | str) -> None:
             self.stdout.write(f"sandbox at http://{host}:{bound_port}/sandbox/api/", ending="\n")
             self.stdout.flush()
 
