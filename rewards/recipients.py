@@ -28,6 +28,12 @@ _CALLED = {
 }
 
 
+def recipient_key(*, recipient: str, by_id: bool) -> str:
+    """How two mentions of one recipient compare: our own recipient IDs exactly, addresses
+    without the blanks around them and without case (Mokugift may echo them in another case)."""
+    return recipient if by_id else recipient.strip().lower()
+
+
 def recipient_refusal(*, recipient: str, by_id: bool) -> str | None:
     """Why `recipient_list` cannot carry this address (or ID), or None when it can.
 

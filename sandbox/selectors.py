@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import CharField, Func, Q
+from django.db.models import CharField, Func
 
 from sandbox.models import SandboxCampaign, SandboxReward
 
@@ -67,10 +67,3 @@ def sandbox_rewards_rows(
         .values_list("remote_id", "recipient_email", "recipient_id", "created_text", "tree_count")
         .iterator(chunk_size=CHUNK_SIZE)
     )
-
-
-def sandbox_rewards_count(*, campaign_id: str, recipient: str) -> int:
-    """How many rewards the sandbox made for one recipient (email or ID) of a campaign."""
-    return SandboxReward.objects.filter(
-        Q(recipient_email=recipient) | Q(recipient_id=recipient), campaign__campaign_id=campaign_id
-    ).count()

@@ -186,6 +186,12 @@ class Send(models.Model):
         return f"Send {self.pk} to {self.recipient} ({self.state})"
 
 
+# Rows that will still move without anyone acting, and rows that will not move again unless
+# someone acts (retry the failed, resume the batch). Every row is in one or the other.
+OPEN_STATES = (Send.State.WAITING, Send.State.SENDING, Send.State.UNKNOWN)
+FINISHED_STATES = (Send.State.SENT, Send.State.FAILED, Send.State.CANCELLED)
+
+
 class SendEvent(models.Model):
     """The history of a ledger row: every state change, with why."""
 

@@ -10,9 +10,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from rewards.models import Batch, Send
-
-# Rows that will not move again unless someone acts (retry the failed, resume the batch).
-FINISHED_STATES = (Send.State.SENT, Send.State.FAILED, Send.State.CANCELLED)
+from rewards.models.ledger import FINISHED_STATES
 
 
 def batch_counts(*, batch: Batch | int) -> dict[str, int]:
@@ -81,13 +79,6 @@ def batch_progress(*, batch: Batch | int, now: datetime | None = None) -> BatchP
         rate=rate,
         eta_seconds=eta,
     )
-
-
-def batch_is_finished(*, batch: Batch | int) -> bool:
-    batch_id = batch if isinstance(batch, int) else batch.pk
-    return not Send.objects.filter(
-        batch_id=batch_id, state__in=[Send.State.WAITING, Send.State.SENDING, Send.State.UNKNOWN]
-    ).exists()
 
 
 def sends_paid_twice(*, batch: Batch | int | None = None) -> QuerySet[Send]:

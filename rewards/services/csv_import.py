@@ -21,9 +21,9 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from rewards.models import MirroredReward, Send, column_width
-from rewards.models.ledger import LeftOutRow, Mode
-from rewards.recipients import name_refusal, recipient_refusal
-from rewards.services.sending import RecipientRow, recipient_key
+from rewards.models.ledger import OPEN_STATES, LeftOutRow, Mode
+from rewards.recipients import name_refusal, recipient_key, recipient_refusal
+from rewards.services.sending import RecipientRow
 
 if TYPE_CHECKING:
     from campaigns.models import Campaign
@@ -36,7 +36,6 @@ MAX_RECIPIENT_LENGTH = column_width(Send, "recipient")
 # How many recipients go into one `IN (...)` when looking for recent rewards.
 _LOOKUP_CHUNK = 5_000
 # Ledger rows that may still become rewards: they count as recent too.
-PENDING_STATES = (Send.State.WAITING, Send.State.SENDING, Send.State.UNKNOWN)
 
 # Headers as people write them, reduced by `_header_key` (case, spaces, "-", "_" and a BOM
 # do not matter): "E-mail", "Email Address", "Full Name", "Recipient ID" all match.
@@ -366,7 +365,7 @@ def _read_row(
     if problem:
         problems.append(CsvProblem(row_number, name_column, problem[1], problem[0]))
     if not problems:
-        key = recipient_key(mode=mode, recipient=recipient)
+        key = recipient_key(by_id=mode == Mode.LINK_ID, recipient=recipient)
         first = first_row_of.get(key)
         if first is not None:
             problems.append(
@@ -408,11 +407,11 @@ def recipients_flag_recent(*, result: CsvParseResult, mode: str, campaign: Campa
     """
     since = timezone.now() - timedelta(days=RECENT_DAYS)
     by_id = mode == Mode.LINK_ID
-    keys = [recipient_key(mode=mode, recipient=r.recipient) for r in result.rows]
+    keys = [recipient_key(by_id=mode == Mode.LINK_ID, recipient=r.recipient) for r in result.rows]
     rewarded: set[str] = set()
     on_the_way: set[str] = set()
     recent = Q(state=Send.State.SENT, sent_at__gte=since) | Q(
-        state__in=PENDING_STATES, batch__created_at__gte=since
+        state__in=OPEN_STATES, batch__created_at__gte=since
     )
     for start in range(0, len(keys), _LOOKUP_CHUNK):
         chunk = keys[start : start + _LOOKUP_CHUNK]
@@ -441,7 +440,7 @@ def recipients_flag_recent(*, result: CsvParseResult, mode: str, campaign: Campa
             (rewarded if state == Send.State.SENT else on_the_way).add(key)
         rewarded.update(mirror)
     for row in result.rows:
-        key = recipient_key(mode=mode, recipient=row.recipient)
+        key = recipient_key(by_id=mode == Mode.LINK_ID, recipient=row.recipient)
         if key in rewarded:
             why = f"got a reward from this campaign in the last {RECENT_DAYS} days."
         elif key in on_the_way:

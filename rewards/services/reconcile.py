@@ -57,6 +57,7 @@ from campaigns.models import Campaign
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import Mode
 from rewards.mokugift import MokugiftClient, MokugiftError, RewardRecord
+from rewards.recipients import recipient_key
 from rewards.services.sending import batch_finish_if_done, batch_wake, retry_delay
 
 if TYPE_CHECKING:
@@ -84,22 +85,23 @@ class ReconcileReport:
     next_decisive_at: datetime | None = None
 
 
-def _key(*, by_id: bool, recipient: str) -> tuple[str, str]:
-    return ("id", recipient) if by_id else ("email", recipient.strip().lower())
+def _key(*, by_id: bool, recipient: str) -> tuple[bool, str]:
+    # An ID and an address that happen to read the same are two recipients.
+    return by_id, recipient_key(recipient=recipient, by_id=by_id)
 
 
-def _row_key(row: Send) -> tuple[str, str]:
+def _row_key(row: Send) -> tuple[bool, str]:
     return _key(by_id=row.batch.mode == Mode.LINK_ID, recipient=row.recipient)
 
 
 def months_between(start: datetime, end: datetime) -> list[tuple[int, int]]:
-    """(month, year) of every month from start to end, both included, in UTC."""
+    """(year, month) of every month from start to end, both included, in UTC."""
     start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
-    month, year = start.month, start.year
+    year, month = start.year, start.month
     months = []
     while (year, month) <= (end.year, end.month):
-        months.append((month, year))
-        month, year = (1, year + 1) if month == 12 else (month + 1, year)
+        months.append((year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return months
 
 
@@ -190,8 +192,8 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
             state=Send.State.SENDING, batch__campaign_id=campaign_id
         ).values_list("recipient", "batch__mode")
     }
-    wanted: dict[tuple[str, str], list[Send]] = defaultdict(list)
-    watching: dict[tuple[str, str], list[Send]] = defaultdict(list)
+    wanted: dict[tuple[bool, str], list[Send]] = defaultdict(list)
+    watching: dict[tuple[bool, str], list[Send]] = defaultdict(list)
     for row in rows:
         key = _row_key(row)
         if key in in_flight:
@@ -212,10 +214,10 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
     query_started = timezone.now()
     everyone = [row for group in (*wanted.values(), *watching.values()) for row in group]
     earliest = min(window_start(row) for row in everyone)
-    candidates: dict[tuple[str, str], list[RewardRecord]] = defaultdict(list)
+    candidates: dict[tuple[bool, str], list[RewardRecord]] = defaultdict(list)
     try:
         client = MokugiftClient.for_campaign(campaign)
-        for month, year in months_between(earliest, query_started):
+        for year, month in months_between(earliest, query_started):
             with client.rewards_in_month(month=month, year=year) as stream:
                 for reward in stream:
                     if reward.recipient_id:

@@ -38,8 +38,10 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from campaigns.crypto import DecryptionError
 from rewards.models import Batch, Send, SendEvent
-from rewards.models.ledger import LeftOutRow, Mode
+from rewards.models.ledger import OPEN_STATES, LeftOutRow, Mode
 from rewards.mokugift import (
+    INTERNAL_ERROR,
+    NO_COINS,
     ApiError,
     MokugiftClient,
     MokugiftError,
@@ -47,6 +49,7 @@ from rewards.mokugift import (
     Recipient,
     RecipientRefused,
 )
+from rewards.recipients import recipient_key
 
 if TYPE_CHECKING:
     from celery import Task
@@ -56,11 +59,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Rows that will still move without anyone acting.
-OPEN_STATES = (Send.State.WAITING, Send.State.SENDING, Send.State.UNKNOWN)
-# Mokugift codes no retry can cure (for that request): the row fails with the message.
-# 105 is apart (the batch pauses), 110 is retried.
-LACK_OF_COINS = 105
 # The Mokugift messages in plain words, for the results table and CSV.
 PLAIN_WORDS = {
     100: "The request used the wrong HTTP method (a bug on our side).",
@@ -93,12 +91,6 @@ class RecipientRow:
     row_number: int
     recipient: str
     name: str = ""
-
-
-def recipient_key(*, mode: str, recipient: str) -> str:
-    # Addresses are compared without case (Mokugift may echo them in another case); our own
-    # recipient IDs are compared exactly.
-    return recipient if mode == Mode.LINK_ID else recipient.strip().lower()
 
 
 def api_error_words(*, code: int | None, description: str = "") -> str:
@@ -209,27 +201,6 @@ def batch_create(
         raise
     logger.info("batch %s: %d rows for campaign %s (%s)", batch.pk, len(rows), campaign.pk, mode)
     return batch
-
-
-def reward_send_one(
-    *,
-    campaign: Campaign,
-    mode: str,
-    recipient: str,
-    name: str = "",
-    created_by: User | None = None,
-    source: str = Batch.Source.SINGLE,
-    idempotency_key: str | None = None,
-) -> Batch:
-    """One reward: a batch of one row, sent with the single call (the link modes get the URL)."""
-    return batch_create(
-        campaign=campaign,
-        mode=mode,
-        rows=[RecipientRow(row_number=1, recipient=recipient, name=name)],
-        created_by=created_by,
-        source=source,
-        idempotency_key=idempotency_key,
-    )
 
 
 def _events(
@@ -434,7 +405,7 @@ def sends_claim(*, batch_id: int, limit: int) -> list[Send]:
         ours: list[Send] = []
         twice: list[Send] = []
         for send in claimed:
-            key = recipient_key(mode=mode, recipient=send.recipient)
+            key = recipient_key(by_id=mode == Mode.LINK_ID, recipient=send.recipient)
             (twice if key in seen else ours).append(send)
             seen.add(key)
         if twice:
@@ -574,7 +545,7 @@ def _retry_or_fail(send: Send, *, code: int | None, words: str, now: datetime) -
 def _outcomes_for_error(sends: list[Send], error: MokugiftError, *, now: datetime) -> list[Outcome]:
     """One error for the whole call: every claimed row shares its fate."""
     code = error.code if isinstance(error, ApiError) else None
-    if isinstance(error, ApiError) and code == LACK_OF_COINS:
+    if isinstance(error, ApiError) and code == NO_COINS:
         # Not an attempt: nothing was made, and the row waits for the account to be topped up.
         return [
             Outcome(
@@ -622,10 +593,10 @@ def _outcomes_for_multi(
     sends: list[Send], result: MultiResult, *, mode: str, now: datetime
 ) -> list[Outcome]:
     """A multi call's answer (Success or Part_Failed), matched to the rows by recipient."""
-    by_key = {recipient_key(mode=mode, recipient=s.recipient): s for s in sends}
+    by_key = {recipient_key(by_id=mode == Mode.LINK_ID, recipient=s.recipient): s for s in sends}
     outcomes: dict[int, Outcome] = {}
     for reward in result.rewards:
-        send = by_key.get(recipient_key(mode=mode, recipient=reward.recipient))
+        send = by_key.get(recipient_key(by_id=mode == Mode.LINK_ID, recipient=reward.recipient))
         if send is not None and send.pk not in outcomes:
             outcomes[send.pk] = Outcome(
                 send,
@@ -635,12 +606,14 @@ def _outcomes_for_multi(
                 transaction_id=result.transaction_id or "",
             )
     for unsent in result.unsent:
-        send = by_key.get(recipient_key(mode=mode, recipient=unsent.recipient or ""))
+        send = by_key.get(
+            recipient_key(by_id=mode == Mode.LINK_ID, recipient=unsent.recipient or "")
+        )
         if send is None or send.pk in outcomes:
             continue
         code = unsent.code
         words = api_error_words(code=code, description=unsent.description or "")
-        if code == LACK_OF_COINS:
+        if code == NO_COINS:
             outcomes[send.pk] = Outcome(
                 send,
                 Send.State.WAITING,
@@ -649,7 +622,7 @@ def _outcomes_for_multi(
                 error_code=code,
                 error_message=words,
             )
-        elif code == 110:
+        elif code == INTERNAL_ERROR:
             # 110 for one item, as for a whole create call: it may have been made.
             outcomes[send.pk] = Outcome(
                 send,
@@ -848,7 +821,7 @@ def batch_send_chunk(*, batch_id: int) -> None:
         states[o.state] = states.get(o.state, 0) + 1
     logger.info("batch %s: chunk of %d rows: %s", batch_id, len(sends), states)
 
-    if any(o.error_code == LACK_OF_COINS and o.state == Send.State.WAITING for o in written):
+    if any(o.error_code == NO_COINS and o.state == Send.State.WAITING for o in written):
         batch_pause(batch_id=batch_id, reason=PAUSED_FOR_COINS)
         return
     if states.get(Send.State.UNKNOWN):

@@ -290,8 +290,8 @@ def test_mokugift_errors_are_said_in_plain_words():
 
 def test_reconciliation_reads_every_month_of_the_window_across_a_year_end():
     start = datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC)
-    assert months_between(start, start + timedelta(minutes=1)) == [(12, 2026), (1, 2027)]
-    assert months_between(start, start) == [(12, 2026)]
+    assert months_between(start, start + timedelta(minutes=1)) == [(2026, 12), (2027, 1)]
+    assert months_between(start, start) == [(2026, 12)]
 
 
 def test_an_answer_that_comes_after_the_sweep_gave_up_is_not_written(campaign):

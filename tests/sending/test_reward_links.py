@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from rewards.models import Send
-from rewards.services.sending import batch_send_chunk, reward_send_one
+from rewards.services.sending import RecipientRow, batch_create, batch_send_chunk
 from tests.client import bodies
 from tests.client.server import body, local_server
 
@@ -22,7 +22,12 @@ def test_a_javascript_url_in_a_create_answer_is_not_stored_as_the_rewards_url(
     with local_server() as server:
         settings.MOKUGIFT_SANDBOX_URL = server.url
         server.then(body(answer))
-        batch = reward_send_one(campaign=campaign, mode="link", recipient="sally@chan.com")
+        batch = batch_create(
+            campaign=campaign,
+            mode="link",
+            rows=[RecipientRow(row_number=1, recipient="sally@chan.com")],
+            source="single",
+        )
         batch_send_chunk(batch_id=batch.pk)
         assert [r.path for r in server.received] == ["/api/reward_url/spring-1"]
 
