@@ -1,14 +1,19 @@
-"""Forms of the sending pages. They only clean data; the services do the work."""
+"""Forms of the pages: sending, the decisions about unknown rows, and the filters of the rewards
+page and the report. They only clean data; the services and selectors do the work."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from typing import cast
 
 from django import forms
 from django.conf import settings
 
 from campaigns.selectors import campaigns_enabled
 from rewards.models.ledger import Mode
+from rewards.selectors import mirror as selectors
+from rewards.services import sync
 from rewards.services.csv_import import name_problem, recipient_problem
 
 # A 50,000-row file of addresses and names is a few MB; this leaves room for extra columns.
@@ -204,3 +209,88 @@ class UnknownRowsForm(forms.Form):
 
     def clean_rows(self) -> list[int] | None:
         return _row_numbers(self.cleaned_data.get("rows", ""))
+
+
+# --- Filters of the rewards page and the report -------------------------------------------
+
+SOURCE_CHOICES = [
+    ("", "Any source"),
+    (selectors.SOURCE_DASHBOARD, "Sent from this dashboard"),
+    (selectors.SOURCE_ELSEWHERE, "Sent elsewhere"),
+]
+ORDER_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first")]
+
+
+class RewardFilterForm(forms.Form):
+    campaign = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    month = forms.CharField(
+        required=False, widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"})
+    )
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    source = forms.ChoiceField(choices=SOURCE_CHOICES, required=False)
+    batch = forms.IntegerField(required=False, min_value=1, label="Batch #")
+    sender = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    q = forms.CharField(
+        required=False,
+        max_length=254,
+        label="Recipient",
+        widget=forms.TextInput(attrs={"placeholder": "Part of an email, an ID or a name"}),
+    )
+    missing = forms.BooleanField(required=False, label="Only those Mokugift no longer lists")
+    order = forms.ChoiceField(choices=ORDER_CHOICES, required=False)
+
+    def __init__(self, *args, choices: selectors.FilterChoices, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The fields declared above: choice fields both.
+        cast(forms.ChoiceField, self.fields["campaign"]).choices = [("", "All campaigns")] + [
+            (c.pk, c.name) for c in choices["campaigns"]
+        ]
+        cast(forms.ChoiceField, self.fields["sender"]).choices = [("", "Anyone")] + [
+            (u.pk, u.get_username()) for u in choices["senders"]
+        ]
+
+    def clean_month(self) -> tuple[int, int] | None:
+        value = self.cleaned_data["month"].strip()
+        if not value:
+            return None
+        try:
+            moment = dt.datetime.strptime(value, "%Y-%m")
+        except ValueError:
+            raise forms.ValidationError("A month looks like 2026-05.") from None
+        return moment.year, moment.month
+
+    def filters(self) -> selectors.RewardFilters:
+        """The valid fields as filters; a field that did not pass is left out (and shown)."""
+        data = self.cleaned_data
+        date_from, date_to = data.get("date_from"), data.get("date_to")
+        if data.get("month"):
+            year, month = data["month"]
+            start, end = sync.month_bounds(year=year, month=month)
+            first, last = start.date(), (end - dt.timedelta(days=1)).date()
+            date_from = max(date_from, first) if date_from else first
+            date_to = min(date_to, last) if date_to else last
+        return selectors.RewardFilters(
+            campaign_ids=(data["campaign"],) if data.get("campaign") else (),
+            date_from=date_from,
+            date_to=date_to,
+            source=data.get("source") or "",
+            batch_id=data.get("batch"),
+            sender_id=data.get("sender"),
+            search=data.get("q") or "",
+            missing_only=bool(data.get("missing")),
+            newest_first=data.get("order") != "oldest",
+        )
+
+
+class ReportForm(forms.Form):
+    year = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    campaign = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+
+    def __init__(self, *args, years: list[int], campaigns, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The fields declared above: choice fields both.
+        cast(forms.ChoiceField, self.fields["year"]).choices = [(y, y) for y in years]
+        cast(forms.ChoiceField, self.fields["campaign"]).choices = [("", "All campaigns")] + [
+            (c.pk, c.name) for c in campaigns
+        ]

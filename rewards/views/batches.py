@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+import itertools
 
 from django.conf import settings
 from django.contrib import messages
@@ -16,9 +16,10 @@ from django.views.decorators.http import require_POST
 
 from rewards.forms import UnknownRowsForm
 from rewards.models import Batch, Send
+from rewards.models.ledger import FINISHED_STATES
 from rewards.selectors import sending as sending_selectors
 from rewards.services import reconcile, sending
-from rewards.services.export import text_safe
+from rewards.services.export import csv_pieces
 from rewards.views import send_rewards_required
 
 RESULTS_PER_PAGE = 100
@@ -32,8 +33,6 @@ PROGRESS_STATES = [
     Send.State.UNKNOWN,
     Send.State.CANCELLED,
 ]
-# Rows that will not move again unless someone acts (retry failed, resume).
-FINISHED_STATES = {Send.State.SENT, Send.State.FAILED, Send.State.CANCELLED}
 RESULTS_COLUMNS = ["row", "recipient", "name", "state", "reward_id", "url", "error"]
 LINK_NOT_RECOVERED = (
     "Link not recovered: the reward was made (see its ID), but Mokugift does not give its "
@@ -162,39 +161,31 @@ def batch_progress(request, pk: int):
     return JsonResponse(data)
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @send_rewards_required
 def batch_results_csv(request, pk: int):
     batch = _batch(pk)
     rows = _results(batch=batch, state=_state_filter(request))
-    writer = csv.writer(_Echo())
 
-    def lines():
-        yield "\ufeff"  # so that Excel reads the names as UTF-8
-        yield writer.writerow(RESULTS_COLUMNS)
+    def results():
         for send in rows.iterator(chunk_size=2_000):
             error = send.error_message
             if send.error_code and error:
                 error = f"{error} (Mokugift error {send.error_code})"
             if send.link_not_recovered:
                 error = LINK_NOT_RECOVERED
-            yield writer.writerow(
-                [
-                    send.row_number,
-                    text_safe(send.recipient),
-                    text_safe(send.name),
-                    send.state,
-                    text_safe(send.remote_id),
-                    text_safe(send.url),
-                    text_safe(error),
-                ]
-            )
+            yield [
+                send.row_number,
+                send.recipient,
+                send.name,
+                send.state,
+                send.remote_id,
+                send.url,
+                error,
+            ]
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    # The BOM, so that Excel reads the names as UTF-8.
+    lines = itertools.chain(["\ufeff"], csv_pieces(header=RESULTS_COLUMNS, rows=results()))
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}-results.csv"'
     return response
 

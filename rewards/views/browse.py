@@ -4,9 +4,7 @@ the Refresh button and the sync status the page polls."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import cast
 
-from django import forms
 from django.contrib import messages
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -15,78 +13,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from campaigns.models import Campaign
+from rewards.forms import RewardFilterForm
 from rewards.selectors import mirror as selectors
 from rewards.services import export, sync
 from rewards.views import export_rewards_required, view_reports_required
-
-SOURCE_CHOICES = [
-    ("", "Any source"),
-    (selectors.SOURCE_DASHBOARD, "Sent from this dashboard"),
-    (selectors.SOURCE_ELSEWHERE, "Sent elsewhere"),
-]
-ORDER_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first")]
-
-
-class RewardFilterForm(forms.Form):
-    campaign = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
-    month = forms.CharField(
-        required=False, widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"})
-    )
-    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    source = forms.ChoiceField(choices=SOURCE_CHOICES, required=False)
-    batch = forms.IntegerField(required=False, min_value=1, label="Batch #")
-    sender = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
-    q = forms.CharField(
-        required=False,
-        max_length=254,
-        label="Recipient",
-        widget=forms.TextInput(attrs={"placeholder": "Part of an email, an ID or a name"}),
-    )
-    missing = forms.BooleanField(required=False, label="Only those Mokugift no longer lists")
-    order = forms.ChoiceField(choices=ORDER_CHOICES, required=False)
-
-    def __init__(self, *args, choices: selectors.FilterChoices, **kwargs):
-        super().__init__(*args, **kwargs)
-        # The fields declared above: choice fields both.
-        cast(forms.ChoiceField, self.fields["campaign"]).choices = [("", "All campaigns")] + [
-            (c.pk, c.name) for c in choices["campaigns"]
-        ]
-        cast(forms.ChoiceField, self.fields["sender"]).choices = [("", "Anyone")] + [
-            (u.pk, u.get_username()) for u in choices["senders"]
-        ]
-
-    def clean_month(self) -> tuple[int, int] | None:
-        value = self.cleaned_data["month"].strip()
-        if not value:
-            return None
-        try:
-            moment = dt.datetime.strptime(value, "%Y-%m")
-        except ValueError:
-            raise forms.ValidationError("A month looks like 2026-05.") from None
-        return moment.year, moment.month
-
-    def filters(self) -> selectors.RewardFilters:
-        """The valid fields as filters; a field that did not pass is left out (and shown)."""
-        data = self.cleaned_data
-        date_from, date_to = data.get("date_from"), data.get("date_to")
-        if data.get("month"):
-            year, month = data["month"]
-            start, end = sync.month_bounds(year=year, month=month)
-            first, last = start.date(), (end - dt.timedelta(days=1)).date()
-            date_from = max(date_from, first) if date_from else first
-            date_to = min(date_to, last) if date_to else last
-        return selectors.RewardFilters(
-            campaign_ids=(data["campaign"],) if data.get("campaign") else (),
-            date_from=date_from,
-            date_to=date_to,
-            source=data.get("source") or "",
-            batch_id=data.get("batch"),
-            sender_id=data.get("sender"),
-            search=data.get("q") or "",
-            missing_only=bool(data.get("missing")),
-            newest_first=data.get("order") != "oldest",
-        )
 
 
 def _form(request) -> tuple[RewardFilterForm, selectors.RewardFilters]:

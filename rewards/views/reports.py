@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import io
-from typing import cast
 
-from django import forms
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from campaigns.models import Campaign
+from rewards.forms import ReportForm
 from rewards.selectors import mirror as selectors
 from rewards.services import export
 from rewards.views import export_rewards_required, view_reports_required
-
-
-class ReportForm(forms.Form):
-    year = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
-    campaign = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
-
-    def __init__(self, *args, years: list[int], campaigns, **kwargs):
-        super().__init__(*args, **kwargs)
-        # The fields declared above: choice fields both.
-        cast(forms.ChoiceField, self.fields["year"]).choices = [(y, y) for y in years]
-        cast(forms.ChoiceField, self.fields["campaign"]).choices = [("", "All campaigns")] + [
-            (c.pk, c.name) for c in campaigns
-        ]
 
 
 def _report(request) -> tuple[ReportForm, selectors.Report]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import uuid
 
 from django.contrib import messages
@@ -17,7 +16,7 @@ from rewards.forms import MODE_HELP, BulkUploadForm, ConfirmForm, SingleSendForm
 from rewards.models import Batch
 from rewards.models.ledger import Mode
 from rewards.services.csv_import import csv_template
-from rewards.services.export import text_safe
+from rewards.services.export import csv_pieces
 from rewards.services.sending import RecipientRow, batch_create
 from rewards.services.uploads import upload_create, upload_delete, upload_read
 from rewards.views import send_rewards_required
@@ -211,12 +210,12 @@ def send_problems_csv(request, token: str):
     if upload is None:
         raise Http404("That upload is no longer here.")
     _campaign, meta, result = upload
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    rows = ([p.row, p.column, p.message] for p in result.problems)
+    response = HttpResponse(
+        csv_pieces(header=["row", "column", "problem"], rows=rows),
+        content_type="text/csv; charset=utf-8",
+    )
     response["Content-Disposition"] = 'attachment; filename="upload-problems.csv"'
-    writer = csv.writer(response)
-    writer.writerow(["row", "column", "problem"])
-    for problem in result.problems:
-        writer.writerow([problem.row, text_safe(problem.column), text_safe(problem.message)])
     return response
 
 
