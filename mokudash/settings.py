@@ -186,6 +186,18 @@ MOKUGIFT_SANDBOX_URL = env.str(
 # Seconds to open a connection, and to wait for an answer once the request is sent.
 MOKUGIFT_CONNECT_TIMEOUT = env.float("MOKUGIFT_CONNECT_TIMEOUT", default=5.0)
 MOKUGIFT_READ_TIMEOUT = env.float("MOKUGIFT_READ_TIMEOUT", default=60.0)
+# Seconds for a call as a whole, its answer read to the end. The timeouts above bound each
+# wait on the network only: a server sending a byte every few seconds never trips them.
+MOKUGIFT_CALL_DEADLINE = env.float("MOKUGIFT_CALL_DEADLINE", default=120.0)
+if MOKUGIFT_CALL_DEADLINE <= 0:
+    raise ImproperlyConfigured(
+        f"MOKUGIFT_CALL_DEADLINE is {MOKUGIFT_CALL_DEADLINE:g}: it must be a number of seconds "
+        "above 0."
+    )
+# Bytes a create call's answer may take for each reward asked for (plus 64 KiB for the rest):
+# an answer that goes on past it (an endless list of rewards) is a protocol error, read in
+# bounded memory. A reward of the API takes a few hundred bytes.
+MOKUGIFT_MAX_ANSWER_BYTES_PER_REWARD = env.int("MOKUGIFT_MAX_ANSWER_BYTES_PER_REWARD", default=4096)
 
 # --- Sending (rewards/services/sending.py) ------------------------------------------------
 # Rows per multi call (the API allows 1,000). 250 is the balance: a 10,000-row batch is 40
