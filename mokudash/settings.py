@@ -243,6 +243,10 @@ MIRROR_LAST_SEEN_RESOLUTION = env.int("MIRROR_LAST_SEEN_RESOLUTION", default=360
 MIRROR_SYNC_RECENT_MINUTES = env.int("MIRROR_SYNC_RECENT_MINUTES", default=5)
 # ...and everything (all_rewards) once a night at this hour of TIME_ZONE (-1: off).
 MIRROR_SYNC_NIGHTLY_HOUR = env.int("MIRROR_SYNC_NIGHTLY_HOUR", default=3)
+# A sync's bounds: seconds for it as a whole (below the task's soft time limit, so that the run
+# ends failed with its reason), and rewards read from one answer (an endless answer ends there).
+MIRROR_SYNC_DEADLINE = env.float("MIRROR_SYNC_DEADLINE", default=600.0)
+MIRROR_SYNC_MAX_ROWS = env.int("MIRROR_SYNC_MAX_ROWS", default=2_000_000)
 if MIRROR_SYNC_RECENT_MINUTES > 0:
     CELERY_BEAT_SCHEDULE["rewards-sync-recent"] = {
         "task": "rewards.sync_recent",
