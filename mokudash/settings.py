@@ -189,6 +189,18 @@ MOKUGIFT_SANDBOX_URL = env.str(
 # Seconds to open a connection, and to wait for an answer once the request is sent.
 MOKUGIFT_CONNECT_TIMEOUT = env.float("MOKUGIFT_CONNECT_TIMEOUT", default=5.0)
 MOKUGIFT_READ_TIMEOUT = env.float("MOKUGIFT_READ_TIMEOUT", default=60.0)
+# Seconds for a call as a whole, its answer read to the end. The timeouts above bound each
+# wait on the network only: a server sending a byte every few seconds never trips them.
+MOKUGIFT_CALL_DEADLINE = env.float("MOKUGIFT_CALL_DEADLINE", default=120.0)
+if MOKUGIFT_CALL_DEADLINE <= 0:
+    raise ImproperlyConfigured(
+        f"MOKUGIFT_CALL_DEADLINE is {MOKUGIFT_CALL_DEADLINE:g}: it must be a number of seconds "
+        "above 0."
+    )
+# Bytes a create call's answer may take for each reward asked for (plus 64 KiB for the rest):
+# an answer that goes on past it (an endless list of rewards) is a protocol error, read in
+# bounded memory. A reward of the API takes a few hundred bytes.
+MOKUGIFT_MAX_ANSWER_BYTES_PER_REWARD = env.int("MOKUGIFT_MAX_ANSWER_BYTES_PER_REWARD", default=4096)
 
 # --- Sending (rewards/services/sending.py) ------------------------------------------------
 # Rows per multi call (the API allows 1,000). 250 is the balance: a 10,000-row batch is 40
@@ -243,6 +255,10 @@ MIRROR_LAST_SEEN_RESOLUTION = env.int("MIRROR_LAST_SEEN_RESOLUTION", default=360
 MIRROR_SYNC_RECENT_MINUTES = env.int("MIRROR_SYNC_RECENT_MINUTES", default=5)
 # ...and everything (all_rewards) once a night at this hour of TIME_ZONE (-1: off).
 MIRROR_SYNC_NIGHTLY_HOUR = env.int("MIRROR_SYNC_NIGHTLY_HOUR", default=3)
+# A sync's bounds: seconds for it as a whole (below the task's soft time limit, so that the run
+# ends failed with its reason), and rewards read from one answer (an endless answer ends there).
+MIRROR_SYNC_DEADLINE = env.float("MIRROR_SYNC_DEADLINE", default=600.0)
+MIRROR_SYNC_MAX_ROWS = env.int("MIRROR_SYNC_MAX_ROWS", default=2_000_000)
 if MIRROR_SYNC_RECENT_MINUTES > 0:
     CELERY_BEAT_SCHEDULE["rewards-sync-recent"] = {
         "task": "rewards.sync_recent",

@@ -12,6 +12,11 @@ that may or may not have made its rewards: reconcile before trying again) and `r
 The client never retries a create call; the caller decides, with the ledger in hand. Query
 calls are retried here, with backoff, until their first reward has been handed out.
 
+Every call has a deadline as a whole (MOKUGIFT_CALL_DEADLINE), besides its connect and read
+timeouts, which only bound each wait on the network: past it the call's socket is shut down
+wherever the answer stands (see _Deadline). A create answer holds at most as many rewards as
+were asked for, in a bounded number of bytes (MOKUGIFT_MAX_ANSWER_BYTES_PER_REWARD).
+
 The protocol is in shared/mokugift-api.md. The parser is lenient where that document says so
 (dates, blanks, the case of `status`), strict about everything else, and streams: a query
 answer of a million rewards is read in constant memory. Bodies are parsed by lxml (libxml2),
@@ -22,17 +27,20 @@ entity declaration or external entity, is a ProtocolError before anything is exp
 from __future__ import annotations
 
 import codecs
+import contextlib
 import datetime as dt
 import logging
+import math
 import os
 import random
 import re
+import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, NamedTuple, NoReturn, TypedDict, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NoReturn, TypedDict, Unpack, overload
 from urllib.parse import quote, quote_plus, urlsplit
 from xml.parsers import expat
 
@@ -40,8 +48,11 @@ import requests
 from lxml import etree
 from lxml.etree import _Element as Element
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
+from urllib3.util.timeout import Timeout
 
 import mokudash
 from rewards.recipients import name_refusal, recipient_refusal
@@ -80,6 +91,9 @@ _CALLS = {
 QUERY_TRIES = 3
 QUERY_BACKOFF = 0.5  # seconds before the second try; doubled for each further one
 STREAM_CHUNK_BYTES = 64 * 1024
+# What a create answer may hold besides its rewards: the declaration, version, status,
+# transaction ID, an error. Its rewards get MOKUGIFT_MAX_ANSWER_BYTES_PER_REWARD each.
+ANSWER_ENVELOPE_BYTES = 64 * 1024
 # Nesting deeper than this is not the API's XML (the document goes four levels down).
 _MAX_DEPTH = 16
 # No value of the API is anywhere near this long.
@@ -233,14 +247,24 @@ class TransportError(MokugiftError):
 
 class ProtocolError(TransportError):
     """An answer that is not the API's XML (malformed, truncated, wrong root, a missing
-    element, a DTD or entity). It came from the server, so for a create call the outcome is
-    unknown."""
+    element, a DTD or entity, more rewards or bytes than a create call can be answered with).
+    It came from the server, so for a create call the outcome is unknown."""
 
     retryable = False
 
     def __init__(self, message: str, *, create: bool = False):
         unknown = " (outcome unknown)" if create else ""
         super().__init__(message + unknown, reached_server=True, create=create)
+
+
+class DeadlineExceeded(TransportError):
+    """The call was not over by its deadline: a server answering too slowly (perhaps a byte at
+    a time, which no read timeout catches) was cut off. For a create call that reached the
+    server the outcome is unknown."""
+
+    def __init__(self, message: str, *, seconds: float, reached_server: bool, create: bool):
+        self.seconds = seconds
+        super().__init__(message, reached_server=reached_server, create=create)
 
 
 class RecipientRefused(MokugiftError, ValueError):
@@ -358,10 +382,19 @@ class _ResultParser:
     emptied, and dropped from the tree when the next one ends, so memory does not grow with the
     answer. Everything else under `result` is small and checked (depth, length of text) when
     the root closes. Rewards wait in `pending` for the caller.
+
+    Nothing but those rewards (and a multi call's unsent rewards) may go on and on: whatever
+    else piles up in the tree is bounded by _MAX_QUIET characters. A create call's answer is
+    bounded too: `asked` rewards at most (made and unsent together), in `max_bytes` at most.
     """
 
-    def __init__(self, call: _Call):
+    def __init__(self, call: _Call, *, asked: int | None = None, max_bytes: int | None = None):
         self.call = call
+        self.asked = asked
+        self.max_bytes = max_bytes
+        self._bytes = 0
+        self._unsent_seen = 0
+        self._root_rewards = 0  # <reward> elements right under <result>: a single call's
         # RewardRecords for a query call, CreatedRewards for a multi call.
         self.pending: deque[RewardRecord | CreatedReward] = deque()
         self.status: str | None = None
@@ -395,6 +428,13 @@ class _ResultParser:
     def feed(self, data: bytes) -> None:
         if data:
             self._fed = True
+            self._bytes += len(data)
+            if self.max_bytes is not None and self._bytes > self.max_bytes:
+                # An endless answer (rewards repeated forever) ends here, in bounded memory.
+                self._fail(
+                    f"more than {self.max_bytes:,} bytes, longer than an answer for"
+                    f" {self.asked} reward{'s' if self.asked != 1 else ''} can be"
+                )
             self._push(data, self._check_utf8(data, final=False))
 
     def close(self) -> None:
@@ -444,8 +484,8 @@ class _ResultParser:
         if self._drain():
             self._quiet = 0
             return
-        # Nothing started or ended: text or elements no event names are piling up, in
-        # libxml2's tree where the checks at the end of an element cannot see them yet.
+        # No reward was read off the tree: text or elements are piling up in libxml2's tree,
+        # where the checks at the end of an element cannot see them yet.
         self._quiet += characters
         if self._quiet > _MAX_QUIET:
             self._fail(f"{self._where()} holds more than {_MAX_TEXT} characters")
@@ -461,10 +501,10 @@ class _ResultParser:
 
     def _drain(self) -> int:
         """Check the elements that started or ended since the last call; returns how many
-        events there were. A reward of the rewards list takes the short path."""
+        rewards (or a multi call's unsent rewards) ended: the elements that may go on and on.
+        A reward of the rewards list takes the short path."""
         count = 0
         for event, element in self._pull.read_events():
-            count += 1
             if event == "start":
                 if element.tag != "reward":
                     self._start(element)
@@ -472,9 +512,19 @@ class _ResultParser:
             parent = element.getparent()
             if parent is self._rewards and parent is not None:
                 self._reward_ended(element, parent)
+                count += 1
             else:
-                self._end(element, parent)
+                count += self._end(element, parent)
         return count
+
+    def _count_check(self) -> None:
+        # Each recipient asked for is made or unsent, never both: more than that is no answer.
+        listed = self._rewards_seen + self._unsent_seen
+        if self.asked is not None and listed > self.asked:
+            self._fail(
+                f"{listed} rewards and unsent rewards or more, for {self.asked}"
+                f" recipient{'s' if self.asked != 1 else ''} asked for"
+            )
 
     def _reward_ended(self, element: Element, rewards: Element) -> None:
         """A reward of the rewards list: turned into a result now, and emptied.
@@ -490,6 +540,8 @@ class _ResultParser:
                 self._fail(f"<{_local(previous)}> inside <rewards>")
             rewards.remove(previous)
         self._rewards_seen += 1
+        if self.call.kind != "query":
+            self._count_check()
         self.pending.append(self._reward(element))
         element.clear(keep_tail=True)
         self._last_reward = element
@@ -541,7 +593,8 @@ class _ResultParser:
                 self._fail("more than one <rewards> in <result>")
             self._rewards = element
 
-    def _end(self, element: Element, parent: Element | None) -> None:
+    def _end(self, element: Element, parent: Element | None) -> int:
+        """Check an element that ended; 1 if it is a multi call's unsent reward, else 0."""
         if parent is None:
             self._finish(element)
             self.done = True
@@ -554,6 +607,16 @@ class _ResultParser:
             if self.status is not None:
                 self._fail("more than one <status> in <result>")
             self.status = self._status(self._text_of(element))
+        elif parent is self._root and _local(element) == "reward":
+            self._root_rewards += 1
+            if self._root_rewards > 1 and self.call.kind == "single":
+                self._fail("more than one <reward> in <result>")
+        elif self.call.kind == "multi" and _local(element) == "unsent_reward":
+            # Read from the tree when the root closes: as many as were asked for, at most.
+            self._unsent_seen += 1
+            self._count_check()
+            return 1
+        return 0
 
     # -- reading elements
 
@@ -783,8 +846,10 @@ def _web_address(url: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
-def _parse_all(call: _Call, chunks: Iterable[bytes]) -> CreateResult | MultiResult | Summary | None:
-    parser = _ResultParser(call)
+def _parse_all(
+    call: _Call, chunks: Iterable[bytes], *, asked: int | None = None, max_bytes: int | None = None
+) -> CreateResult | MultiResult | Summary | None:
+    parser = _ResultParser(call, asked=asked, max_bytes=max_bytes)
     for chunk in chunks:
         parser.feed(chunk)
     parser.close()
@@ -792,18 +857,25 @@ def _parse_all(call: _Call, chunks: Iterable[bytes]) -> CreateResult | MultiResu
 
 
 def create_body_parse(
-    *, body: bytes | Iterable[bytes], mode: str, multi: bool = False
+    *,
+    body: bytes | Iterable[bytes],
+    mode: str,
+    multi: bool = False,
+    asked: int | None = None,
+    max_bytes: int | None = None,
 ) -> CreateResult | MultiResult:
-    """Parse the answer of a create call (CreateResult, or MultiResult when multi).
+    """Parse the answer of a create call (CreateResult, or MultiResult when multi), of at most
+    `asked` rewards in at most `max_bytes` when they are given.
 
     Raises ApiError for status Failed and ProtocolError for anything that is not the API's
-    XML. Used by the client; public for tests of the parser on hand-written bodies.
+    XML. The client parses the same way; public for tests of the parser on hand-written bodies.
     """
     single_call, multi_call, _ = _CALLS[mode]
     call = _Call(
         kind="multi" if multi else "single", label=multi_call if multi else single_call, mode=mode
     )
-    outcome = _parse_all(call, [body] if isinstance(body, bytes) else body)
+    chunks = [body] if isinstance(body, bytes) else body
+    outcome = _parse_all(call, chunks, asked=asked, max_bytes=max_bytes)
     assert isinstance(outcome, CreateResult | MultiResult)  # what a create call's parser makes
     return outcome
 
@@ -812,7 +884,170 @@ def query_body_stream(*, chunks: Iterable[bytes], label: str = "all_rewards") ->
     """A RewardStream over the chunks of a query answer (for tests and local files)."""
     call = _Call(kind="query", label=label)
     iterator = iter(chunks)
-    return RewardStream(call=call, opener=lambda: (iterator, None), tries=1)
+    return RewardStream(call=call, opener=lambda _deadline: (iterator, None), tries=1)
+
+
+# --- Deadlines ----------------------------------------------------------------------------
+
+# Guards a connection's owner and its cut: a deadline cuts a socket only while its call owns
+# the connection, never one handed back to the pool and sending another call's request.
+_cut_lock = threading.Lock()
+# The deadline of the call this thread is making, for the connection its request goes out on.
+_calling = threading.local()
+
+
+class _Deadline:
+    """The deadline of one call as a whole, from its request to the end of its answer.
+
+    Connect and read timeouts bound each wait on the network, so a server that sends a byte
+    every few seconds (a slow-loris answer) never trips them. Past the deadline a timer shuts
+    the call's socket down: a recv blocked anywhere in the answer (its status line, a header,
+    a chunk's size, the body) returns at once, and the call fails with DeadlineExceeded. The
+    reader also looks at the clock before each chunk, for an answer that flows but never ends.
+    `seconds` None: no deadline (a local file).
+    """
+
+    _CUT_AGAIN = 0.05  # seconds: a call still connecting has no socket to cut yet
+    _CUT_TRIES = 200
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.at = math.inf
+        self.fired = False
+        self._connection: _CuttableConnection | None = None
+        self._started = False
+        self._over = False
+        self._timer: threading.Timer | None = None
+        self._tries = 0
+
+    def start(self) -> None:
+        if self.seconds is None or self._started:
+            return
+        self._started = True
+        self.at = time.monotonic() + self.seconds
+        self._arm(self.seconds)
+
+    def stop(self) -> None:
+        with _cut_lock:
+            self._over = True
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def passed(self) -> bool:
+        return self.fired or time.monotonic() >= self.at
+
+    def timeout(self, connect: float, read: float) -> tuple[float, float] | Timeout:
+        """The request's timeouts: no wait on the network may outlast the deadline either (a
+        connect is not cut, so this is what bounds it)."""
+        if self.seconds is None:
+            return (connect, read)
+        return Timeout(connect=connect, read=read, total=max(self.at - time.monotonic(), 0.001))
+
+    def cut(self) -> bool:
+        """Shut the call's socket down now, if the call still owns its connection."""
+        with _cut_lock:
+            connection = self._connection
+            if self._over or connection is None or connection._deadline is not self:
+                return False
+            sock = connection.sock
+            if not isinstance(sock, socket.socket):
+                return False
+            # The plain socket's shutdown, not an SSL socket's own (which drops its SSL object
+            # under the read another thread may be making): the kernel ends the blocked recv.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            connection._cut = True
+            return True
+
+    def error(self, call: _Call, *, reached_server: bool) -> DeadlineExceeded:
+        unknown = " (outcome unknown)" if call.create and reached_server else ""
+        return DeadlineExceeded(
+            f"Mokugift {call.label}: no complete answer within the call's deadline of"
+            f" {self.seconds:g} s{unknown}",
+            seconds=self.seconds or 0.0,
+            reached_server=reached_server,
+            create=call.create,
+        )
+
+    def instead_of(self, error: MokugiftError, call: _Call) -> MokugiftError:
+        """What a cut by the deadline caused (a reset, a truncated body) is the deadline's."""
+        if (
+            self.fired
+            and isinstance(error, TransportError)
+            and not isinstance(error, DeadlineExceeded)
+        ):
+            return self.error(call, reached_server=error.reached_server)
+        return error
+
+    def _fire(self) -> None:
+        self.fired = True
+        if not self.cut() and not self._over and self._tries < self._CUT_TRIES:
+            self._tries += 1
+            self._arm(self._CUT_AGAIN)
+
+    def _arm(self, delay: float) -> None:
+        timer = threading.Timer(delay, self._fire)
+        timer.daemon = True
+        with _cut_lock:
+            if self._over:
+                return
+            self._timer = timer
+        timer.start()
+
+
+class _CuttableConnection(HTTPConnection):
+    """Mixed into the connections of our session's pools: a request tells the deadline of the
+    call this thread is making which connection it went out on. A connection whose socket a
+    deadline cut after its call had finished with it is replaced before its next request."""
+
+    _deadline: _Deadline | None = None
+    _cut = False
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        deadline = getattr(_calling, "deadline", None)
+        with _cut_lock:
+            if self._cut:
+                self.close()
+                self._cut = False
+            self._deadline = deadline
+            if deadline is not None:
+                deadline._connection = self
+        return super().request(*args, **kwargs)
+
+
+class _Connection(_CuttableConnection, HTTPConnection):
+    pass
+
+
+class _TLSConnection(_CuttableConnection, HTTPSConnection):
+    pass
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
+_POOL_CLASSES = {"http": _Pool, "https": _TLSPool}
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter, whose pools make connections that a call's deadline can cut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOL_CLASSES
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        # SOCKS pools are classes of their own: behind one, only the clock between chunks.
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _POOL_CLASSES
+        return manager
 
 
 # --- Streams ------------------------------------------------------------------------------
@@ -825,17 +1060,20 @@ class RewardStream:
     is exhausted. The request is made on entering the `with` block or at the first `next()`;
     until the answer's status has been read, a transport failure or error 110 is retried with
     backoff. After that a failure is raised as it comes (the caller has rewards already).
+    `deadline`: seconds from the first request for the whole answer, retries included, to
+    have been read (None: none).
     """
 
     def __init__(
         self,
         *,
         call: _Call,
-        opener: Callable[[], tuple[Iterator[bytes], Callable[[], None] | None]],
+        opener: Callable[[_Deadline], tuple[Iterator[bytes], Callable[[], None] | None]],
         tries: int = QUERY_TRIES,
         backoff: float = QUERY_BACKOFF,
         sleep: Callable[[float], None] = time.sleep,
         secret: str = "",
+        deadline: float | None = None,
     ):
         self.summary: Summary | None = None
         self._call = call
@@ -844,6 +1082,7 @@ class RewardStream:
         self._backoff = backoff
         self._sleep = sleep
         self._secret = secret
+        self._deadline = _Deadline(deadline)
         self._parser: _ResultParser | None = None
         self._chunks: Iterator[bytes] | None = None
         self._closer: Callable[[], None] | None = None
@@ -867,13 +1106,20 @@ class RewardStream:
         try:
             return self._next()
         except MokugiftError as error:
-            self.close()
-            if self._secret:
-                error._scrub(self._secret)
-            raise
+            failure = error
+        self.close()
+        failure = self._deadline.instead_of(failure, self._call)
+        if self._secret:
+            failure._scrub(self._secret)
+        raise failure
 
     def close(self) -> None:
+        """Close the answer. Closed before its end (perhaps by another thread than the one
+        reading it), its socket is shut down too, so that a read waiting on it ends now."""
         self._closed = True
+        if not self._finished:
+            self._deadline.cut()
+        self._deadline.stop()
         closer, self._closer = self._closer, None
         if closer is not None:
             closer()
@@ -899,6 +1145,8 @@ class RewardStream:
 
     def _read(self) -> bytes | None:
         assert self._chunks is not None  # set by _open_once
+        if self._deadline.passed():
+            raise self._deadline.error(self._call, reached_server=True)
         error = None
         try:
             return next(self._chunks)
@@ -913,27 +1161,34 @@ class RewardStream:
             return
         if self._closed:
             raise ValueError("this RewardStream is closed")
+        self._deadline.start()
         attempt = 0
         while True:
+            failure = None
             try:
                 self._open_once()
                 return
             except (TransportError, ApiError) as error:
-                self._drop_response()
-                if self._secret:
-                    error._scrub(self._secret)
-                attempt += 1
-                again = (isinstance(error, TransportError) and error.retryable) or (
-                    isinstance(error, ApiError) and error.internal
-                )
-                if not again or attempt >= self._tries:
-                    self._closed = True
-                    raise
+                failure = error
+            self._drop_response()
+            failure = self._deadline.instead_of(failure, self._call)
+            if self._secret:
+                failure._scrub(self._secret)
+            attempt += 1
+            again = (
+                isinstance(failure, TransportError)
+                and failure.retryable
+                and not isinstance(failure, DeadlineExceeded)
+            ) or (isinstance(failure, ApiError) and failure.internal)
+            if not again or attempt >= self._tries:
+                self._closed = True
+                self._deadline.stop()
+                raise failure
             # Exponential backoff with jitter: 0.5-1.5 x backoff x 2^(tries so far - 1).
             self._sleep(self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
 
     def _open_once(self) -> None:
-        self._chunks, self._closer = self._opener()
+        self._chunks, self._closer = self._opener(self._deadline)
         parser = _ResultParser(self._call)
         # Read until the status is known: a Failed answer (perhaps 110, worth another try) is
         # raised here, before any reward has been handed out.
@@ -970,7 +1225,7 @@ def session_get() -> requests.Session:
             if _session is None or _session_pid != pid:
                 session = requests.Session()
                 # No retries below us: a create call must never be sent twice by a library.
-                adapter = HTTPAdapter(
+                adapter = _Adapter(
                     pool_connections=4, pool_maxsize=16, max_retries=Retry(total=0, read=False)
                 )
                 session.mount("http://", adapter)
@@ -1046,17 +1301,29 @@ class MokugiftClient:
         campaign_id: str,
         passcode: str | None = None,
         timeout: tuple[float, float] | None = None,
+        deadline: float | None = None,
+        answer_bytes_per_reward: int | None = None,
         query_tries: int = QUERY_TRIES,
         query_backoff: float = QUERY_BACKOFF,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        if timeout is None:
+        """`timeout` (connect, read) bounds each wait on the network, `deadline` a call as a
+        whole (seconds; a query's stream as a whole, retries included); the settings'
+        MOKUGIFT_* values when not given."""
+        if timeout is None or deadline is None or answer_bytes_per_reward is None:
             from django.conf import settings
 
-            timeout = (settings.MOKUGIFT_CONNECT_TIMEOUT, settings.MOKUGIFT_READ_TIMEOUT)
+            if timeout is None:
+                timeout = (settings.MOKUGIFT_CONNECT_TIMEOUT, settings.MOKUGIFT_READ_TIMEOUT)
+            if deadline is None:
+                deadline = settings.MOKUGIFT_CALL_DEADLINE
+            if answer_bytes_per_reward is None:
+                answer_bytes_per_reward = settings.MOKUGIFT_MAX_ANSWER_BYTES_PER_REWARD
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.campaign_id = campaign_id
         self.timeout = timeout
+        self.deadline = deadline
+        self.answer_bytes_per_reward = answer_bytes_per_reward
         self.query_tries = query_tries
         self.query_backoff = query_backoff
         self._passcode = passcode or ""
@@ -1082,7 +1349,7 @@ class MokugiftClient:
         single_call, _, recipient_field = _calls_of(mode)
         data = {"recipient_name": name} if name else {}
         data[recipient_field] = recipient
-        result = self._create(call=single_call, mode=mode, multi=False, data=data)
+        result = self._create(call=single_call, mode=mode, multi=False, data=data, asked=1)
         assert isinstance(result, CreateResult)  # what a single call's parser makes
         return result
 
@@ -1092,19 +1359,23 @@ class MokugiftClient:
         _, multi_call, _ = _calls_of(mode)
         recipient_list = recipient_list_build(recipients=recipients, by_id=mode == "link-id")
         result = self._create(
-            call=multi_call, mode=mode, multi=True, data={"recipient_list": recipient_list}
+            call=multi_call,
+            mode=mode,
+            multi=True,
+            data={"recipient_list": recipient_list},
+            asked=len(recipients),
         )
         assert isinstance(result, MultiResult)  # what a multi call's parser makes
         return result
 
     def _create(
-        self, *, call: str, mode: str, multi: bool, data: dict[str, str]
+        self, *, call: str, mode: str, multi: bool, data: dict[str, str], asked: int
     ) -> CreateResult | MultiResult | Summary | None:
         label = f"{call}/{self.campaign_id}"
         parse_call = _Call(kind="multi" if multi else "single", label=label, mode=mode)
         form = {"passcode": self._passcode, **data}
         try:
-            return self._send(parse_call, method="POST", path=self._path(call), data=form)
+            return self._send(parse_call, path=self._path(call), data=form, asked=asked)
         except MokugiftError as error:
             error._scrub(self._passcode)
             raise
@@ -1112,29 +1383,34 @@ class MokugiftClient:
     # -- query calls (streamed, retried with backoff until the first reward)
 
     def rewards_in_month(
-        self, *, month: int | None = None, year: int | None = None
+        self, *, month: int | None = None, year: int | None = None, deadline: float | None = None
     ) -> RewardStream:
-        """The rewards of one month (the current month, in UTC, when neither is given)."""
+        """The rewards of one month (the current month, in UTC, when neither is given).
+        `deadline`: seconds for the whole answer, instead of the client's."""
         if (month is None) != (year is None):
             raise ValueError("give both month and year, or neither")
         path = self._path("rewards_in_month")
         if month is not None and year is not None:
             path += f"/{int(month)}/{int(year)}"
-        return self._query(path=path, label=f"rewards_in_month/{self.campaign_id}")
+        label = f"rewards_in_month/{self.campaign_id}"
+        return self._query(path=path, label=label, deadline=deadline)
 
-    def all_rewards(self) -> RewardStream:
-        """Every reward the campaign ever made. A large answer: iterate, never list()."""
-        return self._query(path=self._path("all_rewards"), label=f"all_rewards/{self.campaign_id}")
+    def all_rewards(self, *, deadline: float | None = None) -> RewardStream:
+        """Every reward the campaign ever made. A large answer: iterate, never list().
+        `deadline`: seconds for the whole answer, instead of the client's."""
+        label = f"all_rewards/{self.campaign_id}"
+        return self._query(path=self._path("all_rewards"), label=label, deadline=deadline)
 
-    def _query(self, *, path: str, label: str) -> RewardStream:
+    def _query(self, *, path: str, label: str, deadline: float | None = None) -> RewardStream:
         call = _Call(kind="query", label=label)
         return RewardStream(
             call=call,
-            opener=lambda: self._open(call, method="GET", path=path),
+            opener=lambda within: self._open(call, method="GET", path=path, deadline=within),
             tries=self.query_tries,
             backoff=self.query_backoff,
             sleep=self._sleep,
             secret=self._passcode,
+            deadline=self.deadline if deadline is None else deadline,
         )
 
     # -- HTTP
@@ -1143,21 +1419,35 @@ class MokugiftClient:
         return f"{call}/{quote(self.campaign_id, safe='')}"
 
     def _open(
-        self, call: _Call, *, method: str, path: str, data: dict[str, str] | None = None
+        self,
+        call: _Call,
+        *,
+        method: str,
+        path: str,
+        deadline: _Deadline,
+        data: dict[str, str] | None = None,
     ) -> tuple[Iterator[bytes], Callable[[], None]]:
         """Send the request; the answer's body chunks and a function closing the response."""
+        if deadline.passed():
+            raise deadline.error(call, reached_server=False)
         error = None
+        _calling.deadline = deadline
         try:
             response = session_get().request(
                 method,
                 self.base_url + path,
                 data=data,
-                timeout=self.timeout,
+                # requests passes a urllib3 Timeout through as it is; its stubs do not say so.
+                timeout=deadline.timeout(*self.timeout),  # type: ignore[arg-type]
                 stream=True,
                 allow_redirects=False,
             )
         except (requests.RequestException, OSError) as exc:
             error = _transport_error(exc, call=call)
+            if deadline.passed():
+                error = deadline.error(call, reached_server=error.reached_server)
+        finally:
+            _calling.deadline = None
         if error is not None:
             raise error  # raised outside the except block: no requests exception as context
         if response.status_code != 200:
@@ -1172,13 +1462,32 @@ class MokugiftClient:
         return response.iter_content(chunk_size=STREAM_CHUNK_BYTES), response.close
 
     def _send(
-        self, call: _Call, *, method: str, path: str, data: dict[str, str] | None = None
+        self, call: _Call, *, path: str, data: dict[str, str], asked: int
     ) -> CreateResult | MultiResult | Summary | None:
-        """A create call: the whole answer, parsed."""
-        chunks, close = self._open(call, method=method, path=path, data=data)
+        """A create call: the whole answer, parsed, within the deadline and the bounds."""
+        deadline = _Deadline(self.deadline)
+        deadline.start()
         try:
-            parser = _ResultParser(call)
+            return self._send_within(call, path=path, data=data, asked=asked, deadline=deadline)
+        except TransportError as error:
+            failure = error
+        finally:
+            deadline.stop()
+        raise deadline.instead_of(failure, call)
+
+    def _send_within(
+        self, call: _Call, *, path: str, data: dict[str, str], asked: int, deadline: _Deadline
+    ) -> CreateResult | MultiResult | Summary | None:
+        chunks, close = self._open(call, method="POST", path=path, data=data, deadline=deadline)
+        try:
+            parser = _ResultParser(
+                call,
+                asked=asked,
+                max_bytes=ANSWER_ENVELOPE_BYTES + asked * self.answer_bytes_per_reward,
+            )
             while True:
+                if deadline.passed():
+                    raise deadline.error(call, reached_server=True)
                 error = None
                 try:
                     chunk = next(chunks, None)

@@ -20,6 +20,13 @@ A reward that comes back is unflagged by the UPDATE (it counts as changed).
 A first sync of a campaign (no mirrored row yet) only INSERTs, keeps no IDs and flags nothing:
 every row it finds is new, and none can be missing.
 
+A sync has bounds: it must be over within MIRROR_SYNC_DEADLINE seconds (the answer's stream
+has that deadline too, so a slow-loris answer is cut off) and read at most MIRROR_SYNC_MAX_ROWS
+rewards (an endless answer). Past either, or on any failure, the run ends *failed* with the
+reason and takes back the rows it added (first seen at its `seen_at`): only an answer read to
+its end is the API's answer, and a half-read one may be anything. Rows it changed keep what it
+read; no row is flagged missing, no summary written.
+
 Summaries: `rewards_in_month` stores the API's own summary of the month in MonthlySummary. The
 summary of `all_rewards` covers all time, which no month row can hold, so after a complete
 `all_rewards` sync each month's MonthlySummary is recomputed from the mirror (one GROUP BY):
@@ -33,6 +40,7 @@ import datetime as dt
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -42,9 +50,10 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Literal
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncMonth
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from campaigns.crypto import DecryptionError
@@ -70,6 +79,26 @@ STALE_AFTER = dt.timedelta(seconds=getattr(settings, "CELERY_TASK_TIME_LIMIT", 9
 
 class MirrorRefused(ValueError):
     """A listed reward the mirror cannot hold as it is (a value longer than its column)."""
+
+
+class SyncBoundPassed(Exception):
+    """The sync went past MIRROR_SYNC_DEADLINE or MIRROR_SYNC_MAX_ROWS before the end."""
+
+
+def _rows_capped(records: Iterable[RewardRecord], *, limit: int) -> Iterator[RewardRecord]:
+    for count, record in enumerate(records, start=1):
+        if count > limit:
+            raise SyncBoundPassed(
+                f"Mokugift listed more than {limit:,} rewards (MIRROR_SYNC_MAX_ROWS), and the"
+                " answer went on: not an answer the mirror takes."
+            )
+        yield record
+
+
+def _deadline_passed(seconds: float) -> SyncBoundPassed:
+    return SyncBoundPassed(
+        f"The sync was not over within MIRROR_SYNC_DEADLINE ({seconds:g} s): stopped there."
+    )
 
 
 # The mirror's columns with a width: a RewardRecord's index, what to call it, the width.
@@ -355,9 +384,12 @@ def mirror_records_save(
     seen_at: dt.datetime,
     run: SyncRun | None = None,
     batch_size: int | None = None,
+    deadline: tuple[float, float] | None = None,
 ) -> UpsertCounts:
     """Upsert `records` (any iterable, consumed lazily) into the mirror, in bulk batches.
-    With `run`, its counts are saved after every batch so the page can show progress."""
+    With `run`, its counts are saved after every batch so the page can show progress.
+    `deadline` (time.monotonic() to be over by, its seconds): SyncBoundPassed after the batch
+    that ends past it."""
     size = batch_size or settings.MIRROR_SYNC_BATCH_SIZE
     upsert = _pg_upsert if connection.vendor == "postgresql" else _portable_upsert
     if connection.vendor == "postgresql":
@@ -392,6 +424,8 @@ def mirror_records_save(
             SyncRun.objects.filter(pk=run.pk).update(
                 rewards_read=counts.read, created=counts.created, changed=counts.changed
             )
+        if deadline is not None and time.monotonic() > deadline[0]:
+            raise _deadline_passed(deadline[1])
     if fresh and counts.created >= ANALYZE_FIRST and connection.vendor == "postgresql":
         # Once, at the end: for the steps after the sync (linking, summaries) and the pages.
         _pg_analyze()
@@ -521,27 +555,54 @@ def _error_text(error: BaseException, campaign: Campaign) -> str:
     return message
 
 
+def _run_take_back(*, campaign_id: int, seen_at: dt.datetime) -> int:
+    """What a failed run leaves: the rows it added are deleted, its staging tables emptied.
+    Returns how many rows were deleted."""
+    try:
+        with transaction.atomic():
+            # A row first seen by this run has this run's seen_at (a later run never moves it).
+            removed, _ = MirroredReward.objects.filter(
+                campaign_id=campaign_id, first_seen_at=seen_at
+            ).delete()
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    _pg_temp_tables(cursor)
+                    cursor.execute(f"TRUNCATE {_STAGE}, {_SEEN}")
+    except DatabaseError:
+        # The database that failed the run may fail this too: the run is still marked failed.
+        logger.exception("Sync of campaign %s: its rows could not be taken back", campaign_id)
+        return 0
+    return removed
+
+
 def _run(*, campaign: Campaign, year: int | None, month: int | None) -> SyncRun:
-    from rewards.mokugift import MokugiftClient, MokugiftError
+    from rewards.mokugift import DeadlineExceeded, MokugiftClient, MokugiftError
 
     run = _run_claim(campaign=campaign, year=year, month=month)
     if run.outcome == SyncRun.Outcome.SKIPPED:
         return run
     seen_at = timezone.now()
+    seconds = settings.MIRROR_SYNC_DEADLINE
+    deadline = (time.monotonic() + seconds, seconds)
     start = end = None
     try:
         client = MokugiftClient.for_campaign(campaign)
+        # The stream has the sync's deadline too: a slow answer is cut off where it stands.
         if year is not None and month is not None:
             start, end = month_bounds(year=year, month=month)
-            opened = client.rewards_in_month(month=month, year=year)
+            opened = client.rewards_in_month(month=month, year=year, deadline=seconds)
         else:
-            opened = client.all_rewards()
+            opened = client.all_rewards(deadline=seconds)
         # closing(), not the stream's own `with`, which would send the request and read the
         # answer's start here: the reader thread of mirror_records_save does all of it, so one
         # thread alone uses the parser (lxml's are not to be shared between threads).
         with closing(opened) as stream:
             counts = mirror_records_save(
-                campaign_id=campaign.pk, records=stream, seen_at=seen_at, run=run
+                campaign_id=campaign.pk,
+                records=_rows_capped(stream, limit=settings.MIRROR_SYNC_MAX_ROWS),
+                seen_at=seen_at,
+                run=run,
+                deadline=deadline,
             )
             summary = stream.summary
         # Only a complete answer says what is gone; a first one finds nothing gone.
@@ -564,21 +625,15 @@ def _run(*, campaign: Campaign, year: int | None, month: int | None) -> SyncRun:
             )
         elif month is None:
             monthly_summaries_from_mirror(campaign_id=campaign.pk, synced_at=seen_at)
-    except (MokugiftError, DecryptionError, OSError, ValueError) as error:
-        # MokugiftError covers the API's errors and transport failures; the counts already
-        # saved stay (every batch that was written is true).
+    except (MokugiftError, DecryptionError, OSError, ValueError, SyncBoundPassed) as error:
+        # MokugiftError covers the API's errors and transport failures.
         logger.warning("Sync of campaign %s failed: %s", campaign.pk, type(error).__name__)
-        SyncRun.objects.filter(pk=run.pk).update(
-            outcome=SyncRun.Outcome.FAILED,
-            finished_at=timezone.now(),
-            error=_error_text(error, campaign),
-        )
+        reason = _error_text(error, campaign)
+        if isinstance(error, DeadlineExceeded):
+            reason = f"{_deadline_passed(seconds)} {reason}"
+        _run_failed(run=run, reason=reason, seen_at=seen_at)
     except BaseException as error:
-        SyncRun.objects.filter(pk=run.pk).update(
-            outcome=SyncRun.Outcome.FAILED,
-            finished_at=timezone.now(),
-            error=_error_text(error, campaign),
-        )
+        _run_failed(run=run, reason=_error_text(error, campaign), seen_at=seen_at)
         raise
     else:
         SyncRun.objects.filter(pk=run.pk).update(
@@ -591,6 +646,21 @@ def _run(*, campaign: Campaign, year: int | None, month: int | None) -> SyncRun:
         )
     run.refresh_from_db()
     return run
+
+
+def _run_failed(*, run: SyncRun, reason: str, seen_at: dt.datetime) -> None:
+    fields = {}
+    removed = _run_take_back(campaign_id=run.campaign_id, seen_at=seen_at)
+    if removed:
+        were = "were" if removed != 1 else "was"
+        reason = (
+            f"{reason.rstrip('.')}. The {removed:,} reward{pluralize(removed)} it had added to"
+            f" the mirror {were} taken out again."
+        )
+        fields["created"] = 0
+    SyncRun.objects.filter(pk=run.pk).update(
+        outcome=SyncRun.Outcome.FAILED, finished_at=timezone.now(), error=reason, **fields
+    )
 
 
 def rewards_sync_month(*, campaign: Campaign, year: int, month: int) -> SyncRun:

@@ -107,6 +107,40 @@ def chunks(parts: Iterable[bytes], *, cut: bool = False):
     return answer
 
 
+def dribble(answer: bytes, *, every: float, headers_first: bool = False, at_most: float = 5.0):
+    """A slow-loris answer: one byte every `every` seconds, which no read timeout longer than
+    that ever trips; from the status line on, or with `headers_first` from the body on. It
+    gives up after `at_most` seconds (the test has long failed by then)."""
+
+    def answer_slowly(handler: BaseHTTPRequestHandler) -> None:
+        data = answer
+        if headers_first:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/xml")
+            handler.send_header("Content-Length", str(len(answer)))
+            handler.end_headers()
+        else:
+            head = (
+                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n"
+                f"Content-Length: {len(answer)}\r\n\r\n"
+            )
+            data = head.encode() + answer
+        handler.wfile.flush()
+        until = time.monotonic() + at_most
+        try:
+            for byte in data:
+                if time.monotonic() > until:
+                    break
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(every)
+        except OSError:
+            server_of(handler).client_went_away.set()
+        handler.close_connection = True
+
+    return answer_slowly
+
+
 def server_of(handler: BaseHTTPRequestHandler) -> LocalServer:
     return handler.server.local  # type: ignore[attr-defined]
 

@@ -289,9 +289,9 @@ def test_over_a_thousand_rewards_is_error_114_when_the_client_check_is_bypassed(
     error = _api_error(
         lambda: client._send(
             _Call(kind="multi", label="multi_rewards/c-1", mode="email"),
-            method="POST",
             path="multi_rewards/c-1",
             data={"passcode": PASS, "recipient_list": recipient_list},
+            asked=1001,
         )
     )
 

@@ -91,6 +91,8 @@ def server(request, transactional_db):
         command = [
             *(sys.executable, "-m", "gunicorn", "mokudash.wsgi"),
             *("--bind", "127.0.0.1:0", "--workers", "1", "--threads", "4"),
+            # Not the shared ~/.gunicorn/gunicorn.ctl of every gunicorn on the machine.
+            "--no-control-socket",
         ]
         ready = r"Listening at: http://127\.0\.0\.1:(?P<port>\d+)"
     process, api_url = _start(command, ready)
