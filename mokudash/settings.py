@@ -6,6 +6,7 @@ from pathlib import Path
 import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -171,6 +172,23 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = 900
 CELERY_TASK_SOFT_TIME_LIMIT = 840
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Sending, reconciliation and the sync each have a queue, so that a dedicated worker
+# (`-Q sending`) serves one kind of work, and a backlog of one kind never waits in front of
+# another. A worker started without -Q consumes every queue listed here. "celery" is the
+# default, for anything not routed (and messages queued by an older version).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [
+    Queue(name, routing_key=name) for name in ("sending", "reconcile", "sync", "celery")
+]
+CELERY_TASK_ROUTES = {
+    "rewards.batch_send_chunk": {"queue": "sending"},
+    "rewards.sends_sweep": {"queue": "sending"},
+    "rewards.campaign_reconcile": {"queue": "reconcile"},
+    "rewards.sync_campaign_month": {"queue": "sync"},
+    "rewards.sync_campaign_all": {"queue": "sync"},
+    "rewards.sync_recent": {"queue": "sync"},
+    "rewards.sync_everything": {"queue": "sync"},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}

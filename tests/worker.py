@@ -8,11 +8,12 @@
         worker = celery_worker()                                     # a new one
 
 The worker gets the test database (settings.DATABASES inside a test names it), the same
-REDIS_URL (its queue purged first) or, without Redis, kombu's filesystem transport in a folder
+REDIS_URL (its queues purged first) or, without Redis, kombu's filesystem transport in a folder
 of its own, and MOKUGIFT_SANDBOX_URL pointing at the live server. It runs Celery beat too
-(`-B`), so the sweep runs on its schedule (MOKUGIFT_SWEEP_INTERVAL, short in tests). Tests
-using it need the live server (which implies `transactional_db`): the worker cannot see rows
-inside a test's transaction.
+(`-B`), so the sweep runs on its schedule (MOKUGIFT_SWEEP_INTERVAL, short in tests). It is
+started as the README starts one, without -Q: it serves every queue. Tests using it need the
+live server (which implies `transactional_db`): the worker cannot see rows inside a test's
+transaction.
 """
 
 from __future__ import annotations
@@ -73,8 +74,6 @@ class CeleryWorker:
             "worker",
             "--pool=prefork",
             f"--concurrency={concurrency}",
-            "-Q",
-            "celery",
             "--without-heartbeat",
             "--without-mingle",
             "--without-gossip",
@@ -126,12 +125,16 @@ class CeleryWorker:
         self.kill()
 
 
+def queue_names() -> list[str]:
+    return [queue.name for queue in settings.CELERY_TASK_QUEUES]
+
+
 def _purge_redis(url: str) -> None:
     import redis
 
     client = redis.Redis.from_url(url)
     try:
-        client.delete("celery", "unacked", "unacked_index", "unacked_mutex")
+        client.delete(*queue_names(), "unacked", "unacked_index", "unacked_mutex")
     finally:
         client.close()
 
