@@ -183,6 +183,7 @@ CELERY_TASK_QUEUES = [
 CELERY_TASK_ROUTES = {
     "rewards.batch_send_chunk": {"queue": "sending"},
     "rewards.sends_sweep": {"queue": "sending"},
+    "rewards.campaign_sending_resume": {"queue": "sending"},
     "rewards.campaign_reconcile": {"queue": "reconcile"},
     "rewards.sync_campaign_month": {"queue": "sync"},
     "rewards.sync_campaign_all": {"queue": "sync"},
@@ -241,9 +242,14 @@ MOKUGIFT_CLOCK_SKEW = env.float("MOKUGIFT_CLOCK_SKEW", default=60.0)
 # A row is declared absent only after it has been unknown this long, so that a create the
 # server was still finishing when the answer was lost shows up in the query first.
 MOKUGIFT_RECONCILE_SETTLE = env.float("MOKUGIFT_RECONCILE_SETTLE", default=3.0)
-# The sweep: a row in *sending* longer than the client's connect + read timeouts plus this
-# margin belonged to a worker that died; it goes to *unknown* and is reconciled.
+# The sweep: a row in *sending* longer than a call's deadline (MOKUGIFT_CALL_DEADLINE) plus
+# this margin belonged to a worker that died; it goes to *unknown* and is reconciled.
 MOKUGIFT_SWEEP_MARGIN = env.float("MOKUGIFT_SWEEP_MARGIN", default=30.0)
+# A campaign whose endpoint misbehaves (timeouts, answers past the deadline or not the API's
+# XML, 5xx) waits this many seconds before its next call, twice as long after each further
+# failure in a row, up to the cap; the other campaigns keep sending.
+MOKUGIFT_CAMPAIGN_BACKOFF = env.float("MOKUGIFT_CAMPAIGN_BACKOFF", default=15.0)
+MOKUGIFT_CAMPAIGN_BACKOFF_MAX = env.float("MOKUGIFT_CAMPAIGN_BACKOFF_MAX", default=900.0)
 MOKUGIFT_SWEEP_INTERVAL = env.float("MOKUGIFT_SWEEP_INTERVAL", default=30.0)
 CELERY_BEAT_SCHEDULE["rewards-sends-sweep"] = {
     "task": "rewards.sends_sweep",

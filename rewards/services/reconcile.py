@@ -39,7 +39,8 @@ from campaigns.crypto import DecryptionError
 from campaigns.models import Campaign
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import Mode
-from rewards.mokugift import MokugiftClient, MokugiftError
+from rewards.mokugift import MokugiftClient, MokugiftError, TransportError
+from rewards.services.backoff import campaign_backoff_record
 from rewards.services.sending import batch_finish_if_done, batch_wake, retry_delay
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,11 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
         report.error = str(error)
         report.pending += sum(len(group) for group in wanted.values())
         logger.warning("reconcile campaign %s: the query failed: %s", campaign_id, error)
+        if isinstance(error, TransportError):
+            # The campaign's endpoint misbehaves: its passes and its sending wait a while.
+            campaign_backoff_record(
+                campaign_id=campaign_id, reason=str(error), call_started_at=query_started
+            )
         return report
 
     remote_ids = [str(r.id) for group in candidates.values() for r in group]

@@ -37,6 +37,7 @@ def fast(settings):
     settings.MOKUGIFT_CHUNK_SIZE = 4
     settings.MOKUGIFT_RECONCILE_SETTLE = 0
     settings.MOKUGIFT_RETRY_BACKOFF = 0
+    settings.MOKUGIFT_CAMPAIGN_BACKOFF = 0  # a fault backs the campaign off for no time
     settings.MOKUGIFT_CLOCK_SKEW = 2
     return settings
 
