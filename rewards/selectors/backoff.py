@@ -12,7 +12,7 @@ from django.utils import timezone
 from rewards.models import CampaignBackoff
 
 
-def backoff_seconds_left(backoff: CampaignBackoff, *, now: datetime | None = None) -> float:
+def backoff_seconds_left(*, backoff: CampaignBackoff, now: datetime | None = None) -> float:
     """Seconds the campaign of `backoff` must still wait before a call (0: none)."""
     return _wait(backoff.until, now or timezone.now()) if backoff.failures else 0.0
 

@@ -809,7 +809,7 @@ def batch_send_chunk(*, batch_id: int) -> None:
         return
     backoff = getattr(batch.campaign, "backoff", None)
     if backoff is not None and backoff.failures:
-        if backoff_seconds_left(backoff):
+        if backoff_seconds_left(backoff=backoff):
             # Backed off: this chain ends; the end of the wait brings one back for the batch.
             return
         in_flight = Send.objects.filter(

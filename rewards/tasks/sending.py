@@ -46,7 +46,8 @@ def campaign_reconcile(campaign_id: int, follow_up: int = 0) -> None:
         return
     # One pass of a campaign at a time: a stalling endpoint holds one worker, not one per
     # pass the sweep and the chunks queue meanwhile. The lease outlasts any pass of one or
-    # two months (each query has the call deadline); a longer one may overlap, harmlessly.
+    # two months (each query has the call deadline); a longer one may overlap, harmlessly,
+    # and the lease of a worker killed mid-pass lapses after that long.
     lease = f"rewards:reconciling:{campaign_id}"
     if not cache.add(lease, 1, timeout=2 * settings.MOKUGIFT_CALL_DEADLINE + 60):
         return  # the pass under way looks again while rows are pending, and so does the sweep
