@@ -7,6 +7,7 @@ import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -174,6 +175,24 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = 900
 CELERY_TASK_SOFT_TIME_LIMIT = 840
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Sending, reconciliation and the sync each have a queue, so that a dedicated worker
+# (`-Q sending`) serves one kind of work, and a backlog of one kind never waits in front of
+# another. A worker started without -Q consumes every queue listed here. "celery" is the
+# default, for anything not routed (and messages queued by an older version).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [
+    Queue(name, routing_key=name) for name in ("sending", "reconcile", "sync", "celery")
+]
+CELERY_TASK_ROUTES = {
+    "rewards.batch_send_chunk": {"queue": "sending"},
+    "rewards.sends_sweep": {"queue": "sending"},
+    "rewards.campaign_sending_resume": {"queue": "sending"},
+    "rewards.campaign_reconcile": {"queue": "reconcile"},
+    "rewards.sync_campaign_month": {"queue": "sync"},
+    "rewards.sync_campaign_all": {"queue": "sync"},
+    "rewards.sync_recent": {"queue": "sync"},
+    "rewards.sync_everything": {"queue": "sync"},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
@@ -235,9 +254,14 @@ MOKUGIFT_COMMIT_HORIZON = env.float("MOKUGIFT_COMMIT_HORIZON", default=900.0)
 # (a horizon broken by Mokugift must not go unseen), at most once per interval per campaign.
 MOKUGIFT_LATE_WATCH = env.float("MOKUGIFT_LATE_WATCH", default=86400.0)
 MOKUGIFT_LATE_WATCH_INTERVAL = env.float("MOKUGIFT_LATE_WATCH_INTERVAL", default=600.0)
-# The sweep: a row in *sending* longer than the client's connect + read timeouts plus this
-# margin belonged to a worker that died; it goes to *unknown* and is reconciled.
+# The sweep: a row in *sending* longer than a call's deadline (MOKUGIFT_CALL_DEADLINE) plus
+# this margin belonged to a worker that died; it goes to *unknown* and is reconciled.
 MOKUGIFT_SWEEP_MARGIN = env.float("MOKUGIFT_SWEEP_MARGIN", default=30.0)
+# A campaign whose endpoint misbehaves (timeouts, answers past the deadline or not the API's
+# XML, 5xx) waits this many seconds before its next call, twice as long after each further
+# failure in a row, up to the cap; the other campaigns keep sending.
+MOKUGIFT_CAMPAIGN_BACKOFF = env.float("MOKUGIFT_CAMPAIGN_BACKOFF", default=15.0)
+MOKUGIFT_CAMPAIGN_BACKOFF_MAX = env.float("MOKUGIFT_CAMPAIGN_BACKOFF_MAX", default=900.0)
 MOKUGIFT_SWEEP_INTERVAL = env.float("MOKUGIFT_SWEEP_INTERVAL", default=30.0)
 CELERY_BEAT_SCHEDULE["rewards-sends-sweep"] = {
     "task": "rewards.sends_sweep",

@@ -158,3 +158,21 @@ def test_a_negative_trusted_proxy_count_stops_start_up():
     result = manage("check", env=production_env(DJANGO_TRUSTED_PROXY_COUNT="-1"))
     assert result.returncode != 0
     assert "DJANGO_TRUSTED_PROXY_COUNT is -1" in result.stderr
+
+
+def test_sending_reconciliation_and_the_sync_have_queues_that_a_worker_without_q_serves():
+    import rewards.tasks  # noqa: F401  (registers the tasks, as the worker's autodiscovery does)
+    from mokudash.celery import app
+
+    def queue_of(task: str) -> str:
+        return app.amqp.router.route({}, task)["queue"].name
+
+    # A worker started without -Q consumes every queue of task_queues.
+    assert set(app.amqp.queues) == {"sending", "reconcile", "sync", "celery"}
+    assert queue_of("rewards.batch_send_chunk") == "sending"
+    assert queue_of("rewards.sends_sweep") == "sending"
+    assert queue_of("rewards.campaign_reconcile") == "reconcile"
+    assert queue_of("rewards.sync_campaign_all") == queue_of("rewards.sync_recent") == "sync"
+    ours = [name for name in app.tasks if name.startswith("rewards.")]
+    assert len(ours) >= 7
+    assert {queue_of(name) for name in ours} <= set(app.amqp.queues)

@@ -9,11 +9,12 @@
         worker.stop()                                                # a warm shutdown
 
 The worker gets the test database (settings.DATABASES inside a test names it), the same
-REDIS_URL (its queue purged first) or, without Redis, kombu's filesystem transport in a folder
+REDIS_URL (its queues purged first) or, without Redis, kombu's filesystem transport in a folder
 of its own, and MOKUGIFT_SANDBOX_URL pointing at the live server. It runs Celery beat too
-(`-B`), so the sweep runs on its schedule (MOKUGIFT_SWEEP_INTERVAL, short in tests). Tests
-using it need the live server (which implies `transactional_db`): the worker cannot see rows
-inside a test's transaction.
+(`-B`), so the sweep runs on its schedule (MOKUGIFT_SWEEP_INTERVAL, short in tests). It is
+started as the README starts one, without -Q: it serves every queue. Tests using it need the
+live server (which implies `transactional_db`): the worker cannot see rows inside a test's
+transaction.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ STOP_TIMEOUT = 30
 FAST = {
     "MOKUGIFT_CONNECT_TIMEOUT": "2",
     "MOKUGIFT_READ_TIMEOUT": "10",
+    "MOKUGIFT_CALL_DEADLINE": "10",
+    "MOKUGIFT_CAMPAIGN_BACKOFF": "0.2",
+    "MOKUGIFT_CAMPAIGN_BACKOFF_MAX": "2",
     "MOKUGIFT_SWEEP_MARGIN": "2",
     "MOKUGIFT_SWEEP_INTERVAL": "2",
     "MOKUGIFT_RECONCILE_SETTLE": "1",
@@ -77,8 +81,6 @@ class CeleryWorker:
             "worker",
             "--pool=prefork",
             f"--concurrency={concurrency}",
-            "-Q",
-            "celery",
             "--without-heartbeat",
             "--without-mingle",
             "--without-gossip",
@@ -103,6 +105,19 @@ class CeleryWorker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def children(self) -> list[int]:
+        """The worker's own processes: its pool (and beat's, with -B)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # The command may hold blanks and brackets: the fields after its ")" are fixed.
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # gone meanwhile
+            if int(fields[1]) == self.process.pid:
+                pids.append(int(stat.parent.name))
+        return pids
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -145,12 +160,28 @@ class CeleryWorker:
         self.kill()
 
 
+def resident_bytes(pid: int) -> int:
+    """A process's resident memory (VmRSS), 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def queue_names() -> list[str]:
+    return [queue.name for queue in settings.CELERY_TASK_QUEUES]
+
+
 def _purge_redis(url: str) -> None:
     import redis
 
     client = redis.Redis.from_url(url)
     try:
-        client.delete("celery", "unacked", "unacked_index", "unacked_mutex")
+        client.delete(*queue_names(), "unacked", "unacked_index", "unacked_mutex")
     finally:
         client.close()
 

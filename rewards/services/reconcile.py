@@ -56,8 +56,9 @@ from campaigns.crypto import DecryptionError
 from campaigns.models import Campaign
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import Mode
-from rewards.mokugift import MokugiftClient, MokugiftError, RewardRecord
+from rewards.mokugift import MokugiftClient, MokugiftError, RewardRecord, TransportError
 from rewards.recipients import recipient_key
+from rewards.services.backoff import campaign_backoff_record
 from rewards.services.sending import batch_finish_if_done, batch_wake, retry_delay
 
 if TYPE_CHECKING:
@@ -234,6 +235,11 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
             for row in group:
                 _note_decisive(report, row)
         logger.warning("reconcile campaign %s: the query failed: %s", campaign_id, error)
+        if isinstance(error, TransportError):
+            # The campaign's endpoint misbehaves: its passes and its sending wait a while.
+            campaign_backoff_record(
+                campaign_id=campaign_id, reason=str(error), call_started_at=query_started
+            )
         return report
 
     claimed = _claimed(str(r.id) for group in candidates.values() for r in group)

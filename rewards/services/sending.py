@@ -14,6 +14,10 @@ task claims one chunk of waiting rows, makes one API call for it outside any tra
 records the answer row by row, and enqueues its successor. A batch runs
 MOKUGIFT_SEND_PARALLELISM chains at once, so several workers share it. Nothing depends on the
 broker delivering a task exactly once: the periodic sweep finds what a dead worker left behind.
+
+A campaign whose endpoint misbehaves is backed off (rewards/services/backoff.py): its chains
+end instead of calling, and come back one per batch when the wait is over; until Mokugift
+answers again, a campaign has one call in flight at a time.
 """
 
 from __future__ import annotations
@@ -48,8 +52,11 @@ from rewards.mokugift import (
     MultiResult,
     Recipient,
     RecipientRefused,
+    TransportError,
 )
 from rewards.recipients import recipient_key
+from rewards.selectors.backoff import backoff_seconds_left, campaigns_backed_off
+from rewards.services.backoff import campaign_backoff_clear, campaign_backoff_record
 
 if TYPE_CHECKING:
     from celery import Task
@@ -130,16 +137,18 @@ def batch_enqueue(*, batch_id: int, chains: int = 1, countdown: float | None = N
         )
 
 
-def reconcile_enqueue(*, campaign_id: int, countdown: float | None = None) -> None:
+def reconcile_enqueue(
+    *, campaign_id: int, countdown: float | None = None, follow_ups: bool = True
+) -> None:
     """Reconcile the campaign's unknown rows soon; chunks going unknown together share one
-    pass (a pass sees every unknown row of the campaign, and re-runs while some are fresh)."""
-    from rewards.tasks.sending import campaign_reconcile
+    pass (a pass sees every unknown row of the campaign, and re-runs while some are fresh).
+    `follow_ups` False: one pass only (the sweep's, which comes again on its own)."""
+    from rewards.tasks.sending import RECONCILE_FOLLOW_UPS, campaign_reconcile
 
     if not cache.add(f"rewards:reconcile-scheduled:{campaign_id}", 1, timeout=countdown or 1):
         return
-    transaction.on_commit(
-        partial(task_publish, campaign_reconcile, args=[campaign_id], countdown=countdown)
-    )
+    args = [campaign_id] if follow_ups else [campaign_id, RECONCILE_FOLLOW_UPS]
+    transaction.on_commit(partial(task_publish, campaign_reconcile, args=args, countdown=countdown))
 
 
 def _chains_for(rows: int) -> int:
@@ -772,12 +781,24 @@ def batch_send_chunk(*, batch_id: int) -> None:
     """
     batch = (
         Batch.objects.filter(pk=batch_id)
-        .select_related("campaign")
+        .select_related("campaign", "campaign__backoff")
         .defer("campaign__passcode")
         .first()
     )
     if batch is None or batch.state != Batch.State.SENDING:
         return
+    backoff = getattr(batch.campaign, "backoff", None)
+    if backoff is not None and backoff.failures:
+        if backoff_seconds_left(backoff=backoff):
+            # Backed off: this chain ends; the end of the wait brings one back for the batch.
+            return
+        in_flight = Send.objects.filter(
+            batch__campaign_id=batch.campaign_id, state=Send.State.SENDING
+        )
+        if in_flight.exists():
+            # The wait is over, and another call of the campaign is finding out whether
+            # Mokugift answers again: one call at a time until it does.
+            return
     # The passcode is decrypted here, at the moment of the call, and lives only in the client.
     # Before the claim: a passcode no key can read pauses the batch with its rows still
     # waiting, instead of leaving them claimed for the sweep to call "outcome unknown".
@@ -792,6 +813,7 @@ def batch_send_chunk(*, batch_id: int) -> None:
         return
     claimed_at = sends[0].attempt_started_at
     assert claimed_at is not None  # the claim set it
+    failure = None
     try:
         if len(sends) == 1:
             # The single call, so that the link modes get their URL for a one-off reward.
@@ -814,6 +836,7 @@ def batch_send_chunk(*, batch_id: int) -> None:
             outcomes = _outcomes_for_multi(sends, result, mode=batch.mode, now=timezone.now())
     except MokugiftError as error:
         outcomes = _outcomes_for_error(sends, error, now=timezone.now())
+        failure = error
     now = timezone.now()
     written = _record(outcomes, claimed_at=claimed_at, now=now)
     states: dict[str, int] = {}
@@ -821,6 +844,19 @@ def batch_send_chunk(*, batch_id: int) -> None:
         states[o.state] = states.get(o.state, 0) + 1
     logger.info("batch %s: chunk of %d rows: %s", batch_id, len(sends), states)
 
+    backed_off = answered_again = False
+    if isinstance(failure, TransportError):
+        # A timeout, the deadline, a body that is not the API's, a 5xx: the campaign waits.
+        campaign_backoff_record(
+            campaign_id=batch.campaign_id, reason=str(failure), call_started_at=claimed_at
+        )
+        backed_off = True
+    elif (
+        backoff is not None
+        and backoff.failures
+        and (failure is None or isinstance(failure, ApiError))
+    ):
+        answered_again = campaign_backoff_clear(campaign_id=batch.campaign_id)
     if any(o.error_code == NO_COINS and o.state == Send.State.WAITING for o in written):
         batch_pause(batch_id=batch_id, reason=PAUSED_FOR_COINS)
         return
@@ -829,6 +865,18 @@ def batch_send_chunk(*, batch_id: int) -> None:
         reconcile_enqueue(
             campaign_id=batch.campaign_id, countdown=settings.MOKUGIFT_RECONCILE_SETTLE
         )
+    if backed_off:
+        # No successor: the end of the backoff brings a chain back (campaign_sending_resume).
+        batch_finish_if_done(batch_id=batch_id)
+        return
+    if answered_again:
+        # Every batch of the campaign gets back the chains the backoff had stopped; this
+        # chain's place is among them.
+        for other in Batch.objects.filter(
+            campaign_id=batch.campaign_id, state=Batch.State.SENDING
+        ).values_list("pk", flat=True):
+            batch_wake(batch_id=other)
+        return
     _batch_idle(batch_id=batch_id, successor=True)
 
 
@@ -881,11 +929,9 @@ def sends_stuck_to_unknown(*, now: datetime | None = None) -> list[int]:
     """Rows in *sending* longer than any call may take: their worker died mid-call (or was
     killed), and nobody will record their answer. They go to *unknown*, to be reconciled."""
     now = now or timezone.now()
-    limit = (
-        settings.MOKUGIFT_CONNECT_TIMEOUT
-        + settings.MOKUGIFT_READ_TIMEOUT
-        + settings.MOKUGIFT_SWEEP_MARGIN
-    )
+    # A call's deadline bounds it as a whole (the timeouts only bound each wait on the
+    # network: a slow answer outlasted them, and the sweep took a live call's rows).
+    limit = settings.MOKUGIFT_CALL_DEADLINE + settings.MOKUGIFT_SWEEP_MARGIN
     stuck = Send.objects.filter(
         state=Send.State.SENDING, attempt_started_at__lt=now - timedelta(seconds=limit)
     ).values_list("pk", flat=True)
@@ -902,6 +948,7 @@ def sends_stuck_to_unknown(*, now: datetime | None = None) -> list[int]:
 @dataclass
 class SweepReport:
     stuck: int = 0
+    # Campaigns whose reconciliation was queued (one task each).
     reconciled_campaigns: int = 0
     kicked_batches: int = 0
     finished_batches: int = 0
@@ -910,12 +957,14 @@ class SweepReport:
 def sends_sweep() -> SweepReport:
     """The periodic sweep: the database, not the broker, says what is left to do.
 
-    Rows stuck in *sending* go to *unknown*; unknown rows are reconciled (and rows proven
-    absent watched for a late reward); a sending batch with
-    due waiting rows and nothing in flight gets its chains back (its tasks were lost with a
-    worker); a batch with nothing left to move is finished.
+    Rows stuck in *sending* go to *unknown*; unknown rows are reconciled, one task per
+    campaign (and rows proven absent are watched for a late reward); a sending batch with due
+    waiting rows and nothing in flight gets its chains back (its tasks were lost with a
+    worker); a batch with nothing left to move is finished. A backed-off campaign is left
+    alone until its wait is over, then gets one chain per batch. The sweep makes no call
+    itself: a stalling endpoint holds up none but its own campaign.
     """
-    from rewards.services.reconcile import campaign_reconcile, campaigns_to_reconcile
+    from rewards.services.reconcile import campaigns_to_reconcile
 
     report = SweepReport(stuck=len(sends_stuck_to_unknown()))
     # A row reconciliation sent back to waiting just as its batch was cancelled.
@@ -929,20 +978,29 @@ def sends_sweep() -> SweepReport:
         note="batch cancelled",
         next_attempt_at=None,
     )
-    for campaign_id in campaigns_to_reconcile():
-        campaign_reconcile(campaign_id=campaign_id)
-        report.reconciled_campaigns += 1
+    campaign_ids = campaigns_to_reconcile()
     now = timezone.now()
+    # Seconds each backed-off campaign still waits (0: over, and not yet answered again).
+    backed_off = campaigns_backed_off(now=now)
+    for campaign_id in sorted(campaign_ids):
+        if backed_off.get(campaign_id):
+            continue  # its pass waits for the end of the backoff (the task is parked until then)
+        reconcile_enqueue(campaign_id=campaign_id, follow_ups=False)
+        report.reconciled_campaigns += 1
     due = Q(sends__next_attempt_at__isnull=True) | Q(sends__next_attempt_at__lte=now)
     stalled = (
         Batch.objects.filter(state=Batch.State.SENDING)
         .filter(Q(sends__state=Send.State.WAITING) & due)
         .exclude(sends__state=Send.State.SENDING)
-        .values_list("pk", flat=True)
+        .values_list("pk", "campaign_id")
         .distinct()
     )
-    for batch_id in list(stalled):
-        batch_wake(batch_id=batch_id)
+    for batch_id, campaign_id in list(stalled):
+        wait = backed_off.get(campaign_id)
+        if wait:
+            continue  # backed off: the end of its wait brings a chain back
+        # A campaign that has not answered again since its backoff gets one chain: a try.
+        batch_wake(batch_id=batch_id, chains=1 if wait is not None else None)
         report.kicked_batches += 1
     open_batches = Batch.objects.filter(
         Q(state=Batch.State.SENDING) | Q(state=Batch.State.CANCELLED, finished_at__isnull=True)

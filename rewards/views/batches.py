@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from rewards.forms import UnknownRowsForm
 from rewards.models import Batch, Send
 from rewards.models.ledger import FINISHED_STATES
+from rewards.selectors import backoff as backoff_selectors
 from rewards.selectors import sending as sending_selectors
 from rewards.services import reconcile, sending
 from rewards.services.export import csv_pieces
@@ -61,6 +62,10 @@ def batch_progress_data(*, batch: Batch) -> dict:
         "state": batch.state,
         "state_label": batch.get_state_display(),
         "paused_reason": batch.paused_reason,
+        # Why rows wait while the batch is sending: its campaign is backed off.
+        "backoff_note": backoff_selectors.campaign_backoff_note(campaign_id=batch.campaign_id)
+        if sending
+        else "",
         "counts": counts,
         "total": progress.total,
         "finished": progress.finished,

@@ -39,6 +39,8 @@
     show("paused-banner", data.state === "paused");
     if (data.state === "paused") setText("paused-reason", data.paused_reason || "Sending is paused.");
     show("cancelled-banner", data.state === "cancelled");
+    show("backoff-banner", Boolean(data.backoff_note));
+    setText("backoff-note", data.backoff_note || "");
     if (data.single) renderSingle(data.single);
   }
 

@@ -29,9 +29,17 @@ class LocalServer:
     script: list[Callable[[BaseHTTPRequestHandler], None]] = field(default_factory=list)
     # Set by a streaming answer when the client went away before the end.
     client_went_away: threading.Event = field(default_factory=threading.Event)
+    # (path prefix, behaviour): every request under the prefix, before the script.
+    routes: list[tuple[str, Callable[[BaseHTTPRequestHandler], None]]] = field(default_factory=list)
 
     def then(self, *behaviours: Callable[[BaseHTTPRequestHandler], None]) -> LocalServer:
         self.script.extend(behaviours)
+        return self
+
+    def always(self, prefix: str, behaviour: Callable[[BaseHTTPRequestHandler], None]):
+        """Answer every request whose path starts with `prefix` (after /api/) so, in any
+        order: for a worker's calls, which come as they come."""
+        self.routes.append(("/api/" + prefix, behaviour))
         return self
 
 
@@ -166,7 +174,11 @@ class _Handler(BaseHTTPRequestHandler):
                 form={k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()},
             )
         )
-        behaviour = local.script.pop(0) if local.script else status(599, "no script left")
+        routed = [b for prefix, b in local.routes if self.path.startswith(prefix)]
+        if routed:
+            behaviour = routed[0]
+        else:
+            behaviour = local.script.pop(0) if local.script else status(599, "no script left")
         behaviour(self)
 
     do_GET = _handle  # noqa: N815 - http.server's names

@@ -236,7 +236,7 @@ def test_resume_restarts_only_a_paused_batch(campaign, django_capture_on_commit_
 
 
 def test_the_sweep_moves_rows_stuck_in_sending_to_unknown(campaign, settings):
-    settings.MOKUGIFT_CONNECT_TIMEOUT, settings.MOKUGIFT_READ_TIMEOUT = 5, 60
+    settings.MOKUGIFT_CALL_DEADLINE = 60
     settings.MOKUGIFT_SWEEP_MARGIN = 30
     batch = make(campaign, 2)
     old, fresh = sends_claim(batch_id=batch.pk, limit=2)

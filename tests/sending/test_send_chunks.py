@@ -38,6 +38,7 @@ def fast(settings):
     settings.MOKUGIFT_RECONCILE_SETTLE = 0
     settings.MOKUGIFT_COMMIT_HORIZON = 0
     settings.MOKUGIFT_RETRY_BACKOFF = 0
+    settings.MOKUGIFT_CAMPAIGN_BACKOFF = 0  # a fault backs the campaign off for no time
     settings.MOKUGIFT_CLOCK_SKEW = 2
     return settings
 

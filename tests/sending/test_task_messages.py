@@ -11,6 +11,7 @@ from celery.signals import before_task_publish
 from rewards.models import Batch
 from rewards.services.reconcile import campaign_reconcile
 from rewards.services.sending import RecipientRow, batch_create, batch_send_chunk
+from tests.worker import queue_names
 
 PASSCODE = "Msg-passc0de-never-on-the-wire"
 
@@ -34,7 +35,7 @@ def raw_queue(settings) -> list[bytes]:
 
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
-        return client.lrange("celery", 0, -1)
+        return [raw for name in queue_names() for raw in client.lrange(name, 0, -1)]
     finally:
         client.close()
 
