@@ -41,6 +41,8 @@ def slow_commit(settings):
     settings.MOKUGIFT_RETRY_BACKOFF = 0
     settings.MOKUGIFT_CLOCK_SKEW = 2
     settings.MOKUGIFT_LATE_WATCH_INTERVAL = 0
+    # The timeouts here are the point, not a misbehaving endpoint to wait out.
+    settings.MOKUGIFT_CAMPAIGN_BACKOFF = 0
     # Longer than the sandbox takes to commit: Mokugift keeps its promise.
     settings.MOKUGIFT_COMMIT_HORIZON = 30
     return settings
