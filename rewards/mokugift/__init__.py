@@ -1,4 +1,4 @@
-"""The Mokugift API v1.0 client: the one module of mokudash that speaks HTTP (and imports requests).
+"""The Mokugift API v1.0 client. Callers import from here, which re-exports every public name.
 
     client = MokugiftClient.for_campaign(campaign)
     result = client.create_reward(mode="link", recipient="sally@chan.com", name="Sally Chan")
@@ -14,14 +14,17 @@ calls are retried here, with backoff, until their first reward has been handed o
 
 Every call has a deadline as a whole (MOKUGIFT_CALL_DEADLINE), besides its connect and read
 timeouts, which only bound each wait on the network: past it the call's socket is shut down
-wherever the answer stands (see _Deadline). A create answer holds at most as many rewards as
-were asked for, in a bounded number of bytes (MOKUGIFT_MAX_ANSWER_BYTES_PER_REWARD).
+wherever the answer stands (see http._Deadline). A create answer holds at most as many rewards
+as were asked for, in a bounded number of bytes (MOKUGIFT_MAX_ANSWER_BYTES_PER_REWARD).
 
-The protocol is in shared/mokugift-api.md. The parser is lenient where that document says so
-(dates, blanks, the case of `status`), strict about everything else, and streams: a query
-answer of a million rewards is read in constant memory. Bodies are parsed by lxml (libxml2),
-read as UTF-8 whatever they declare, behind the guard of defusedxml: a DOCTYPE, and so any
-entity declaration or external entity, is a ProtocolError before anything is expanded or read.
+The protocol is in shared/mokugift-api.md. The modules, by subject; each imports only those
+above it, and only `http` touches the network:
+
+    errors          MokugiftError and its subclasses; the document's error table
+    results         what the calls return: CreateResult, MultiResult, RewardRecord, Summary
+    recipient_list  Recipient, and the recipient_list of a multi call, written and read back
+    parser          the answers' parser: bytes in as they arrive, results or errors out
+    http            MokugiftClient, RewardStream, the process's session, each call's deadline
 """
 
 from rewards.mokugift.errors import (

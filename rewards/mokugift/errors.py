@@ -1,3 +1,12 @@
+"""The client's errors, one hierarchy under MokugiftError, and the API document's error table.
+
+Every error says `outcome_unknown` (a create call may or may not have made its rewards) and
+`retryable` (the same request may succeed later). TransportError: no API answer; its
+`reached_server` is False only when nothing can have been made. ProtocolError: an answer that
+is not the API's XML. ApiError: status Failed with a code. RecipientRefused: the client's own
+refusal, before any request.
+"""
+
 from __future__ import annotations
 
 from urllib.parse import quote, quote_plus
@@ -18,9 +27,6 @@ ERROR_DESCRIPTIONS = {
 }
 NO_COINS = 105
 INTERNAL_ERROR = 110
-
-
-# --- Errors -------------------------------------------------------------------------------
 
 
 class MokugiftError(Exception):

@@ -1,3 +1,12 @@
+"""The client's HTTP: the one module of mokudash that imports requests (ruff's TID251).
+
+MokugiftClient and its calls; RewardStream, a query answer read as it arrives, retried with
+backoff until its first reward; the process's one Session (session_get) and what a failure of
+the transport means (TransportError: did the request reach the server?); and each call's
+deadline as a whole (_Deadline), whose timer cuts the call's socket through the urllib3
+connections of our session's pools. Answers are parsed by parser._ResultParser as they come.
+"""
+
 from __future__ import annotations
 
 import contextlib

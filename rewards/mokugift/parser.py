@@ -1,3 +1,15 @@
+"""The parser of the API's answers: bytes in, fed as they arrive, and out a create call's
+result, a query call's rewards one at a time and its summary, or the error the answer is
+(ApiError for status Failed, ProtocolError for a body that is not the API's XML). No network:
+the HTTP module feeds it; create_body_parse parses a body held in hand.
+
+It is lenient where shared/mokugift-api.md says so (dates, blanks, the case of `status`),
+strict about everything else, and streams: a query answer of a million rewards is read in
+constant memory. Bodies are parsed by lxml (libxml2), read as UTF-8 whatever they declare,
+behind the guard of defusedxml: a DOCTYPE, and so any entity declaration or external entity,
+is a ProtocolError before anything is expanded or read.
+"""
+
 from __future__ import annotations
 
 import codecs
@@ -25,6 +37,7 @@ from rewards.mokugift.results import (
     UnsentReward,
 )
 
+# The client's one logger, named as it was before the client became a package.
 logger = logging.getLogger("rewards.mokugift")
 
 # mode (rewards.models.ledger.Mode values) -> (single call, multi call, recipient element)
@@ -43,9 +56,6 @@ _MAX_TREE_DIGITS = 9
 # A count or a code fits an integer column (the monthly summaries', the ledger's).
 _MAX_INT = 2**31 - 1
 _MAX_INT_DIGITS = len(str(_MAX_INT))
-
-
-# --- The parser ---------------------------------------------------------------------------
 
 
 class _RootStarted(Exception):

@@ -1,3 +1,8 @@
+"""The `recipient_list` of a multi call: its Recipients written out (recipient_list_build,
+which refuses a list the call cannot carry, before any request), and an item read back from an
+unsent reward (_address_of). What a list can carry is rewards.recipients' rule, applied here.
+"""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,9 +20,6 @@ class Recipient:
 
     address: str
     name: str = ""
-
-
-# --- recipient_list -----------------------------------------------------------------------
 
 
 def recipient_list_build(*, recipients: Sequence[Recipient], by_id: bool = False) -> str:

@@ -1,3 +1,8 @@
+"""What the client's calls return: a create call's CreateResult (single) or MultiResult (its
+CreatedRewards and UnsentRewards), a query call's RewardRecord per reward and its Summary.
+Plain values, made by the parser; nothing here reads or checks an answer.
+"""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -5,8 +10,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from rewards.mokugift.errors import INTERNAL_ERROR
-
-# --- Results ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
