@@ -5,9 +5,12 @@ the HTTP module feeds it; create_body_parse parses a body held in hand.
 
 It is lenient where shared/mokugift-api.md says so (dates, blanks, the case of `status`),
 strict about everything else, and streams: a query answer of a million rewards is read in
-constant memory. Bodies are parsed by lxml (libxml2), read as UTF-8 whatever they declare,
-behind the guard of defusedxml: a DOCTYPE, and so any entity declaration or external entity,
-is a ProtocolError before anything is expanded or read.
+constant memory. Bodies are parsed by lxml (libxml2), read as UTF-8 whatever they declare.
+Each chunk goes first to expat, which reads the prolog up to the root element and refuses any
+DOCTYPE (_prolog_guard): a DTD, and so any entity declaration or external entity, is a
+ProtocolError, and the chunk in which expat met it never reaches libxml2, which is also told
+to load no DTD and to touch no network. (No defusedxml: it defuses the standard library's
+parsers, and its lxml module is deprecated.)
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ def _prolog_guard(fail: Callable[[str], None]) -> expat.XMLParserType:
     it, and names a root element that is not <result>.
 
     With no DOCTYPE no entity is ever declared (billion laughs) and no external one ever read.
-    This is defusedxml's guard, done by expat itself rather than by a scan of our own (comments
-    and processing instructions may come before the DOCTYPE).
+    This is what defusedxml's forbid_dtd=True does, done by expat itself rather than by a scan
+    of our own (comments and processing instructions may come before the DOCTYPE).
     """
     guard = expat.ParserCreate("UTF-8")
     guard.StartDoctypeDeclHandler = lambda *args: fail("a DOCTYPE (DTD) is not allowed")
