@@ -459,6 +459,13 @@ class _ResultParser:
             if len(child) or child.tag in texts or (text is not None and len(text) > _MAX_TEXT):
                 return self._query_reward_checked(node)
             texts[child.tag] = text
+        # The checked path reads a namespaced child as a plain one, and so refuses a second
+        # <id> in another namespace, say: a reward with one goes there. Only a reward with more
+        # children than the fields read here can have one (a KeyError awaits one with fewer).
+        if len(texts) > 3 + ("recipient_email" in texts) + ("recipient_id" in texts) and any(
+            "}" in str(tag) for tag in texts
+        ):
+            return self._query_reward_checked(node)
         try:
             reward_id = (texts["id"] or "").strip()
             date_text = (texts["date"] or "").strip()
