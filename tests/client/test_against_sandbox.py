@@ -20,8 +20,8 @@ from rewards.mokugift import (
     RewardRecord,
     Summary,
     TransportError,
-    _Call,
 )
+from rewards.mokugift.parser import _Call
 from sandbox.models import SandboxReward
 
 PASS = "pass-1"

@@ -576,6 +576,18 @@ def test_an_answer_in_a_default_namespace_reads_as_a_plain_one():
     ) == create_body_parse(body=bodies.REWARD_URL.encode(), mode="link")
 
 
+@pytest.mark.parametrize("field", ["id", "date", "tree_count", "recipient_email"])
+def test_a_reward_field_given_twice_once_in_a_namespace_is_refused(field):
+    # A namespaced element reads as a plain one, so this is the field twice; the usual shape
+    # all around it must not let it through.
+    body = bodies.QUERY.replace(
+        "<tree_count>2</tree_count>",
+        f'<tree_count>2</tree_count><m:{field} xmlns:m="urn:x">9</m:{field}>',
+    )
+
+    assert f"more than one <{field}> in <reward>" in str(_query_protocol_error(body))
+
+
 def test_a_protocol_error_of_a_create_call_is_outcome_unknown():
     with pytest.raises(ProtocolError) as caught:
         create_body_parse(body=b"<html/>", mode="email")

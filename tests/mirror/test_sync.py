@@ -11,9 +11,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from rewards import mokugift
 from rewards.models import MirroredReward, MonthlySummary, SyncRun
 from rewards.mokugift import RewardRecord
+from rewards.mokugift.parser import _ResultParser
 from rewards.selectors.mirror import ledger_not_in_mokugift, report_for_year
 from rewards.services.sync import (
     MirrorRefused,
@@ -313,7 +313,7 @@ def test_the_answer_is_read_by_one_thread_from_its_first_byte(sandbox, monkeypat
     campaign = sandbox.campaign("c-1", "pass-1")
     sandbox_rewards_add("c-1", MAY, JUNE)
     threads = []
-    made, fed = mokugift._ResultParser.__init__, mokugift._ResultParser.feed
+    made, fed = _ResultParser.__init__, _ResultParser.feed
 
     def init_spy(parser, call):
         threads.append(("made", threading.get_ident()))
@@ -323,8 +323,8 @@ def test_the_answer_is_read_by_one_thread_from_its_first_byte(sandbox, monkeypat
         threads.append(("fed", threading.get_ident()))
         fed(parser, data)
 
-    monkeypatch.setattr(mokugift._ResultParser, "__init__", init_spy)
-    monkeypatch.setattr(mokugift._ResultParser, "feed", feed_spy)
+    monkeypatch.setattr(_ResultParser, "__init__", init_spy)
+    monkeypatch.setattr(_ResultParser, "feed", feed_spy)
 
     run = rewards_sync_all(campaign=campaign)
 
