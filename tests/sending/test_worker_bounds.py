@@ -12,7 +12,7 @@ from campaigns.services import campaign_create
 from rewards.models import Batch, CampaignBackoff, Send, SendEvent
 from rewards.selectors.backoff import campaign_backoff_note
 from rewards.selectors.sending import batch_counts
-from rewards.services.sending import RecipientRow, batch_create, reward_send_one
+from rewards.services.sending import RecipientRow, batch_create
 from tests.client import bodies
 from tests.client.server import chunks, dribble, local_server, status
 from tests.worker import resident_bytes, wait_for
@@ -168,7 +168,12 @@ def test_a_stalling_campaign_does_not_hold_up_another_campaigns_reward(
     started = time.monotonic()
 
     # ...and another campaign's one reward goes out within seconds all the same.
-    single = reward_send_one(campaign=other, mode="link", recipient="b@example.com")
+    single = batch_create(
+        campaign=other,
+        mode="link",
+        rows=[RecipientRow(row_number=1, recipient="b@example.com")],
+        source="single",
+    )
     wait_for(
         lambda: Send.objects.filter(batch=single, state="sent").exists(),
         timeout=deadline + 6,
