@@ -74,7 +74,7 @@ def campaign_backoff_record(
             backoff.failures,
             reason,
         )
-        from rewards.services.sending import task_publish
+        from rewards.services.enqueue import task_publish
         from rewards.tasks.sending import campaign_sending_resume as task
 
         wait = (until - now).total_seconds()
@@ -87,7 +87,7 @@ def campaign_sending_resume(*, campaign_id: int) -> int:
     waiting, the calls that find out whether Mokugift answers again. Returns how many."""
     if campaign_backoff_wait(campaign_id=campaign_id):
         return 0  # backed off again meanwhile: the end of that wait comes here again
-    from rewards.services.sending import batch_enqueue
+    from rewards.services.enqueue import batch_enqueue
 
     batch_ids = list(
         Batch.objects.filter(

@@ -535,7 +535,7 @@ def sends_unknown_check_now(*, batch: Batch, actor: User | None = None) -> int:
     """Ask Mokugift about the batch's unknown rows now, not at the next sweep. Returns how
     many rows are unknown. The check decides only what a check may decide: inside the commit
     horizon a row not listed stays unknown."""
-    from rewards.services.sending import reconcile_enqueue
+    from rewards.services.enqueue import reconcile_enqueue
 
     unknown = Send.objects.filter(batch=batch, state=Send.State.UNKNOWN).count()
     if unknown:

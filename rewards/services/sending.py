@@ -9,11 +9,13 @@ double click can never both send it. The states:
     unknown -> sent | waiting | failed   (reconciliation: found, provably absent, out of tries)
     waiting -> cancelled   (the batch was cancelled before the row was claimed)
 
-The work is done by chains of `batch_send_chunk` tasks (see rewards/tasks/sending.py): each
+The work is done by chains of `batch_send_chunk` tasks (see rewards/tasks/sending.py, and
+rewards/services/enqueue.py for how they are queued): each
 task claims one chunk of waiting rows, makes one API call for it outside any transaction,
 records the answer row by row, and enqueues its successor. A batch runs
 MOKUGIFT_SEND_PARALLELISM chains at once, so several workers share it. Nothing depends on the
-broker delivering a task exactly once: the periodic sweep finds what a dead worker left behind.
+broker delivering a task exactly once: the periodic sweep (rewards/services/sweep.py) finds
+what a dead worker left behind.
 
 A campaign whose endpoint misbehaves is backed off (rewards/services/backoff.py): its chains
 end instead of calling, and come back one per batch when the wait is over; until Mokugift
@@ -28,17 +30,14 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
 
 from campaigns.crypto import DecryptionError
 from rewards.models import Batch, Send, SendEvent
@@ -55,11 +54,11 @@ from rewards.mokugift import (
     TransportError,
 )
 from rewards.recipients import recipient_key
-from rewards.selectors.backoff import backoff_seconds_left, campaigns_backed_off
+from rewards.selectors.backoff import backoff_seconds_left
 from rewards.services.backoff import campaign_backoff_clear, campaign_backoff_record
+from rewards.services.enqueue import batch_enqueue, reconcile_enqueue
 
 if TYPE_CHECKING:
-    from celery import Task
     from django.contrib.auth.models import User
 
     from campaigns.models import Campaign
@@ -112,43 +111,6 @@ def retry_delay(*, attempts: int) -> float:
     rows and workers that failed together do not all come back at the same instant."""
     base = settings.MOKUGIFT_RETRY_BACKOFF * (2.0 ** max(0, attempts - 1))
     return min(settings.MOKUGIFT_RETRY_BACKOFF_MAX, base) * random.uniform(0.5, 1.5)
-
-
-# --- Enqueueing -----------------------------------------------------------------------------
-
-
-def task_publish(task: Task[..., None], *, args: list[int], countdown: float | None = None) -> None:
-    """Publish a task (called after commit). A broker that is down does not undo what was
-    committed: ledger rows wait for the sweep, a sync for the next scheduled one."""
-    try:
-        # No countdown is 0: Celery reads None and 0 alike (no ETA).
-        task.apply_async(args=tuple(args), countdown=countdown or 0)
-    except KombuOperationalError as error:
-        logger.warning("could not enqueue %s%s (the broker is down): %s", task.name, args, error)
-
-
-def batch_enqueue(*, batch_id: int, chains: int = 1, countdown: float | None = None) -> None:
-    """Start `chains` chunk tasks for a batch once the current transaction commits."""
-    from rewards.tasks.sending import batch_send_chunk
-
-    for _ in range(max(0, chains)):
-        transaction.on_commit(
-            partial(task_publish, batch_send_chunk, args=[batch_id], countdown=countdown)
-        )
-
-
-def reconcile_enqueue(
-    *, campaign_id: int, countdown: float | None = None, follow_ups: bool = True
-) -> None:
-    """Reconcile the campaign's unknown rows soon; chunks going unknown together share one
-    pass (a pass sees every unknown row of the campaign, and re-runs while some are fresh).
-    `follow_ups` False: one pass only (the sweep's, which comes again on its own)."""
-    from rewards.tasks.sending import RECONCILE_FOLLOW_UPS, campaign_reconcile
-
-    if not cache.add(f"rewards:reconcile-scheduled:{campaign_id}", 1, timeout=countdown or 1):
-        return
-    args = [campaign_id] if follow_ups else [campaign_id, RECONCILE_FOLLOW_UPS]
-    transaction.on_commit(partial(task_publish, campaign_reconcile, args=args, countdown=countdown))
 
 
 def _chains_for(rows: int) -> int:
@@ -923,91 +885,3 @@ def _batch_idle(*, batch_id: int, successor: bool = False) -> None:
     if not due_now:
         # Nothing due: other chains hold the due rows, or only later retries are left.
         batch_wake(batch_id=batch_id, chains=1)
-
-
-def sends_stuck_to_unknown(*, now: datetime | None = None) -> list[int]:
-    """Rows in *sending* longer than any call may take: their worker died mid-call (or was
-    killed), and nobody will record their answer. They go to *unknown*, to be reconciled."""
-    now = now or timezone.now()
-    # A call's deadline bounds it as a whole (the timeouts only bound each wait on the
-    # network: a slow answer outlasted them, and the sweep took a live call's rows).
-    limit = settings.MOKUGIFT_CALL_DEADLINE + settings.MOKUGIFT_SWEEP_MARGIN
-    stuck = Send.objects.filter(
-        state=Send.State.SENDING, attempt_started_at__lt=now - timedelta(seconds=limit)
-    ).values_list("pk", flat=True)
-    return _move(
-        ids=list(stuck),
-        from_state=Send.State.SENDING,
-        to_state=Send.State.UNKNOWN,
-        note="stuck in sending: the worker was lost mid-call",
-        error_message="Outcome unknown (the worker stopped during the call); "
-        "checking with Mokugift.",
-    )
-
-
-@dataclass
-class SweepReport:
-    stuck: int = 0
-    # Campaigns whose reconciliation was queued (one task each).
-    reconciled_campaigns: int = 0
-    kicked_batches: int = 0
-    finished_batches: int = 0
-
-
-def sends_sweep() -> SweepReport:
-    """The periodic sweep: the database, not the broker, says what is left to do.
-
-    Rows stuck in *sending* go to *unknown*; unknown rows are reconciled, one task per
-    campaign (and rows proven absent are watched for a late reward); a sending batch with due
-    waiting rows and nothing in flight gets its chains back (its tasks were lost with a
-    worker); a batch with nothing left to move is finished. A backed-off campaign is left
-    alone until its wait is over, then gets one chain per batch. The sweep makes no call
-    itself: a stalling endpoint holds up none but its own campaign.
-    """
-    from rewards.services.reconcile import campaigns_to_reconcile
-
-    report = SweepReport(stuck=len(sends_stuck_to_unknown()))
-    # A row reconciliation sent back to waiting just as its batch was cancelled.
-    orphans = Send.objects.filter(
-        state=Send.State.WAITING, batch__state=Batch.State.CANCELLED
-    ).values_list("pk", flat=True)
-    _move(
-        ids=list(orphans),
-        from_state=Send.State.WAITING,
-        to_state=Send.State.CANCELLED,
-        note="batch cancelled",
-        next_attempt_at=None,
-    )
-    campaign_ids = campaigns_to_reconcile()
-    now = timezone.now()
-    # Seconds each backed-off campaign still waits (0: over, and not yet answered again).
-    backed_off = campaigns_backed_off(now=now)
-    for campaign_id in sorted(campaign_ids):
-        if backed_off.get(campaign_id):
-            continue  # its pass waits for the end of the backoff (the task is parked until then)
-        reconcile_enqueue(campaign_id=campaign_id, follow_ups=False)
-        report.reconciled_campaigns += 1
-    due = Q(sends__next_attempt_at__isnull=True) | Q(sends__next_attempt_at__lte=now)
-    stalled = (
-        Batch.objects.filter(state=Batch.State.SENDING)
-        .filter(Q(sends__state=Send.State.WAITING) & due)
-        .exclude(sends__state=Send.State.SENDING)
-        .values_list("pk", "campaign_id")
-        .distinct()
-    )
-    for batch_id, campaign_id in list(stalled):
-        wait = backed_off.get(campaign_id)
-        if wait:
-            continue  # backed off: the end of its wait brings a chain back
-        # A campaign that has not answered again since its backoff gets one chain: a try.
-        batch_wake(batch_id=batch_id, chains=1 if wait is not None else None)
-        report.kicked_batches += 1
-    open_batches = Batch.objects.filter(
-        Q(state=Batch.State.SENDING) | Q(state=Batch.State.CANCELLED, finished_at__isnull=True)
-    ).values_list("pk", flat=True)
-    for batch_id in list(open_batches):
-        if batch_finish_if_done(batch_id=batch_id, now=now):
-            report.finished_batches += 1
-    if report.stuck or report.kicked_batches:
-        logger.info("sweep: %s", report)
-    return report

@@ -675,7 +675,7 @@ def rewards_sync_all(*, campaign: Campaign) -> SyncRun:
 
 def sync_enqueue(*, campaign_ids: Iterable[int], year: int | None, month: int | None) -> None:
     """Queue a sync of a month (or of everything) per campaign, once the transaction commits."""
-    from rewards.services.sending import task_publish
+    from rewards.services.enqueue import task_publish
     from rewards.tasks.sync import sync_campaign_all, sync_campaign_month
 
     for pk in campaign_ids:

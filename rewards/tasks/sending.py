@@ -16,7 +16,7 @@ from django.db import connection
 from rewards.models import Send
 from rewards.mokugift import session_get
 from rewards.selectors.backoff import campaign_backoff_wait
-from rewards.services import backoff, reconcile, sending
+from rewards.services import backoff, reconcile, sending, sweep
 
 
 @worker_process_init.connect
@@ -70,4 +70,4 @@ def campaign_sending_resume(campaign_id: int) -> None:
 
 @shared_task(name="rewards.sends_sweep")
 def sends_sweep() -> None:
-    sending.sends_sweep()
+    sweep.sends_sweep()

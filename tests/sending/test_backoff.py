@@ -23,9 +23,8 @@ from rewards.services.sending import (
     batch_create,
     batch_send_chunk,
     sends_claim,
-    sends_stuck_to_unknown,
-    sends_sweep,
 )
+from rewards.services.sweep import sends_stuck_to_unknown, sends_sweep
 from rewards.tasks.sending import campaign_reconcile as campaign_reconcile_task
 from tests.client import bodies
 from tests.client.server import body, dribble, local_server, status

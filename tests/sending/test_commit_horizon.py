@@ -284,7 +284,7 @@ def test_the_batch_page_says_when_unknown_rows_are_decided_and_lets_people_act(
 def test_check_again_now_reconciles_the_campaign_at_once(
     sandbox, slow_commit, isolated_broker, client, marketer, monkeypatch
 ):
-    from rewards.services import sending
+    from rewards.services import enqueue
 
     campaign = sandbox.campaign(
         campaign_id="act-2", passcode=PASSCODE, fault="drop-after", fault_rate=1.0
@@ -292,7 +292,7 @@ def test_check_again_now_reconciles_the_campaign_at_once(
     batch = batch_create(campaign=campaign, mode="email", rows=rows(1), source="single")
     batch_send_chunk(batch_id=batch.pk)
     enqueued = []
-    monkeypatch.setattr(sending, "reconcile_enqueue", lambda **kw: enqueued.append(kw))
+    monkeypatch.setattr(enqueue, "reconcile_enqueue", lambda **kw: enqueued.append(kw))
     client.force_login(marketer)
     client.post(f"/rewards/batches/{batch.pk}/unknown/check/")
     assert enqueued == [{"campaign_id": campaign.pk}]

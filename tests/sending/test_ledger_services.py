@@ -24,8 +24,8 @@ from rewards.services.sending import (
     batch_retry_failed,
     retry_delay,
     sends_claim,
-    sends_stuck_to_unknown,
 )
+from rewards.services.sweep import sends_stuck_to_unknown
 
 
 @pytest.fixture
@@ -324,7 +324,7 @@ def test_an_answer_that_comes_after_the_sweep_gave_up_is_not_written(campaign):
 def test_the_sweep_restarts_a_batch_whose_tasks_were_lost(
     campaign, django_capture_on_commit_callbacks
 ):
-    from rewards.services.sending import sends_sweep
+    from rewards.services.sweep import sends_sweep
 
     batch = make(campaign, 3)
     # Nothing in flight, rows due: the tasks of this batch died with a worker.
@@ -339,7 +339,7 @@ def test_the_sweep_restarts_a_batch_whose_tasks_were_lost(
 
 
 def test_a_batch_with_nothing_left_to_move_is_finished_by_the_sweep(campaign):
-    from rewards.services.sending import sends_sweep
+    from rewards.services.sweep import sends_sweep
 
     batch = make(campaign, 2)
     Send.objects.filter(batch=batch).update(state="sent")

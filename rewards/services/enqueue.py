@@ -1,0 +1,55 @@
+"""Putting work on the queues: after the transaction commits, and never trusting the broker.
+
+Tasks take primary keys only. What is enqueued is already a row in the database, so a broker
+that is down loses nothing: the sweep finds the rows, and the next sync comes on its schedule.
+The tasks are imported when needed: their modules import the services that call these.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import TYPE_CHECKING
+
+from django.core.cache import cache
+from django.db import transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+if TYPE_CHECKING:
+    from celery import Task
+
+logger = logging.getLogger(__name__)
+
+
+def task_publish(task: Task[..., None], *, args: list[int], countdown: float | None = None) -> None:
+    """Publish a task (called after commit). A broker that is down does not undo what was
+    committed: ledger rows wait for the sweep, a sync for the next scheduled one."""
+    try:
+        # No countdown is 0: Celery reads None and 0 alike (no ETA).
+        task.apply_async(args=tuple(args), countdown=countdown or 0)
+    except KombuOperationalError as error:
+        logger.warning("could not enqueue %s%s (the broker is down): %s", task.name, args, error)
+
+
+def batch_enqueue(*, batch_id: int, chains: int = 1, countdown: float | None = None) -> None:
+    """Start `chains` chunk tasks for a batch once the current transaction commits."""
+    from rewards.tasks.sending import batch_send_chunk
+
+    for _ in range(max(0, chains)):
+        transaction.on_commit(
+            partial(task_publish, batch_send_chunk, args=[batch_id], countdown=countdown)
+        )
+
+
+def reconcile_enqueue(
+    *, campaign_id: int, countdown: float | None = None, follow_ups: bool = True
+) -> None:
+    """Reconcile the campaign's unknown rows soon; chunks going unknown together share one
+    pass (a pass sees every unknown row of the campaign, and re-runs while some are fresh).
+    `follow_ups` False: one pass only (the sweep's, which comes again on its own)."""
+    from rewards.tasks.sending import RECONCILE_FOLLOW_UPS, campaign_reconcile
+
+    if not cache.add(f"rewards:reconcile-scheduled:{campaign_id}", 1, timeout=countdown or 1):
+        return
+    args = [campaign_id] if follow_ups else [campaign_id, RECONCILE_FOLLOW_UPS]
+    transaction.on_commit(partial(task_publish, campaign_reconcile, args=args, countdown=countdown))
