@@ -17,10 +17,10 @@ def backoff_seconds_left(*, backoff: CampaignBackoff, now: datetime | None = Non
     return _wait(backoff.until, now or timezone.now()) if backoff.failures else 0.0
 
 
-def campaign_backoff_wait(*, campaign_id: int, now: datetime | None = None) -> float:
+def campaign_backoff_wait(*, campaign_pk: int, now: datetime | None = None) -> float:
     """Seconds the campaign's calls must still wait (0: none)."""
     until = (
-        CampaignBackoff.objects.filter(campaign_id=campaign_id, failures__gt=0)
+        CampaignBackoff.objects.filter(campaign_id=campaign_pk, failures__gt=0)
         .values_list("until", flat=True)
         .first()
     )
@@ -32,16 +32,16 @@ def campaigns_backed_off(*, now: datetime | None = None) -> dict[int, float]:
     wait is over, and its next call is a try whether the endpoint answers again)."""
     now = now or timezone.now()
     return {
-        campaign_id: _wait(until, now)
-        for campaign_id, until in CampaignBackoff.objects.filter(failures__gt=0).values_list(
+        campaign_pk: _wait(until, now)
+        for campaign_pk, until in CampaignBackoff.objects.filter(failures__gt=0).values_list(
             "campaign_id", "until"
         )
     }
 
 
-def campaign_backoff_note(*, campaign_id: int, now: datetime | None = None) -> str:
+def campaign_backoff_note(*, campaign_pk: int, now: datetime | None = None) -> str:
     """Why the campaign's batches wait, for the batch page; "" when they do not."""
-    backoff = CampaignBackoff.objects.filter(campaign_id=campaign_id, failures__gt=0).first()
+    backoff = CampaignBackoff.objects.filter(campaign_id=campaign_pk, failures__gt=0).first()
     if backoff is None:
         return ""
     wait = _wait(backoff.until, now or timezone.now())

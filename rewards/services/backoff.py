@@ -45,13 +45,13 @@ def backoff_delay(*, failures: int) -> float:
 
 
 def campaign_backoff_record(
-    *, campaign_id: int, reason: str, call_started_at: datetime, now: datetime | None = None
+    *, campaign_pk: int, reason: str, call_started_at: datetime, now: datetime | None = None
 ) -> BackoffRecorded:
     """A call of the campaign failed as a misbehaving endpoint fails: back the campaign off."""
     now = now or timezone.now()
     with transaction.atomic():
         backoff, _ = CampaignBackoff.objects.select_for_update().get_or_create(
-            campaign_id=campaign_id
+            campaign_id=campaign_pk
         )
         escalated = (
             backoff.failures == 0
@@ -69,7 +69,7 @@ def campaign_backoff_record(
     if escalated:
         logger.warning(
             "campaign %s backed off until %s (%d failures in a row): %s",
-            campaign_id,
+            campaign_pk,
             until.isoformat(timespec="seconds"),
             backoff.failures,
             reason,
@@ -78,20 +78,20 @@ def campaign_backoff_record(
         from rewards.tasks.sending import campaign_sending_resume as task
 
         wait = (until - now).total_seconds()
-        transaction.on_commit(partial(task_publish, task, args=[campaign_id], countdown=wait))
+        transaction.on_commit(partial(task_publish, task, args=[campaign_pk], countdown=wait))
     return BackoffRecorded(until=until, failures=backoff.failures, escalated=escalated)
 
 
-def campaign_sending_resume(*, campaign_id: int) -> int:
+def campaign_sending_resume(*, campaign_pk: int) -> int:
     """The campaign's wait is over: one chain for each of its sending batches with rows
     waiting, the calls that find out whether Mokugift answers again. Returns how many."""
-    if campaign_backoff_wait(campaign_id=campaign_id):
+    if campaign_backoff_wait(campaign_pk=campaign_pk):
         return 0  # backed off again meanwhile: the end of that wait comes here again
     from rewards.services.enqueue import batch_enqueue
 
     batch_ids = list(
         Batch.objects.filter(
-            campaign_id=campaign_id, state=Batch.State.SENDING, sends__state=Send.State.WAITING
+            campaign_id=campaign_pk, state=Batch.State.SENDING, sends__state=Send.State.WAITING
         )
         .values_list("pk", flat=True)
         .distinct()
@@ -101,11 +101,11 @@ def campaign_sending_resume(*, campaign_id: int) -> int:
     return len(batch_ids)
 
 
-def campaign_backoff_clear(*, campaign_id: int) -> bool:
+def campaign_backoff_clear(*, campaign_pk: int) -> bool:
     """The campaign's endpoint answered: its calls need not wait. True if it was backed off."""
-    cleared = CampaignBackoff.objects.filter(campaign_id=campaign_id, failures__gt=0).update(
+    cleared = CampaignBackoff.objects.filter(campaign_id=campaign_pk, failures__gt=0).update(
         failures=0, until=None, reason=""
     )
     if cleared:
-        logger.info("campaign %s: Mokugift answers again, backoff over", campaign_id)
+        logger.info("campaign %s: Mokugift answers again, backoff over", campaign_pk)
     return bool(cleared)

@@ -42,14 +42,14 @@ def batch_enqueue(*, batch_id: int, chains: int = 1, countdown: float | None = N
 
 
 def reconcile_enqueue(
-    *, campaign_id: int, countdown: float | None = None, follow_ups: bool = True
+    *, campaign_pk: int, countdown: float | None = None, follow_ups: bool = True
 ) -> None:
     """Reconcile the campaign's unknown rows soon; chunks going unknown together share one
     pass (a pass sees every unknown row of the campaign, and re-runs while some are fresh).
     `follow_ups` False: one pass only (the sweep's, which comes again on its own)."""
     from rewards.tasks.sending import RECONCILE_FOLLOW_UPS, campaign_reconcile
 
-    if not cache.add(f"rewards:reconcile-scheduled:{campaign_id}", 1, timeout=countdown or 1):
+    if not cache.add(f"rewards:reconcile-scheduled:{campaign_pk}", 1, timeout=countdown or 1):
         return
-    args = [campaign_id] if follow_ups else [campaign_id, RECONCILE_FOLLOW_UPS]
+    args = [campaign_pk] if follow_ups else [campaign_pk, RECONCILE_FOLLOW_UPS]
     transaction.on_commit(partial(task_publish, campaign_reconcile, args=args, countdown=countdown))

@@ -130,11 +130,11 @@ _ROW_FIELDS = (
 )
 
 
-def _watched(*, campaign_id: int, now: datetime) -> QuerySet[Send]:
+def _watched(*, campaign_pk: int, now: datetime) -> QuerySet[Send]:
     """Rows proven absent within MOKUGIFT_LATE_WATCH whose reward may still come late."""
     return (
         Send.objects.filter(
-            batch__campaign_id=campaign_id,
+            batch__campaign_id=campaign_pk,
             absent_at__gte=now - timedelta(seconds=settings.MOKUGIFT_LATE_WATCH),
             paid_twice_at__isnull=True,
         )
@@ -145,13 +145,13 @@ def _watched(*, campaign_id: int, now: datetime) -> QuerySet[Send]:
     )
 
 
-def _late_watch_due(*, campaign_id: int) -> bool:
+def _late_watch_due(*, campaign_pk: int) -> bool:
     """At most one pass per MOKUGIFT_LATE_WATCH_INTERVAL for a campaign with only watched rows
     (a pass with unknown rows queries anyway, and looks for late rewards for free)."""
     interval = settings.MOKUGIFT_LATE_WATCH_INTERVAL
     if interval <= 0:
         return True
-    return cache.add(f"rewards:late-watch:{campaign_id}", 1, timeout=interval)
+    return cache.add(f"rewards:late-watch:{campaign_pk}", 1, timeout=interval)
 
 
 def campaigns_to_reconcile(*, now: datetime | None = None) -> list[int]:
@@ -167,22 +167,22 @@ def campaigns_to_reconcile(*, now: datetime | None = None) -> list[int]:
     return sorted(set(unknown.distinct()) | set(watched.distinct()))
 
 
-def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
+def campaign_reconcile(*, campaign_pk: int) -> ReconcileReport:
     """Settle the campaign's unknown rows against its rewards at Mokugift, and look for the
     late rewards of rows proven absent (see the module)."""
     report = ReconcileReport()
-    campaign = Campaign.objects.filter(pk=campaign_id).defer("passcode").first()
+    campaign = Campaign.objects.filter(pk=campaign_pk).defer("passcode").first()
     if campaign is None:
         return report
     started = timezone.now()
     rows = list(
-        Send.objects.filter(state=Send.State.UNKNOWN, batch__campaign_id=campaign_id)
+        Send.objects.filter(state=Send.State.UNKNOWN, batch__campaign_id=campaign_pk)
         .select_related("batch")
         .only(*_ROW_FIELDS)
         .order_by("first_attempt_at", "pk")
     )
-    watched = list(_watched(campaign_id=campaign_id, now=started))
-    if watched and not rows and not _late_watch_due(campaign_id=campaign_id):
+    watched = list(_watched(campaign_pk=campaign_pk, now=started))
+    if watched and not rows and not _late_watch_due(campaign_pk=campaign_pk):
         watched = []
     if not rows and not watched:
         return report
@@ -190,7 +190,7 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
     in_flight = {
         _key(by_id=mode == Mode.LINK_ID, recipient=recipient)
         for recipient, mode in Send.objects.filter(
-            state=Send.State.SENDING, batch__campaign_id=campaign_id
+            state=Send.State.SENDING, batch__campaign_id=campaign_pk
         ).values_list("recipient", "batch__mode")
     }
     wanted: dict[tuple[bool, str], list[Send]] = defaultdict(list)
@@ -234,11 +234,11 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
             report.pending += len(group)
             for row in group:
                 _note_decisive(report, row)
-        logger.warning("reconcile campaign %s: the query failed: %s", campaign_id, error)
+        logger.warning("reconcile campaign %s: the query failed: %s", campaign_pk, error)
         if isinstance(error, TransportError):
             # The campaign's endpoint misbehaves: its passes and its sending wait a while.
             campaign_backoff_record(
-                campaign_id=campaign_id, reason=str(error), call_started_at=query_started
+                campaign_pk=campaign_pk, reason=str(error), call_started_at=query_started
             )
         return report
 
@@ -289,7 +289,7 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
             report.batches.add(row.batch_id)
     logger.info(
         "reconcile campaign %s: %d found, %d absent, %d failed, %d pending, %d late, %d paid twice",
-        campaign_id,
+        campaign_pk,
         report.found,
         report.absent,
         report.failed,
@@ -301,7 +301,7 @@ def campaign_reconcile(*, campaign_id: int) -> ReconcileReport:
         logger.error(
             "reconcile campaign %s: %d rows PAID TWICE: a reward came after its row was "
             "proven absent (see the Paid twice page)",
-            campaign_id,
+            campaign_pk,
             report.paid_twice,
         )
     for batch_id in sorted(report.batches):
@@ -539,7 +539,7 @@ def sends_unknown_check_now(*, batch: Batch, actor: User | None = None) -> int:
 
     unknown = Send.objects.filter(batch=batch, state=Send.State.UNKNOWN).count()
     if unknown:
-        reconcile_enqueue(campaign_id=batch.campaign_id)
+        reconcile_enqueue(campaign_pk=batch.campaign_id)
         logger.info("batch %s: %s asked to check %d unknown rows now", batch.pk, actor, unknown)
     return unknown
 

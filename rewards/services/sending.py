@@ -810,7 +810,7 @@ def batch_send_chunk(*, batch_id: int) -> None:
     if isinstance(failure, TransportError):
         # A timeout, the deadline, a body that is not the API's, a 5xx: the campaign waits.
         campaign_backoff_record(
-            campaign_id=batch.campaign_id, reason=str(failure), call_started_at=claimed_at
+            campaign_pk=batch.campaign_id, reason=str(failure), call_started_at=claimed_at
         )
         backed_off = True
     elif (
@@ -818,14 +818,14 @@ def batch_send_chunk(*, batch_id: int) -> None:
         and backoff.failures
         and (failure is None or isinstance(failure, ApiError))
     ):
-        answered_again = campaign_backoff_clear(campaign_id=batch.campaign_id)
+        answered_again = campaign_backoff_clear(campaign_pk=batch.campaign_id)
     if any(o.error_code == NO_COINS and o.state == Send.State.WAITING for o in written):
         batch_pause(batch_id=batch_id, reason=PAUSED_FOR_COINS)
         return
     if states.get(Send.State.UNKNOWN):
         # Soon after, not only on the sweep's beat: a bulk send with faults should not wait.
         reconcile_enqueue(
-            campaign_id=batch.campaign_id, countdown=settings.MOKUGIFT_RECONCILE_SETTLE
+            campaign_pk=batch.campaign_id, countdown=settings.MOKUGIFT_RECONCILE_SETTLE
         )
     if backed_off:
         # No successor: the end of the backoff brings a chain back (campaign_sending_resume).

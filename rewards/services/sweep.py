@@ -76,14 +76,14 @@ def sends_sweep() -> SweepReport:
         note="batch cancelled",
         next_attempt_at=None,
     )
-    campaign_ids = campaigns_to_reconcile()
+    campaign_pks = campaigns_to_reconcile()
     now = timezone.now()
     # Seconds each backed-off campaign still waits (0: over, and not yet answered again).
     backed_off = campaigns_backed_off(now=now)
-    for campaign_id in sorted(campaign_ids):
-        if backed_off.get(campaign_id):
+    for campaign_pk in sorted(campaign_pks):
+        if backed_off.get(campaign_pk):
             continue  # its pass waits for the end of the backoff (the task is parked until then)
-        reconcile_enqueue(campaign_id=campaign_id, follow_ups=False)
+        reconcile_enqueue(campaign_pk=campaign_pk, follow_ups=False)
         report.reconciled_campaigns += 1
     due = Q(sends__next_attempt_at__isnull=True) | Q(sends__next_attempt_at__lte=now)
     stalled = (
@@ -93,8 +93,8 @@ def sends_sweep() -> SweepReport:
         .values_list("pk", "campaign_id")
         .distinct()
     )
-    for batch_id, campaign_id in list(stalled):
-        wait = backed_off.get(campaign_id)
+    for batch_id, campaign_pk in list(stalled):
+        wait = backed_off.get(campaign_pk)
         if wait:
             continue  # backed off: the end of its wait brings a chain back
         # A campaign that has not answered again since its backoff gets one chain: a try.

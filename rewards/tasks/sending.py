@@ -38,34 +38,34 @@ RECONCILE_FOLLOW_UPS = 20
 
 
 @shared_task(name="rewards.campaign_reconcile")
-def campaign_reconcile(campaign_id: int, follow_up: int = 0) -> None:
-    wait = campaign_backoff_wait(campaign_id=campaign_id)
+def campaign_reconcile(campaign_pk: int, follow_up: int = 0) -> None:
+    wait = campaign_backoff_wait(campaign_pk=campaign_pk)
     if wait:
         # The campaign's endpoint misbehaves: ask it again when its backoff is over.
-        campaign_reconcile.apply_async(args=(campaign_id, follow_up), countdown=wait)
+        campaign_reconcile.apply_async(args=(campaign_pk, follow_up), countdown=wait)
         return
     # One pass of a campaign at a time: a stalling endpoint holds one worker, not one per
     # pass the sweep and the chunks queue meanwhile. The lease outlasts any pass of one or
     # two months (each query has the call deadline); a longer one may overlap, harmlessly,
     # and the lease of a worker killed mid-pass lapses after that long.
-    lease = f"rewards:reconciling:{campaign_id}"
+    lease = f"rewards:reconciling:{campaign_pk}"
     if not cache.add(lease, 1, timeout=2 * settings.MOKUGIFT_CALL_DEADLINE + 60):
         return  # the pass under way looks again while rows are pending, and so does the sweep
     try:
-        report = reconcile.campaign_reconcile(campaign_id=campaign_id)
+        report = reconcile.campaign_reconcile(campaign_pk=campaign_pk)
     finally:
         cache.delete(lease)
     if report.pending and follow_up < RECONCILE_FOLLOW_UPS:
         # Rows too fresh to call absent, or a recipient still in flight: look again soon.
         campaign_reconcile.apply_async(
-            args=(campaign_id, follow_up + 1),
+            args=(campaign_pk, follow_up + 1),
             countdown=max(1.0, settings.MOKUGIFT_RECONCILE_SETTLE),
         )
 
 
 @shared_task(name="rewards.campaign_sending_resume")
-def campaign_sending_resume(campaign_id: int) -> None:
-    backoff.campaign_sending_resume(campaign_id=campaign_id)
+def campaign_sending_resume(campaign_pk: int) -> None:
+    backoff.campaign_sending_resume(campaign_pk=campaign_pk)
 
 
 @shared_task(name="rewards.sends_sweep")

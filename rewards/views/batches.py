@@ -63,7 +63,7 @@ def batch_progress_data(*, batch: Batch) -> dict:
         "state_label": batch.get_state_display(),
         "paused_reason": batch.paused_reason,
         # Why rows wait while the batch is sending: its campaign is backed off.
-        "backoff_note": backoff_selectors.campaign_backoff_note(campaign_id=batch.campaign_id)
+        "backoff_note": backoff_selectors.campaign_backoff_note(campaign_pk=batch.campaign_id)
         if sending
         else "",
         "counts": counts,

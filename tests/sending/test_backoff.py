@@ -114,7 +114,7 @@ def test_a_call_past_its_deadline_backs_the_campaign_off_and_its_chunks_wait(
 def test_the_batch_page_says_why_its_rows_wait(server, campaign, as_marketer):
     batch = batch_of(campaign, 2)
     campaign_backoff_record(
-        campaign_id=campaign.pk,
+        campaign_pk=campaign.pk,
         reason="Mokugift multi_rewards/spring-1: read timeout (outcome unknown)",
         call_started_at=timezone.now(),
     )
@@ -135,7 +135,7 @@ def test_calls_failing_together_double_the_wait_once_and_it_stops_at_the_cap(cam
 
     def fail(started, at):
         return campaign_backoff_record(
-            campaign_id=campaign.pk, reason="x", call_started_at=started, now=at
+            campaign_pk=campaign.pk, reason="x", call_started_at=started, now=at
         )
 
     first = fail(t0, t0 + timedelta(seconds=1))
@@ -157,7 +157,7 @@ def test_an_answer_once_the_wait_is_over_ends_the_backoff_and_brings_the_chains_
 ):
     batch = batch_of(campaign, 8)
     campaign_backoff_record(
-        campaign_id=campaign.pk, reason="x", call_started_at=timezone.now(), now=timezone.now()
+        campaign_pk=campaign.pk, reason="x", call_started_at=timezone.now(), now=timezone.now()
     )
     CampaignBackoff.objects.filter(campaign=campaign).update(
         until=timezone.now() - timedelta(seconds=1)
@@ -178,7 +178,7 @@ def test_once_the_wait_is_over_a_campaign_makes_one_call_at_a_time_until_it_answ
     server, campaign
 ):
     trying, other = batch_of(campaign, 4), batch_of(campaign, 4)
-    campaign_backoff_record(campaign_id=campaign.pk, reason="x", call_started_at=timezone.now())
+    campaign_backoff_record(campaign_pk=campaign.pk, reason="x", call_started_at=timezone.now())
     CampaignBackoff.objects.filter(campaign=campaign).update(
         until=timezone.now() - timedelta(seconds=1)
     )
@@ -195,14 +195,14 @@ def test_the_end_of_the_wait_brings_one_chain_back_per_sending_batch(
 ):
     waiting, paused = batch_of(campaign, 3), batch_of(campaign, 3)
     Batch.objects.filter(pk=paused.pk).update(state=Batch.State.PAUSED)
-    campaign_backoff_record(campaign_id=campaign.pk, reason="x", call_started_at=timezone.now())
+    campaign_backoff_record(campaign_pk=campaign.pk, reason="x", call_started_at=timezone.now())
 
     with django_capture_on_commit_callbacks() as callbacks:
-        assert campaign_sending_resume(campaign_id=campaign.pk) == 0  # still waiting
+        assert campaign_sending_resume(campaign_pk=campaign.pk) == 0  # still waiting
     assert callbacks == []
     CampaignBackoff.objects.filter(campaign=campaign).update(until=timezone.now())
     with django_capture_on_commit_callbacks() as callbacks:
-        assert campaign_sending_resume(campaign_id=campaign.pk) == 1
+        assert campaign_sending_resume(campaign_pk=campaign.pk) == 1
     assert [t[:2] for t in queued(callbacks)] == [("rewards.batch_send_chunk", [waiting.pk])]
 
 
@@ -216,7 +216,7 @@ def test_a_query_that_fails_in_transit_backs_the_campaign_off_and_the_next_pass_
     )
     server.then(status(503), status(503), status(503))
 
-    report = campaign_reconcile(campaign_id=campaign.pk)
+    report = campaign_reconcile(campaign_pk=campaign.pk)
 
     assert "HTTP 5xx 503" in report.error and report.pending == 1
     assert CampaignBackoff.objects.get(campaign=campaign).failures == 1
@@ -257,7 +257,7 @@ def test_the_sweep_leaves_a_backed_off_campaign_alone_and_tries_it_once_its_wait
     Send.objects.filter(batch=batch, row_number=2).update(
         state="unknown", first_attempt_at=timezone.now()
     )
-    campaign_backoff_record(campaign_id=campaign.pk, reason="x", call_started_at=timezone.now())
+    campaign_backoff_record(campaign_pk=campaign.pk, reason="x", call_started_at=timezone.now())
 
     with django_capture_on_commit_callbacks() as callbacks:
         report = sends_sweep()

@@ -80,14 +80,14 @@ def test_a_row_not_listed_inside_the_commit_horizon_stays_unknown_and_is_found_l
     assert batch_counts(batch=batch)["unknown"] == 3
     # Queries while Mokugift is still working list nothing: that proves nothing.
     for _ in range(3):
-        report = campaign_reconcile(campaign_id=campaign.pk)
+        report = campaign_reconcile(campaign_pk=campaign.pk)
         assert report.pending == 3 and report.absent == 0
     assert batch_counts(batch=batch)["unknown"] == 3
     attempt = Send.objects.filter(batch=batch).order_by("pk").first().attempt_started_at
     assert report.next_decisive_at == attempt + timedelta(seconds=30)
 
     made("late-1", 3)
-    report = campaign_reconcile(campaign_id=campaign.pk)
+    report = campaign_reconcile(campaign_pk=campaign.pk)
     assert report.found == 3
     assert batch_counts(batch=batch)["sent"] == 3
     assert rewards_per_recipient("late-1") == {f"p{i}@example.com": 1 for i in range(3)}
@@ -104,14 +104,14 @@ def test_a_row_is_proven_absent_only_by_a_query_begun_after_its_attempt_and_the_
     batch_send_chunk(batch_id=batch.pk)
     row = batch.sends.get()
     assert row.state == "unknown"
-    assert campaign_reconcile(campaign_id=campaign.pk).pending == 1
+    assert campaign_reconcile(campaign_pk=campaign.pk).pending == 1
     row.refresh_from_db()
     assert row.state == "unknown" and row.absent_at is None
 
     time.sleep(
         max(0.0, (row.attempt_started_at + timedelta(seconds=2.1) - timezone.now()).total_seconds())
     )
-    assert campaign_reconcile(campaign_id=campaign.pk).absent == 1
+    assert campaign_reconcile(campaign_pk=campaign.pk).absent == 1
     row.refresh_from_db()
     assert row.state == "waiting" and row.absent_at is not None
     assert SandboxReward.objects.count() == 0
@@ -129,7 +129,7 @@ def _paid_twice_setup(sandbox, settings, campaign_id: str):
     row = batch.sends.get()
     assert row.state == "unknown"
     wait_for(
-        lambda: campaign_reconcile(campaign_id=campaign.pk).absent == 1,
+        lambda: campaign_reconcile(campaign_pk=campaign.pk).absent == 1,
         timeout=5,
         message="never proven absent after the horizon",
     )
@@ -150,7 +150,7 @@ def test_a_late_reward_for_a_row_sent_again_is_paid_twice_on_the_row_the_batch_a
     second = row.remote_id
 
     made("twice-1", 2)
-    report = campaign_reconcile(campaign_id=campaign.pk)
+    report = campaign_reconcile(campaign_pk=campaign.pk)
     assert report.paid_twice == 1
     row.refresh_from_db()
     late = SandboxReward.objects.exclude(remote_id=second).get().remote_id
@@ -158,7 +158,7 @@ def test_a_late_reward_for_a_row_sent_again_is_paid_twice_on_the_row_the_batch_a
     assert row.paid_twice_at is not None
     assert SendEvent.objects.filter(send=row, note__startswith="PAID TWICE").exists()
     # Flagged once, however often it is looked at again.
-    assert campaign_reconcile(campaign_id=campaign.pk).paid_twice == 0
+    assert campaign_reconcile(campaign_pk=campaign.pk).paid_twice == 0
     assert list(sends_paid_twice(batch=batch)) == [row]
 
     year_report = report_for_year(year=row.sent_at.year)
@@ -185,7 +185,7 @@ def test_a_late_reward_for_a_row_waiting_for_its_retry_is_taken_and_not_sent_aga
 ):
     campaign, batch, row = _paid_twice_setup(sandbox, settings, "late-wait")
     made("late-wait", 1)
-    report = campaign_reconcile(campaign_id=campaign.pk)
+    report = campaign_reconcile(campaign_pk=campaign.pk)
     assert report.late == 1 and report.paid_twice == 0
     row.refresh_from_db()
     assert row.state == "sent" and row.remote_id == SandboxReward.objects.get().remote_id
@@ -207,7 +207,7 @@ def test_a_late_reward_for_a_row_given_up_and_sent_again_in_a_new_batch_pays_bot
     first = batch_create(campaign=campaign, mode="email", rows=rows(1), source="single")
     batch_send_chunk(batch_id=first.pk)
     wait_for(
-        lambda: campaign_reconcile(campaign_id=campaign.pk).failed == 1,
+        lambda: campaign_reconcile(campaign_pk=campaign.pk).failed == 1,
         timeout=5,
         message="never given up after the horizon",
     )
@@ -221,7 +221,7 @@ def test_a_late_reward_for_a_row_given_up_and_sent_again_in_a_new_batch_pays_bot
     assert other.state == "sent"
 
     made("twice-2", 2)
-    report = campaign_reconcile(campaign_id=campaign.pk)
+    report = campaign_reconcile(campaign_pk=campaign.pk)
     assert report.late == 1 and report.paid_twice == 2
     row.refresh_from_db()
     other.refresh_from_db()
@@ -295,7 +295,7 @@ def test_check_again_now_reconciles_the_campaign_at_once(
     monkeypatch.setattr(enqueue, "reconcile_enqueue", lambda **kw: enqueued.append(kw))
     client.force_login(marketer)
     client.post(f"/rewards/batches/{batch.pk}/unknown/check/")
-    assert enqueued == [{"campaign_id": campaign.pk}]
+    assert enqueued == [{"campaign_pk": campaign.pk}]
 
 
 @pytest.mark.worker

@@ -47,7 +47,7 @@ def send_all(batch: Batch, *, rounds: int = 50) -> None:
     """What the chains of tasks would do: chunks until none is left, reconciling between."""
     for _ in range(rounds):
         batch_send_chunk(batch_id=batch.pk)
-        campaign_reconcile(campaign_id=batch.campaign_id)
+        campaign_reconcile(campaign_pk=batch.campaign_id)
         batch.refresh_from_db()
         if not Send.objects.filter(batch=batch, state__in=["waiting", "unknown"]).exists():
             return
@@ -234,7 +234,7 @@ def test_a_reward_made_before_the_connection_dropped_is_found_not_sent_again(
     batch_send_chunk(batch_id=batch.pk)
     assert batch_counts(batch=batch)["unknown"] == 4
     assert SandboxReward.objects.count() == 4
-    campaign_reconcile(campaign_id=campaign.pk)
+    campaign_reconcile(campaign_pk=campaign.pk)
     found = Send.objects.filter(batch=batch, state="sent")
     assert found.count() == 4
     made = dict(SandboxReward.objects.values_list("recipient_email", "remote_id"))
@@ -257,12 +257,12 @@ def test_unknown_rows_stay_unknown_while_no_key_reads_the_passcode(
     batch_send_chunk(batch_id=batch.pk)
     kept_keys = settings.FIELD_ENCRYPTION_KEYS
     settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
-    report = campaign_reconcile(campaign_id=campaign.pk)
+    report = campaign_reconcile(campaign_pk=campaign.pk)
     assert "FIELD_ENCRYPTION_KEYS" in report.error and report.pending == 3
     assert batch_counts(batch=batch)["unknown"] == 3
 
     settings.FIELD_ENCRYPTION_KEYS = kept_keys
-    campaign_reconcile(campaign_id=campaign.pk)
+    campaign_reconcile(campaign_pk=campaign.pk)
     assert batch_counts(batch=batch)["sent"] == 3
 
 
@@ -273,7 +273,7 @@ def test_a_call_dropped_before_the_reward_goes_back_to_waiting(sandbox, fast, is
     batch = batch_create(campaign=campaign, mode="email", rows=recipients(3), source="csv")
     batch_send_chunk(batch_id=batch.pk)
     assert batch_counts(batch=batch)["unknown"] == 3
-    campaign_reconcile(campaign_id=campaign.pk)
+    campaign_reconcile(campaign_pk=campaign.pk)
     assert batch_counts(batch=batch)["waiting"] == 3
     assert SandboxReward.objects.count() == 0
     sandbox_campaign_save(campaign_id="before-1", fault="none")
@@ -292,7 +292,7 @@ def test_a_reward_sent_earlier_to_the_same_recipient_is_not_taken_for_this_one(
     sandbox_campaign_save(campaign_id="earlier-1", fault="drop-before", fault_rate=1.0)
     second = batch_create(campaign=campaign, mode="email", rows=recipients(1), source="single")
     batch_send_chunk(batch_id=second.pk)
-    campaign_reconcile(campaign_id=campaign.pk)
+    campaign_reconcile(campaign_pk=campaign.pk)
     # The reward of the first batch is in the window but claimed: this row is absent.
     assert second.sends.get().state == "waiting"
 
@@ -323,7 +323,7 @@ def test_unknown_rows_of_a_cancelled_batch_end_sent_or_cancelled(sandbox, fast, 
     batch_send_chunk(batch_id=batch.pk)
     assert batch_cancel(batch=batch) == 2
     assert batch_counts(batch=batch)["unknown"] == 4
-    campaign_reconcile(campaign_id=campaign.pk)
+    campaign_reconcile(campaign_pk=campaign.pk)
     batch.refresh_from_db()
     assert batch_counts(batch=batch)["cancelled"] == 6
     assert batch.state == Batch.State.CANCELLED and batch.finished_at is not None

@@ -55,7 +55,7 @@ def test_tasks_carry_ids_only_and_never_the_passcode(sandbox, settings, isolated
     )
     # What the worker would publish in turn: the next chunk, a reconcile pass, retries.
     batch_send_chunk(batch_id=batch.pk)
-    campaign_reconcile(campaign_id=campaign.pk)
+    campaign_reconcile(campaign_pk=campaign.pk)
     batch_send_chunk(batch_id=batch.pk)
 
     names = {name for name, *_ in published}

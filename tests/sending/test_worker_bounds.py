@@ -191,7 +191,7 @@ def test_a_stalling_campaign_does_not_hold_up_another_campaigns_reward(
     backoff = CampaignBackoff.objects.get(campaign=stalling)
     assert backoff.failures == 1
     assert "Waiting: Mokugift's endpoint for this campaign misbehaves" in campaign_backoff_note(
-        campaign_id=stalling.pk
+        campaign_pk=stalling.pk
     )
     assert Batch.objects.get(pk=batch.pk).state == Batch.State.SENDING
     assert PASSCODE not in worker.log()
