@@ -30,7 +30,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -55,6 +55,7 @@ from rewards.mokugift import (
 )
 from rewards.recipients import recipient_key
 from rewards.selectors.backoff import backoff_seconds_left
+from rewards.services import ledger_postgresql
 from rewards.services.backoff import campaign_backoff_clear, campaign_backoff_record
 from rewards.services.enqueue import batch_enqueue, reconcile_enqueue
 
@@ -189,15 +190,9 @@ def _events(
     notes = [note] * len(ids) if isinstance(note, str) else list(note)
     now = timezone.now()
     if connection.vendor == "postgresql":
-        # One statement with arrays: cheaper than building thousands of model instances.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {SendEvent._meta.db_table} "  # noqa: S608 - names are ours
-                "(send_id, at, from_state, to_state, note) "
-                "SELECT t.send_id, %s, %s, t.to_state, t.note "
-                "FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS t(send_id, to_state, note)",
-                [now, from_state, ids, to_states, notes],
-            )
+        ledger_postgresql.events_insert(
+            ids=ids, from_state=from_state, to_states=to_states, notes=notes, now=now
+        )
         return
     SendEvent.objects.bulk_create(
         [
@@ -211,23 +206,7 @@ def _events(
 def _sends_insert(*, batch: Batch, rows: Sequence[RecipientRow], now: datetime) -> None:
     """The batch's ledger rows, all waiting. 50,000 rows must take well under a second."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {Send._meta.db_table} "  # noqa: S608 - names are ours
-                "(batch_id, row_number, recipient, name, state, attempts, remote_id, url, "
-                "link_not_recovered, transaction_id, error_message, updated_at) "
-                "SELECT %s, t.row_number, t.recipient, t.name, %s, 0, '', '', false, '', '', %s "
-                "FROM unnest(%s::integer[], %s::text[], %s::text[]) "
-                "AS t(row_number, recipient, name)",
-                [
-                    batch.pk,
-                    Send.State.WAITING,
-                    now,
-                    [r.row_number for r in rows],
-                    [r.recipient for r in rows],
-                    [r.name for r in rows],
-                ],
-            )
+        ledger_postgresql.sends_insert(batch=batch, rows=rows, now=now)
         return
     Send.objects.bulk_create(
         (
@@ -369,7 +348,7 @@ def sends_claim(*, batch_id: int, limit: int) -> list[Send]:
         return []
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            claimed = _claim_postgresql(batch_id=batch_id, limit=limit, now=now)
+            claimed = ledger_postgresql.sends_claim(batch_id=batch_id, limit=limit, now=now)
         else:
             claimed = _claim_orm(batch_id=batch_id, limit=limit, now=now)
         seen: set[str] = set()
@@ -391,59 +370,6 @@ def sends_claim(*, batch_id: int, limit: int) -> list[Send]:
                 note="same recipient in this call already: next chunk",
             )
     return ours
-
-
-def _claim_postgresql(*, batch_id: int, limit: int, now: datetime) -> list[Send]:
-    """The claim and its history in one statement (one round trip per chunk)."""
-    send_table, event_table = Send._meta.db_table, SendEvent._meta.db_table
-    batch_table = Batch._meta.db_table
-    sql = f"""
-        WITH candidates AS (
-            SELECT s.id FROM {send_table} s
-            WHERE s.batch_id = %(batch)s AND s.state = %(waiting)s
-              AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= %(now)s)
-              AND (SELECT b.state FROM {batch_table} b WHERE b.id = %(batch)s) = %(open)s
-            ORDER BY s.row_number
-            LIMIT %(limit)s
-            FOR UPDATE OF s SKIP LOCKED
-        ), claimed AS (
-            UPDATE {send_table} s
-            SET state = %(sending)s, attempts = s.attempts + 1, attempt_started_at = %(now)s,
-                first_attempt_at = COALESCE(s.first_attempt_at, %(now)s),
-                next_attempt_at = NULL, updated_at = %(now)s
-            -- By primary key: a join on `state` could be planned from stale statistics
-            -- (a new batch makes "waiting" common all at once).
-            WHERE s.id = ANY(ARRAY(SELECT id FROM candidates)) AND s.state = %(waiting)s
-            RETURNING s.id, s.row_number, s.recipient, s.name, s.attempts
-        ), events AS (
-            INSERT INTO {event_table} (send_id, at, from_state, to_state, note)
-            SELECT id, %(now)s, %(waiting)s, %(sending)s, '' FROM claimed
-        )
-        SELECT id, row_number, recipient, name, attempts FROM claimed ORDER BY row_number
-    """  # noqa: S608 - the names are ours, the values are parameters
-    params: dict[str, int | str | datetime] = {
-        "batch": batch_id,
-        "waiting": Send.State.WAITING,
-        "sending": Send.State.SENDING,
-        "open": Batch.State.SENDING,
-        "now": now,
-        "limit": limit,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [
-            Send(
-                pk=pk,
-                batch_id=batch_id,
-                row_number=row_number,
-                recipient=recipient,
-                name=name,
-                attempts=attempts,
-                state=Send.State.SENDING,
-                attempt_started_at=now,
-            )
-            for pk, row_number, recipient, name, attempts in cursor.fetchall()
-        ]
 
 
 def _claim_orm(*, batch_id: int, limit: int, now: datetime) -> list[Send]:
@@ -619,21 +545,6 @@ def _outcomes_for_multi(
     return [outcomes[s.pk] for s in sends]
 
 
-# The columns an answer writes.
-_RECORD_FIELDS = (
-    "state",
-    "remote_id",
-    "url",
-    "transaction_id",
-    "error_code",
-    "error_message",
-    "next_attempt_at",
-    "attempts",
-    "sent_at",
-    "updated_at",
-)
-
-
 def _apply(o: Outcome, *, now: datetime) -> Send:
     s = o.send
     s.state = o.state
@@ -649,57 +560,6 @@ def _apply(o: Outcome, *, now: datetime) -> Send:
     return s
 
 
-def _write_postgresql(
-    rows: list[Send], *, notes: list[str], claimed_at: datetime, now: datetime
-) -> set[int]:
-    """The answer for the whole chunk and its history, in one statement.
-
-    Django's bulk_update builds a CASE per field and row: for 250 rows that costs seconds of
-    CPU per chunk, more than the API call. This is one UPDATE from arrays that the database
-    checks row by row: only rows still *sending* under this claim are written, RETURNING says
-    which, and only those get a SendEvent.
-    """
-    send_table, event_table = Send._meta.db_table, SendEvent._meta.db_table
-    sql = f"""
-        WITH v AS (
-            SELECT * FROM unnest(
-                %(id)s::bigint[], %(state)s::text[], %(remote_id)s::text[], %(url)s::text[],
-                %(transaction_id)s::text[], %(error_code)s::integer[],
-                %(error_message)s::text[], %(next_attempt_at)s::timestamptz[],
-                %(attempts)s::integer[], %(sent_at)s::timestamptz[], %(note)s::text[]
-            ) AS v(id, state, remote_id, url, transaction_id, error_code, error_message,
-                   next_attempt_at, attempts, sent_at, note)
-        ), written AS (
-            UPDATE {send_table} s
-            SET state = v.state, remote_id = v.remote_id, url = v.url,
-                transaction_id = v.transaction_id, error_code = v.error_code,
-                error_message = v.error_message, next_attempt_at = v.next_attempt_at,
-                attempts = v.attempts, sent_at = v.sent_at, updated_at = %(now)s
-            FROM v
-            WHERE s.id = ANY(%(id)s::bigint[]) AND s.id = v.id
-              AND s.state = %(sending)s AND s.attempt_started_at = %(claimed_at)s
-            RETURNING s.id, v.state, v.note
-        ), events AS (
-            INSERT INTO {event_table} (send_id, at, from_state, to_state, note)
-            SELECT id, %(now)s, %(sending)s, state, note FROM written
-        )
-        SELECT id FROM written
-    """  # noqa: S608 - the names are ours, the values are parameters
-    params: dict[str, list[Any] | datetime | str] = {
-        name: [getattr(s, name) for s in rows] for name in _RECORD_FIELDS
-    }
-    params.update(
-        id=[s.pk for s in rows],
-        note=notes,
-        now=now,
-        sending=Send.State.SENDING,
-        claimed_at=claimed_at,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {row[0] for row in cursor.fetchall()}
-
-
 def _record(outcomes: list[Outcome], *, claimed_at: datetime, now: datetime) -> list[Outcome]:
     """Write every row's outcome in one short transaction; return the ones written.
 
@@ -713,7 +573,9 @@ def _record(outcomes: list[Outcome], *, claimed_at: datetime, now: datetime) -> 
     notes = [(o.note or o.remote_id)[:1000] for o in outcomes]
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            owned = _write_postgresql(rows, notes=notes, claimed_at=claimed_at, now=now)
+            owned = ledger_postgresql.sends_record(
+                rows, notes=notes, claimed_at=claimed_at, now=now
+            )
             return [o for o in outcomes if o.send.pk in owned]
         owned = set(
             Send.objects.select_for_update()
@@ -725,7 +587,7 @@ def _record(outcomes: list[Outcome], *, claimed_at: datetime, now: datetime) -> 
             .values_list("pk", flat=True)
         )
         Send.objects.filter(state=Send.State.SENDING, attempt_started_at=claimed_at).bulk_update(
-            [s for s in rows if s.pk in owned], _RECORD_FIELDS, batch_size=500
+            [s for s in rows if s.pk in owned], ledger_postgresql.RECORD_FIELDS, batch_size=500
         )
         written = [o for o in outcomes if o.send.pk in owned]
         _events(

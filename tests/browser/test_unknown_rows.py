@@ -65,3 +65,9 @@ def test_a_marketer_reads_when_unknown_rows_are_decided_and_marks_some_failed(
     )
     assert card_right <= 390, card_right
     screenshot(page, "phone")
+
+    # The list people look at first: every row paid twice, on any batch.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/rewards/batches/paid-twice/")
+    expect(page.locator("#paid-twice tbody tr")).to_have_count(1)
+    expect(page.locator("#paid-twice")).to_contain_text("late-reward")
