@@ -551,12 +551,24 @@ def _unknown_rows(*, batch: Batch, row_numbers: Iterable[int] | None) -> list[in
     return list(rows.values_list("pk", flat=True))
 
 
-def _operator_move(
-    *, ids: list[int], to_state: str, actor: User | None, note: str, now: datetime, **fields: object
+def _operator_decide(
+    *,
+    batch: Batch,
+    actor: User | None,
+    reason: str,
+    row_numbers: Iterable[int] | None,
+    to_state: str,
+    decision: str,
+    reason_missing: str,
+    now: datetime,
+    **fields: object,
 ) -> int:
-    """Move unknown rows as an operator decided, each with its history entry naming them."""
-    if not ids:
-        return 0
+    """Move the batch's unknown rows (those among `row_numbers`, or all) as a person decided,
+    each with a history entry naming them and their reason. Returns the rows moved."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError(reason_missing)
+    ids = _unknown_rows(batch=batch, row_numbers=row_numbers)
     with transaction.atomic():
         moved = list(
             Send.objects.select_for_update()
@@ -571,11 +583,13 @@ def _operator_move(
                 send_id=pk,
                 from_state=Send.State.UNKNOWN,
                 to_state=to_state,
-                note=note,
+                note=f"{decision} by {actor}: {reason}",
                 actor=actor if actor is not None and actor.pk else None,
             )
             for pk in moved
         )
+    logger.info("batch %s: %s: %s, %d unknown rows", batch.pk, actor, decision, len(moved))
+    batch_finish_if_done(batch_id=batch.pk, now=now)
     return len(moved)
 
 
@@ -587,22 +601,19 @@ def sends_unknown_mark_failed(
 
     They are still watched: should Mokugift list their reward later, it is recorded as sent.
     """
-    reason = reason.strip()
-    if not reason:
-        raise ValidationError("Say why the rows are marked failed: it goes in their history.")
     now = timezone.now()
-    moved = _operator_move(
-        ids=_unknown_rows(batch=batch, row_numbers=row_numbers),
-        to_state=Send.State.FAILED,
+    return _operator_decide(
+        batch=batch,
         actor=actor,
-        note=f"marked failed (not to be sent) by {actor}: {reason}",
+        reason=reason,
+        row_numbers=row_numbers,
+        to_state=Send.State.FAILED,
+        decision="marked failed (not to be sent)",
+        reason_missing="Say why the rows are marked failed: it goes in their history.",
         now=now,
         absent_at=now,
-        error_message=f"Marked failed by {actor}, not sent again: {reason}",
+        error_message=f"Marked failed by {actor}, not sent again: {reason.strip()}",
     )
-    logger.info("batch %s: %s marked %d unknown rows failed", batch.pk, actor, moved)
-    batch_finish_if_done(batch_id=batch.pk, now=now)
-    return moved
 
 
 def sends_unknown_mark_sent(
@@ -610,22 +621,19 @@ def sends_unknown_mark_sent(
 ) -> int:
     """An operator checked elsewhere (the Mokugift dashboard, the recipient) that unknown rows'
     rewards were made: they are *sent*, without a reward ID. Returns the rows moved."""
-    reason = reason.strip()
-    if not reason:
-        raise ValidationError("Say how you know the rewards were made: it goes in their history.")
     now = timezone.now()
-    moved = _operator_move(
-        ids=_unknown_rows(batch=batch, row_numbers=row_numbers),
-        to_state=Send.State.SENT,
+    return _operator_decide(
+        batch=batch,
         actor=actor,
-        note=f"marked sent by {actor} after checking elsewhere: {reason}",
+        reason=reason,
+        row_numbers=row_numbers,
+        to_state=Send.State.SENT,
+        decision="marked sent after checking elsewhere",
+        reason_missing="Say how you know the rewards were made: it goes in their history.",
         now=now,
         sent_at=now,
         error_code=None,
-        error_message=f"Marked sent by {actor}: {reason}",
+        error_message=f"Marked sent by {actor}: {reason.strip()}",
         # The query calls give no URL, and neither did the operator.
         link_not_recovered=batch.mode != Mode.EMAIL,
     )
-    logger.info("batch %s: %s marked %d unknown rows sent", batch.pk, actor, moved)
-    batch_finish_if_done(batch_id=batch.pk, now=now)
-    return moved
