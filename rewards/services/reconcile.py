@@ -284,8 +284,9 @@ def campaign_reconcile(*, campaign_pk: int) -> ReconcileReport:
             if row.state == Send.State.SENT:
                 report.paid_twice += _paid_twice(row, reward=reward, now=now)
             else:
-                report.late += 1
-                report.paid_twice += _late(row, reward=reward, now=now)
+                taken, paid_twice = _late(row, reward=reward, now=now)
+                report.late += taken
+                report.paid_twice += paid_twice
             report.batches.add(row.batch_id)
     logger.info(
         "reconcile campaign %s: %d found, %d absent, %d failed, %d pending, %d late, %d paid twice",
@@ -406,10 +407,10 @@ _AFTER_ABSENT: dict[str, str] = {
 }
 
 
-def _late(row: Send, *, reward: RewardRecord, now: datetime) -> int:
+def _late(row: Send, *, reward: RewardRecord, now: datetime) -> tuple[int, int]:
     """A reward for a row proven absent that was not sent again: the row is sent with it.
     If someone sent the recipient another reward since (a later row, after this one was given
-    up), both rows are paid twice. Returns the rows flagged paid twice."""
+    up), both rows are paid twice. Returns (1 if the row took it, else 0; rows paid twice)."""
     link = row.batch.mode in LINK_MODES
     why = _AFTER_ABSENT.get(row.state, "")
     note = (
@@ -435,9 +436,9 @@ def _late(row: Send, *, reward: RewardRecord, now: datetime) -> int:
                     send_id=row.pk, from_state=row.state, to_state=Send.State.SENT, note=note
                 )
     except IntegrityError:
-        return 0
+        return 0, 0
     if not moved:
-        return 0
+        return 0, 0
     # Someone sent this recipient again after we said this row failed: a later row of the
     # campaign to the same recipient, first tried after this row was proven absent.
     key = _row_key(row)
@@ -457,8 +458,8 @@ def _late(row: Send, *, reward: RewardRecord, now: datetime) -> int:
         if _row_key(other) == key
     ]
     if not others:
-        return 0
-    return _flag_pair(row, row_remote_id=str(reward.id), other=others[0], now=now)
+        return 1, 0
+    return 1, _flag_pair(row, row_remote_id=str(reward.id), other=others[0], now=now)
 
 
 def _flag_pair(row: Send, *, row_remote_id: str, other: Send, now: datetime) -> int:
