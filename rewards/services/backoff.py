@@ -5,7 +5,7 @@ HTTP error (a TransportError of the client) counts as a failure of the campaign'
 The campaign's calls then wait: MOKUGIFT_CAMPAIGN_BACKOFF seconds after the first failure,
 twice that after the second in a row, up to MOKUGIFT_CAMPAIGN_BACKOFF_MAX. Its chunk tasks end
 instead of calling (one per batch comes back when the wait is over, see
-rewards/services/sending.py), and its reconciliation waits too, so a stalling endpoint holds at
+rewards/services/chunk.py), and its reconciliation waits too, so a stalling endpoint holds at
 most a call or two of the workers at a time while the other campaigns keep sending. A create
 call that gets an answer from Mokugift (even an API error) ends the backoff.
 

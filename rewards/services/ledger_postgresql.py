@@ -1,8 +1,9 @@
 """The ledger's hot statements on PostgreSQL: each one round trip, with arrays for the rows.
 
-rewards/services/sending.py decides what is written and calls these on PostgreSQL; elsewhere
-(SQLite, in `make run`) it writes the same through the ORM. Only rows still in the state the
-caller saw are written, as the ORM path does: the conditional UPDATE is in the statement.
+rewards/services/sending.py and chunk.py decide what is written and call these on PostgreSQL;
+elsewhere (SQLite, in `make run`) they write the same through the ORM. Only rows still in the
+state the caller saw are written, as the ORM path does: the conditional UPDATE is in the
+statement.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rewards.models import Batch, Send, SendEvent
 if TYPE_CHECKING:
     from rewards.services.sending import RecipientRow
 
-# The columns an answer writes (the ORM path of rewards/services/sending.py writes these too).
+# The columns an answer writes (the ORM path of rewards/services/chunk.py writes these too).
 RECORD_FIELDS = (
     "state",
     "remote_id",

@@ -1,4 +1,4 @@
-"""The sending tasks: doors into rewards/services/sending.py and reconcile.py.
+"""The sending tasks: doors into rewards/services/chunk.py, reconcile.py, sweep.py and backoff.py.
 
 Each takes primary keys only (never a passcode or a model instance), re-reads its rows and
 returns quietly when they are gone. None trusts the broker to deliver it exactly once: the
@@ -16,7 +16,7 @@ from django.db import connection
 from rewards.models import Send
 from rewards.mokugift import session_get
 from rewards.selectors.backoff import campaign_backoff_wait
-from rewards.services import backoff, reconcile, sending, sweep
+from rewards.services import backoff, chunk, reconcile, sweep
 
 
 @worker_process_init.connect
@@ -30,7 +30,7 @@ def _warm_up(**_kwargs) -> None:
 
 @shared_task(name="rewards.batch_send_chunk")
 def batch_send_chunk(batch_id: int) -> None:
-    sending.batch_send_chunk(batch_id=batch_id)
+    chunk.batch_send_chunk(batch_id=batch_id)
 
 
 # Passes a reconcile task makes on its own for rows still pending; then the sweep takes over.

@@ -8,7 +8,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from rewards.models import Send, SendEvent
-from rewards.services.sending import RecipientRow, batch_create, batch_send_chunk
+from rewards.services.chunk import batch_send_chunk
+from rewards.services.sending import RecipientRow, batch_create
 from tests.browser.conftest import screenshot
 from tests.worker import isolated_broker  # noqa: F401  (the fixture, asked for below)
 

@@ -17,13 +17,9 @@ from rewards.services.backoff import (
     campaign_backoff_record,
     campaign_sending_resume,
 )
+from rewards.services.chunk import batch_send_chunk, sends_claim
 from rewards.services.reconcile import campaign_reconcile
-from rewards.services.sending import (
-    RecipientRow,
-    batch_create,
-    batch_send_chunk,
-    sends_claim,
-)
+from rewards.services.sending import RecipientRow, batch_create
 from rewards.services.sweep import sends_stuck_to_unknown, sends_sweep
 from rewards.tasks.sending import campaign_reconcile as campaign_reconcile_task
 from tests.client import bodies

@@ -22,9 +22,10 @@ from campaigns.services import campaign_create
 from rewards.models import Batch, Send, SendEvent
 from rewards.selectors.mirror import report_for_year
 from rewards.selectors.sending import batch_counts, batch_unknown_summary, sends_paid_twice
+from rewards.services.chunk import batch_send_chunk
 from rewards.services.export import report_csv
 from rewards.services.reconcile import campaign_reconcile, campaigns_to_reconcile
-from rewards.services.sending import RecipientRow, batch_create, batch_send_chunk
+from rewards.services.sending import RecipientRow, batch_create
 from sandbox.models import SandboxReward
 from sandbox.services import sandbox_campaign_save
 from tests.worker import wait_for

@@ -13,6 +13,7 @@ from django.utils import timezone
 from campaigns.services import campaign_create
 from rewards.models import Batch, Send, SendEvent
 from rewards.selectors.sending import batch_counts, batch_progress
+from rewards.services.chunk import sends_claim
 from rewards.services.reconcile import months_between
 from rewards.services.sending import (
     RecipientRow,
@@ -23,7 +24,6 @@ from rewards.services.sending import (
     batch_resume,
     batch_retry_failed,
     retry_delay,
-    sends_claim,
 )
 from rewards.services.sweep import sends_stuck_to_unknown
 
@@ -295,7 +295,7 @@ def test_reconciliation_reads_every_month_of_the_window_across_a_year_end():
 
 
 def test_an_answer_that_comes_after_the_sweep_gave_up_is_not_written(campaign):
-    from rewards.services.sending import Outcome, _record
+    from rewards.services.chunk import Outcome, _record
 
     batch = make(campaign, 2)
     claimed = sends_claim(batch_id=batch.pk, limit=2)

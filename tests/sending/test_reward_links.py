@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 
 from rewards.models import Send
-from rewards.services.sending import RecipientRow, batch_create, batch_send_chunk
+from rewards.services.chunk import batch_send_chunk
+from rewards.services.sending import RecipientRow, batch_create
 from tests.client import bodies
 from tests.client.server import body, local_server
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from rewards.models import Batch, Send, SendEvent
 from rewards.selectors.sending import batch_counts
+from rewards.services.chunk import batch_send_chunk, sends_claim
 from rewards.services.reconcile import campaign_reconcile
 from rewards.services.sending import (
     PAUSED_FOR_COINS,
@@ -23,8 +24,6 @@ from rewards.services.sending import (
     batch_cancel,
     batch_create,
     batch_resume,
-    batch_send_chunk,
-    sends_claim,
 )
 from sandbox.models import SandboxReward
 from sandbox.services import sandbox_campaign_save

@@ -9,8 +9,9 @@ import pytest
 from celery.signals import before_task_publish
 
 from rewards.models import Batch
+from rewards.services.chunk import batch_send_chunk
 from rewards.services.reconcile import campaign_reconcile
-from rewards.services.sending import RecipientRow, batch_create, batch_send_chunk
+from rewards.services.sending import RecipientRow, batch_create
 from tests.worker import queue_names
 
 PASSCODE = "Msg-passc0de-never-on-the-wire"
