@@ -27,6 +27,11 @@ class Campaign(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The last connection check (campaigns.services.campaign_check): when, whether Mokugift
+    # accepted the campaign ID and passcode, and its words. None: never checked.
+    last_check_at = models.DateTimeField(null=True, blank=True)
+    last_check_ok = models.BooleanField(null=True, blank=True)
+    last_check_message = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
         ordering = ["name"]

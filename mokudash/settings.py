@@ -75,6 +75,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Its widget templates, which templates/django/forms/ overrides to give every widget the
+    # UI kit's classes (FORM_RENDERER below).
+    "django.forms",
     "axes",
     "campaigns",
     "rewards",
@@ -114,6 +117,8 @@ TEMPLATES = [
         },
     },
 ]
+
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
 # --- Database -----------------------------------------------------------------------------
 DATABASES = {
