@@ -118,13 +118,14 @@ def production_check(workdir: Path) -> list[str]:
     process, base = _serve(env, log)
     try:
         login = _get(base + "/login/", log)
-        stylesheet = STYLESHEET.search(login.text)
-        if stylesheet is None:
+        stylesheets = [base + found["href"] for found in STYLESHEET.finditer(login.text)]
+        if not stylesheets:
             raise CheckFailed("the login page names no stylesheet under /static/")
-        # The hashed name, as the manifest gives it: WhiteNoise must serve it.
-        _get(base + stylesheet["href"], log)
+        # The hashed names, as the manifest gives them: WhiteNoise must serve each.
+        for stylesheet in stylesheets:
+            _get(stylesheet, log)
         _get(f"{base}/static/{vendored}", log)
-        return [base + "/login/", base + stylesheet["href"], f"{base}/static/{vendored}"]
+        return [base + "/login/", *stylesheets, f"{base}/static/{vendored}"]
     finally:
         process.terminate()
         try:
