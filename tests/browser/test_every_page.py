@@ -74,6 +74,20 @@ MEASURE_WIDTH = """() => {
   };
 }"""
 
+# ARIA attributes that name other elements by id, and the names that match no element (a
+# screen reader then reads no help, no label, no error).
+MISSING_IDREFS = """() => {
+  const found = [];
+  for (const attribute of ["aria-describedby", "aria-labelledby", "aria-controls", "for"]) {
+    for (const element of document.querySelectorAll(`[${attribute}]`)) {
+      for (const id of element.getAttribute(attribute).split(/\\s+/).filter(Boolean)) {
+        if (!document.getElementById(id)) found.push(`${attribute}="${id}"`);
+      }
+    }
+  }
+  return found;
+}"""
+
 
 @dataclass(frozen=True)
 class Visit:
@@ -155,6 +169,8 @@ def _check(page, role: str, visit: Visit, width: int, folder: Path) -> list[str]
             f"{where}: the document is {measured['document']}px wide in a "
             f"{measured['window']}px window; past the edge: {', '.join(measured['wide'])}"
         )
+    if missing := page.evaluate(MISSING_IDREFS):
+        problems.append(f"{where}: no element has the id of {', '.join(missing)}")
     page.screenshot(
         path=str(folder / f"{role}-{visit.page.replace(':', '-')}-{width}.png"), full_page=True
     )
