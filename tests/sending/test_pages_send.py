@@ -282,7 +282,7 @@ def test_a_file_over_fifty_thousand_rows_is_refused_with_the_limit(as_marketer, 
     assert "more than 50,000 rows" in response.content.decode()
 
 
-def test_a_preview_belongs_to_the_person_who_uploaded(
+def test_a_preview_belongs_to_the_person_who_uploaded_and_is_a_404_for_anyone_else(
     client, as_marketer, campaign, django_user_model
 ):
     location = upload(as_marketer, campaign, FLAGGED)["Location"]
@@ -290,10 +290,37 @@ def test_a_preview_belongs_to_the_person_who_uploaded(
     other.groups.add(*django_user_model.objects.get(username="mark-marketer").groups.all())
     client.logout()
     client.force_login(other)
-    response = client.get(location)
-    assert response.status_code == 302 and response["Location"] == SEND
-    assert client.post(location, {}).status_code == 302
+    assert client.get(location).status_code == 404
+    assert client.get(location + "problems.csv").status_code == 404
+    assert client.post(location, {}).status_code == 404
     assert Batch.objects.count() == 0
+
+
+def test_a_preview_survives_logging_out_and_in_again(client, marketer, campaign):
+    client.force_login(marketer)
+    location = upload(client, campaign, FLAGGED)["Location"]
+    client.post(reverse("logout"))
+    assert client.get(location).status_code == 302  # to the login page
+    # The real login form (django-axes wants the request), as a person logs in again.
+    client.post(reverse("login"), {"username": marketer.username, "password": PASSWORD})
+    page = client.get(location)
+    assert page.status_code == 200
+    assert re.search(r'data-testid="passed-rows">2<', page.content.decode())
+    assert client.get(location + "problems.csv").status_code == 200
+    client.post(location, {})
+    assert list(Batch.objects.get().sends.values_list("row_number", flat=True)) == [2, 7]
+
+
+def test_a_confirmed_upload_is_a_404_for_anyone_else(
+    client, as_marketer, campaign, django_user_model
+):
+    location = upload(as_marketer, campaign, FLAGGED)["Location"]
+    as_marketer.post(location, {})
+    assert as_marketer.get(location).status_code == 302
+    other = django_user_model.objects.create_user(username="maria", password=PASSWORD)
+    other.groups.add(*django_user_model.objects.get(username="mark-marketer").groups.all())
+    client.force_login(other)
+    assert client.get(location).status_code == 404
 
 
 def test_the_problems_csv_lists_every_problem(as_marketer, campaign):
