@@ -187,6 +187,52 @@ def test_the_report_xlsx_has_every_table_and_neutralises_formulas(
     assert ledger["evil"][4] == "'@evil.example"
 
 
+def test_the_report_xlsx_is_for_people_titles_frozen_header_widths_and_number_formats(
+    client, manager, year_of_rewards
+):
+    client.force_login(manager)
+    response = client.get(reverse("rewards:report_xlsx"), {"year": 2026})
+    workbook = load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    months = workbook["2026 by month"]
+    titles = [cell.value for cell in months[1]]
+    assert titles[:4] == ["Month", "Mokugift rewards", "Mokugift trees", "Sent from here"]
+    assert all(" " in title or title[0].isupper() for title in titles)
+    assert "_" not in "".join(titles)
+    assert months["A1"].font.bold
+    assert months.freeze_panes == "A2"
+    assert months.column_dimensions["A"].width >= 10
+    assert months.column_dimensions["H"].width >= len("In our ledger, not in Mokugift") - 6
+    march = months[4]
+    assert march[1].value == 3 and march[1].number_format == "#,##0"
+    ledger = workbook["2026 not in Mokugift"]
+    assert ledger["A1"].value == "Sent (UTC)" and ledger.freeze_panes == "A2"
+    sent = ledger["A2"]
+    assert sent.value == dt.datetime(2026, 4, 20, 12)  # a date, in UTC, not text
+    assert sent.number_format == "yyyy-mm-dd hh:mm:ss"
+
+
+def test_the_rewards_xlsx_has_titles_a_frozen_header_dates_and_counts(campaign, tmp_path):
+    from rewards.selectors.mirror import RewardFilters, rewards_filter
+    from rewards.services.export import rewards_xlsx
+
+    mirror_add(campaign, _at(5), tree_count=1234)
+    target = tmp_path / "rewards.xlsx"
+    with open(target, "wb") as out:
+        rewards_xlsx(rewards=rewards_filter(filters=RewardFilters()), out=out)
+    sheet = load_workbook(target)["Rewards"]
+    assert [cell.value for cell in sheet[1]][:4] == [
+        "Campaign",
+        "Reward ID",
+        "Date (UTC)",
+        "Recipient email",
+    ]
+    assert sheet.freeze_panes == "A2"
+    assert sheet.column_dimensions["D"].width >= 25
+    assert sheet["C2"].value == dt.datetime(2026, 5, 10, 12)
+    assert sheet["C2"].number_format == "yyyy-mm-dd hh:mm:ss"
+    assert sheet["G2"].value == 1234 and sheet["G2"].number_format == "#,##0"
+
+
 def test_the_report_works_with_nothing_synced(client, manager):
     client.force_login(manager)
     response = client.get(reverse("rewards:report"))
