@@ -284,8 +284,18 @@ class RewardFilterForm(forms.Form):
 
 
 class ReportForm(forms.Form):
-    year = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
-    campaign = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    year = forms.TypedChoiceField(
+        coerce=int,
+        required=False,
+        empty_value=None,
+        error_messages={"invalid_choice": "There is no data for %(value)s."},
+    )
+    campaign = forms.TypedChoiceField(
+        coerce=int,
+        required=False,
+        empty_value=None,
+        error_messages={"invalid_choice": "There is no campaign %(value)s."},
+    )
 
     def __init__(self, *args, years: list[int], campaigns, **kwargs):
         super().__init__(*args, **kwargs)
