@@ -189,6 +189,28 @@ def _page(
     return page
 
 
+# Past this many rows the rewards page says "more than": an exact count of a million rows is a
+# scan that would cost the page its speed budget; counting at most this many stays fast.
+COUNT_LIMIT = 10_000
+
+
+def rewards_count(
+    *, rewards: QuerySet[MirroredReward], limit: int = COUNT_LIMIT
+) -> tuple[int, bool]:
+    """(count, more): the rows of the filter, counted over a LIMIT limit+1 subquery. `more` is
+    True when there are more than `limit` (and count is then `limit`)."""
+    counted = rewards.order_by().values("pk")[: limit + 1].count()
+    return min(counted, limit), counted > limit
+
+
+def cursor_for_day(*, day: dt.date, newest_first: bool) -> str:
+    """A cursor that starts the page at a UTC day: its rewards and the older ones (newest
+    first), or its rewards and the newer ones (oldest first). Id 0 is before every row."""
+    if newest_first:
+        return cursor_encode(date=_utc_midnight(day + dt.timedelta(days=1)), pk=0, forward=True)
+    return cursor_encode(date=_utc_midnight(day), pk=0, forward=True)
+
+
 def reward_get(*, pk: int) -> MirroredReward | None:
     return (
         MirroredReward.objects.filter(pk=pk)
