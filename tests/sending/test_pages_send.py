@@ -176,7 +176,7 @@ def test_an_upload_opens_a_preview_with_the_count_first_rows_and_every_problem(
     assert re.search(r'data-testid="passed-rows">2<', page)
     assert re.search(r'data-testid="left-out-rows">3<', page)
     problems = re.findall(
-        r'<tr class="problem (\w+)"><td class="num">(\d+)</td><td>([^<]+)</td>', page
+        r'<tr class="problem (\w+)"><td class="text-end">(\d+)</td><td>([^<]+)</td>', page
     )
     assert problems == [
         ("bad_email", "3", "Email Address"),
@@ -197,7 +197,8 @@ def test_the_preview_leaves_out_a_quoted_address_the_send_would_refuse(as_market
     assert re.search(r'data-testid="passed-rows">1<', page)
     assert re.search(r'data-testid="left-out-rows">1<', page)
     problems = re.findall(
-        r'<tr class="problem (\w+)"><td class="num">(\d+)</td><td>([^<]+)</td><td>([^<]+)<', page
+        r'<tr class="problem (\w+)"><td class="text-end">(\d+)</td><td>([^<]+)</td><td>([^<]+)<',
+        page,
     )
     assert problems == [
         (
@@ -388,7 +389,7 @@ def test_recently_rewarded_rows_are_left_out_unless_someone_says_send_anyway(as_
     location = upload(as_marketer, campaign, FLAGGED)["Location"]
     page = as_marketer.get(location).content.decode()
     assert "Send anyway to the 1 recipient rewarded by this campaign in the last 30 days" in page
-    assert '<tr class="problem recently_rewarded"><td class="num">7</td>' in page
+    assert '<tr class="problem recently_rewarded"><td class="text-end">7</td>' in page
     as_marketer.post(location, {})
     batch = Batch.objects.get(source="csv")
     assert list(batch.sends.values_list("recipient", flat=True)) == ["sally@example.com"]
