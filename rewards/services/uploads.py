@@ -96,7 +96,7 @@ def upload_create(
     return token, result
 
 
-def upload_get(*, token: str) -> Upload | None:
+def upload_read(*, token: str) -> Upload | None:
     """The upload kept under `token`, whoever made it (the caller compares `owner_pk`), its
     rows not yet flagged (upload_flag_recent); None when it is gone (expired, confirmed, or
     never made)."""

@@ -18,7 +18,7 @@ from rewards.models.ledger import Mode
 from rewards.services.csv_import import csv_template
 from rewards.services.export import csv_pieces
 from rewards.services.sending import RecipientRow, batch_create
-from rewards.services.uploads import upload_create, upload_delete, upload_flag_recent, upload_get
+from rewards.services.uploads import upload_create, upload_delete, upload_flag_recent, upload_read
 from rewards.views import send_rewards_required
 
 # How much of an upload the preview shows; every problem is in the problems CSV as well.
@@ -122,7 +122,7 @@ def _upload(request, token: str):
 
     Someone else's upload is a 404, as if it did not exist: its rows are not theirs to see or
     send, and "not yours" would tell them that the token is real."""
-    upload = upload_get(token=token)
+    upload = upload_read(token=token)
     if upload is None:
         return None
     if upload.owner_pk != request.user.pk:
