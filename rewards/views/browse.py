@@ -65,7 +65,7 @@ def reward_list(request):
             "refused": refused,
             "summary": summary,
             # Open the folded filters where something on them needs reading.
-            "filters_open": bool(form.errors),
+            "filters_open": any(name != "day" for name in form.errors),
             "filtered": bool(_query_without(request, "cursor", "order", "day")),
             "query": _query_without(request, "cursor", "day"),
             # What the "Go to date" form carries along: the filters, not where the page was.
