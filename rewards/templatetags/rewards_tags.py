@@ -21,10 +21,13 @@ def utc(value: dt.datetime | None) -> str:
 
 
 _ROW = (
-    '<tr data-remote-id="{}"><td><a href="{}{}/">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
-    '<td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>'
+    '<tr data-remote-id="{}"><td class="text-nowrap"><a href="{}{}/">{}</a></td><td>{}</td>'
+    '<td>{}</td><td>{}</td><td class="text-end">{}</td>'
+    '<td class="text-nowrap">{}</td><td>{}</td><td>{}</td></tr>'
 )
-_ELSEWHERE = mark_safe('<span class="badge muted">elsewhere</span>')  # noqa: S308 - a constant
+_ELSEWHERE = mark_safe(  # noqa: S308 - a constant
+    '<span class="badge bg-secondary-subtle text-secondary-emphasis">elsewhere</span>'
+)
 
 
 @register.simple_tag
@@ -43,11 +46,16 @@ def _cells(reward, detail_prefix: str) -> tuple:
     else:
         name = send.name
         sender = send.batch.created_by.get_username() if send.batch.created_by else ""
-        source = format_html('<span class="badge ok">dashboard</span> batch #{}', send.batch_id)
+        source = format_html(
+            '<span class="badge bg-success-subtle text-success-emphasis">dashboard</span> '
+            "batch #{}",
+            send.batch_id,
+        )
     missing = ""
     if reward.missing_since:
         missing = format_html(
-            '<span class="badge bad" title="Mokugift stopped listing it on {} UTC">'
+            '<span class="badge bg-danger-subtle text-danger-emphasis" '
+            'title="Mokugift stopped listing it on {} UTC">'
             "no longer listed</span>",
             utc_text(reward.missing_since),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 
 from django.conf import settings
@@ -166,13 +167,25 @@ def batch_progress(request, pk: int):
     return JsonResponse(data)
 
 
+# The results CSV's name for the rows an upload left out, as a state and as a filter.
+LEFT_OUT = "left-out"
+
+
 @send_rewards_required
 def batch_results_csv(request, pk: int):
+    """The batch's rows as a file. By default the whole batch: every ledger row and every upload
+    row left out (state "left-out", the reason as its error), in the file's row order, so the
+    file accounts for every line that was uploaded. `?state=` narrows it to one state (or to
+    the left-out rows), and the file's name says so: batch-12-results-failed.csv."""
     batch = _batch(pk)
-    rows = _results(batch=batch, state=_state_filter(request))
+    asked = request.GET.get("state", "")
+    only_left_out = asked == LEFT_OUT
+    state = "" if only_left_out else _state_filter(request)
 
-    def results():
-        for send in rows.iterator(chunk_size=2_000):
+    def sent_rows():
+        if only_left_out:
+            return
+        for send in _results(batch=batch, state=state).iterator(chunk_size=2_000):
             error = send.error_message
             if send.error_code and error:
                 error = f"{error} (Mokugift error {send.error_code})"
@@ -188,10 +201,22 @@ def batch_results_csv(request, pk: int):
                 error,
             ]
 
+    def left_out_rows():
+        if state:
+            return
+        # A row may have left out for more than one reason: one line, the reasons together.
+        reasons: dict[int, list[str]] = {}
+        for item in batch.left_out:
+            reasons.setdefault(item["row"], []).append(item["message"])
+        for row_number in sorted(reasons):
+            yield [row_number, "", "", LEFT_OUT, "", "", " ".join(reasons[row_number])]
+
+    rows = heapq.merge(sent_rows(), left_out_rows(), key=lambda row: row[0])
     # The BOM, so that Excel reads the names as UTF-8.
-    lines = itertools.chain(["\ufeff"], csv_pieces(header=RESULTS_COLUMNS, rows=results()))
+    lines = itertools.chain(["\ufeff"], csv_pieces(header=RESULTS_COLUMNS, rows=rows))
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}-results.csv"'
+    which = f"-{LEFT_OUT}" if only_left_out else f"-{state}" if state else ""
+    response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}-results{which}.csv"'
     return response
 
 

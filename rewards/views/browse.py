@@ -37,19 +37,44 @@ def _query_without(request, *names: str) -> str:
 @view_reports_required
 def reward_list(request):
     form, filters = _form(request)
+    refused = form.is_bound and form.refused()
+    cursor = request.GET.get("cursor", "")
+    day = form.cleaned_data.get("day") if form.is_bound else None
+    if day and not cursor:
+        cursor = selectors.cursor_for_day(day=day, newest_first=filters.newest_first)
     rewards = selectors.rewards_filter(filters=filters)
-    page = selectors.rewards_page(
-        rewards=rewards, newest_first=filters.newest_first, cursor=request.GET.get("cursor", "")
-    )
+    if refused:
+        # Nothing to count or show: the page says why, on the form.
+        page, total, more = selectors.RewardPage(rows=[]), 0, False
+    else:
+        page = selectors.rewards_page(
+            rewards=rewards, newest_first=filters.newest_first, cursor=cursor
+        )
+        total, more = selectors.rewards_count(rewards=rewards)
     runs = selectors.sync_runs_latest(campaign_ids=list(filters.campaign_ids))
+    summary = form.summary()
     return render(
         request,
         "rewards/list.html",
         {
             "form": form,
             "page": page,
-            "filtered": bool(_query_without(request, "cursor", "order")),
-            "query": _query_without(request, "cursor"),
+            "total": total,
+            "more": more,
+            "count_limit": selectors.COUNT_LIMIT,
+            "refused": refused,
+            "summary": summary,
+            # Open the folded filters where something on them needs reading.
+            "filters_open": any(name != "day" for name in form.errors),
+            "filtered": bool(_query_without(request, "cursor", "order", "day")),
+            "query": _query_without(request, "cursor", "day"),
+            # What the "Go to date" form carries along: the filters, not where the page was.
+            "keep": [
+                (name, value)
+                for name, values in request.GET.lists()
+                if name not in ("cursor", "day")
+                for value in values
+            ],
             "runs": runs,
             "running": any(run.outcome == run.Outcome.RUNNING for run in runs),
             # The reward pages' common start, reversed once: a {% url %} per row was a seventh

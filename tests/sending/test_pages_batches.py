@@ -195,6 +195,45 @@ def test_the_results_csv_matches_the_rows(as_marketer, campaign):
     assert [r[0] for r in results_csv(as_marketer, batch, "?state=sent")[1:]] == ["2", "4"]
 
 
+def test_the_results_csv_is_the_whole_batch_with_the_left_out_rows_and_their_reason(
+    as_marketer, campaign
+):
+    batch = make_batch(
+        campaign,
+        ["sent", "failed"],
+        left_out=[
+            {"row": 4, "column": "email", "message": "“bob@” is not a valid email address."},
+            {"row": 6, "column": "name", "message": "The name is too long."},
+            {"row": 6, "column": "email", "message": "The recipient is missing."},
+        ],
+    )
+    response = as_marketer.get(reverse("rewards:batch_results_csv", args=[batch.pk]))
+    assert f'filename="batch-{batch.pk}-results.csv"' in response["Content-Disposition"]
+    rows = results_csv(as_marketer, batch)
+    assert [(r[0], r[3]) for r in rows[1:]] == [
+        ("2", "sent"),
+        ("3", "failed"),
+        ("4", "left-out"),
+        ("6", "left-out"),
+    ]
+    assert rows[3][6] == "“bob@” is not a valid email address."
+    assert rows[4][6] == "The name is too long. The recipient is missing."
+
+
+@pytest.mark.parametrize("state", ["failed", "left-out"])
+def test_a_filtered_results_csv_says_its_filter_in_its_name(as_marketer, campaign, state):
+    batch = make_batch(
+        campaign,
+        ["sent", "failed"],
+        left_out=[{"row": 5, "column": "email", "message": "The recipient is missing."}],
+    )
+    query = f"?state={state}"
+    response = as_marketer.get(reverse("rewards:batch_results_csv", args=[batch.pk]) + query)
+    assert f'filename="batch-{batch.pk}-results-{state}.csv"' in response["Content-Disposition"]
+    rows = results_csv(as_marketer, batch, query)
+    assert [r[3] for r in rows[1:]] == [state]
+
+
 def test_the_results_csv_neutralises_cells_a_spreadsheet_would_run(as_marketer, campaign):
     batch = make_batch(campaign, ["sent", "sent", "sent", "sent", "sent"])
     for send, name in zip(

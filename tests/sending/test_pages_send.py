@@ -176,7 +176,7 @@ def test_an_upload_opens_a_preview_with_the_count_first_rows_and_every_problem(
     assert re.search(r'data-testid="passed-rows">2<', page)
     assert re.search(r'data-testid="left-out-rows">3<', page)
     problems = re.findall(
-        r'<tr class="problem (\w+)"><td class="num">(\d+)</td><td>([^<]+)</td>', page
+        r'<tr class="problem (\w+)"><td class="text-end">(\d+)</td><td>([^<]+)</td>', page
     )
     assert problems == [
         ("bad_email", "3", "Email Address"),
@@ -197,7 +197,8 @@ def test_the_preview_leaves_out_a_quoted_address_the_send_would_refuse(as_market
     assert re.search(r'data-testid="passed-rows">1<', page)
     assert re.search(r'data-testid="left-out-rows">1<', page)
     problems = re.findall(
-        r'<tr class="problem (\w+)"><td class="num">(\d+)</td><td>([^<]+)</td><td>([^<]+)<', page
+        r'<tr class="problem (\w+)"><td class="text-end">(\d+)</td><td>([^<]+)</td><td>([^<]+)<',
+        page,
     )
     assert problems == [
         (
@@ -282,7 +283,7 @@ def test_a_file_over_fifty_thousand_rows_is_refused_with_the_limit(as_marketer, 
     assert "more than 50,000 rows" in response.content.decode()
 
 
-def test_a_preview_belongs_to_the_person_who_uploaded(
+def test_a_preview_belongs_to_the_person_who_uploaded_and_is_a_404_for_anyone_else(
     client, as_marketer, campaign, django_user_model
 ):
     location = upload(as_marketer, campaign, FLAGGED)["Location"]
@@ -290,10 +291,37 @@ def test_a_preview_belongs_to_the_person_who_uploaded(
     other.groups.add(*django_user_model.objects.get(username="mark-marketer").groups.all())
     client.logout()
     client.force_login(other)
-    response = client.get(location)
-    assert response.status_code == 302 and response["Location"] == SEND
-    assert client.post(location, {}).status_code == 302
+    assert client.get(location).status_code == 404
+    assert client.get(location + "problems.csv").status_code == 404
+    assert client.post(location, {}).status_code == 404
     assert Batch.objects.count() == 0
+
+
+def test_a_preview_survives_logging_out_and_in_again(client, marketer, campaign):
+    client.force_login(marketer)
+    location = upload(client, campaign, FLAGGED)["Location"]
+    client.post(reverse("logout"))
+    assert client.get(location).status_code == 302  # to the login page
+    # The real login form (django-axes wants the request), as a person logs in again.
+    client.post(reverse("login"), {"username": marketer.username, "password": PASSWORD})
+    page = client.get(location)
+    assert page.status_code == 200
+    assert re.search(r'data-testid="passed-rows">2<', page.content.decode())
+    assert client.get(location + "problems.csv").status_code == 200
+    client.post(location, {})
+    assert list(Batch.objects.get().sends.values_list("row_number", flat=True)) == [2, 7]
+
+
+def test_a_confirmed_upload_is_a_404_for_anyone_else(
+    client, as_marketer, campaign, django_user_model
+):
+    location = upload(as_marketer, campaign, FLAGGED)["Location"]
+    as_marketer.post(location, {})
+    assert as_marketer.get(location).status_code == 302
+    other = django_user_model.objects.create_user(username="maria", password=PASSWORD)
+    other.groups.add(*django_user_model.objects.get(username="mark-marketer").groups.all())
+    client.force_login(other)
+    assert client.get(location).status_code == 404
 
 
 def test_the_problems_csv_lists_every_problem(as_marketer, campaign):
@@ -361,7 +389,7 @@ def test_recently_rewarded_rows_are_left_out_unless_someone_says_send_anyway(as_
     location = upload(as_marketer, campaign, FLAGGED)["Location"]
     page = as_marketer.get(location).content.decode()
     assert "Send anyway to the 1 recipient rewarded by this campaign in the last 30 days" in page
-    assert '<tr class="problem recently_rewarded"><td class="num">7</td>' in page
+    assert '<tr class="problem recently_rewarded"><td class="text-end">7</td>' in page
     as_marketer.post(location, {})
     batch = Batch.objects.get(source="csv")
     assert list(batch.sends.values_list("recipient", flat=True)) == ["sally@example.com"]
