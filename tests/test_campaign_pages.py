@@ -304,13 +304,13 @@ def test_the_detail_page_shows_the_history_and_never_the_passcode(
     assert response.status_code == 200
     page = response.content.decode()
     for label in ("Created", "Passcode replaced", "Disabled", "Connection checked"):
-        assert f'<td class="text-nowrap">{label}</td>' in page
+        assert f"<strong>{label}</strong>" in page
     for sentence in (
         "Passcode changed",
         "Enabled: yes → no",
         "Mokugift campaign ID set to spring-1",
     ):
-        assert f'<div class="text-break">{sentence}</div>' in page
+        assert f'<li class="text-break">{sentence}</li>' in page
     assert admin_user.username in page
     assert "set (never shown)" in page
     assert_no_passcode(response)
