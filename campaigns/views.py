@@ -91,7 +91,7 @@ def campaign_detail(request, pk: int):
 @manage_campaigns
 def campaign_edit(request, pk: int):
     campaign = _campaign(pk)
-    initial = {field: getattr(campaign, field) for field in services.EDITABLE_FIELDS}
+    initial = {field: getattr(campaign, field) for field in CampaignForm.base_fields}
     form = CampaignForm(request.POST or None, initial=initial, campaign=campaign)
     check = None
     if request.method == "POST" and form.is_valid():

@@ -270,7 +270,7 @@ def test_a_campaign_whose_passcode_no_key_reads_can_still_be_disabled_and_edited
     assert admin_client.post(reverse("campaigns:disable", args=[campaign.pk])).status_code == 302
     edit = reverse("campaigns:edit", args=[campaign.pk])
     assert admin_client.get(edit).status_code == 200
-    data = form_data(name="Spring (key lost)", campaign_id="spring-1", enabled="", passcode=None)
+    data = form_data(name="Spring (key lost)", campaign_id="spring-1", passcode=None)
     del data["save_anyway"]
     # The check cannot read the passcode either, and says so before anything is saved.
     unchecked = admin_client.post(edit, data)
@@ -279,6 +279,16 @@ def test_a_campaign_whose_passcode_no_key_reads_can_still_be_disabled_and_edited
     saved = Campaign.objects.defer("passcode").get(pk=campaign.pk)
     assert (saved.name, saved.enabled, saved.last_check_ok) == ("Spring (key lost)", False, None)
     assert campaign.audit_events.filter(action=Action.DISABLED).exists()
+
+
+def test_the_edit_form_cannot_disable_a_campaign_past_its_confirmation(admin_client, campaign):
+    edit = reverse("campaigns:edit", args=[campaign.pk])
+    assert 'name="enabled"' not in admin_client.get(edit).content.decode()
+    data = form_data(name="Spring", campaign_id="spring-1", notes="First one", passcode=None)
+    del data["enabled"]
+    assert admin_client.post(edit, data).status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.enabled is True
 
 
 def test_enable_and_disable_go_back_to_a_page_of_ours_only(admin_client, campaign):
