@@ -10,6 +10,7 @@ no check ever makes a reward at the sandbox or shows the passcode.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 import subprocess
@@ -253,6 +254,22 @@ def test_the_command_fails_with_the_reason_when_mokugift_does_not_accept(
     with pytest.raises(CommandError) as caught:
         call_command("campaign_check", "--campaign", ref)
     assert words in str(caught.value)
+    assert rewards_at_sandbox() == 0
+
+
+def test_campaign_add_checks_the_campaign_it_added(sandbox, monkeypatch):
+    sandbox_campaign_save(campaign_id="oaks", passcode=PASSCODE)
+    args = ["--name", "Oaks", "--environment", "sandbox", "--passcode-stdin"]
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSCODE + "\n"))
+    call_command("campaign_add", *args, "--campaign-id", "oaks", stdout=out, stderr=err)
+    assert "Connection check: accepted: Mokugift knows the campaign ID" in out.getvalue()
+    assert Campaign.objects.get(campaign_id="oaks").last_check_ok is True
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSCODE + "\n"))
+    call_command("campaign_add", *args, "--campaign-id", "oaks-typo", stdout=out, stderr=err)
+    assert "Connection check: refused: Invalid campaign ID (Mokugift error 101)" in err.getvalue()
+    assert Campaign.objects.get(campaign_id="oaks-typo").last_check_ok is False
     assert rewards_at_sandbox() == 0
 
 
