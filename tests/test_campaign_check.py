@@ -19,6 +19,7 @@ import sys
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.test import override_settings
 from django.urls import reverse
 
 from campaigns.models import Campaign, CampaignAuditEvent
@@ -26,7 +27,8 @@ from campaigns.services import campaign_check, campaign_create
 from rewards.mokugift import ApiError, MokugiftClient
 from sandbox.models import SandboxReward
 from sandbox.services import sandbox_campaign_save
-from tests.client.server import closed_port, delay, local_server
+from tests.client.bodies import REWARD_URL, failed
+from tests.client.server import body, closed_port, delay, local_server, status
 from tests.test_commands import command_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -170,6 +172,27 @@ def test_a_check_that_times_out_could_not_check(oaks, settings):
     [received] = server.received
     assert (received.method, received.path) == ("POST", "/api/reward_url/oaks")
     assert set(received.form) == {"passcode"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (status(500), "HTTP 5xx 500 (127.0.0.1:"),
+        # 110 or a code a call with no recipient should never get says nothing of the
+        # credentials: not a refusal.
+        (body(failed(110, "Internal error")), "Internal error (Mokugift error 110)"),
+        (body(failed(113, "Invalid parameters")), "Invalid parameters (Mokugift error 113)"),
+        # Success would mean a reward for no one: the answer of something that is not Mokugift.
+        (body(REWARD_URL), "status Success for a call with no recipient"),
+    ],
+)
+def test_an_answer_that_says_nothing_of_the_credentials_could_not_check(oaks, answer, words):
+    with local_server() as server:
+        server.then(answer)
+        with override_settings(MOKUGIFT_SANDBOX_URL=server.url):
+            outcome = campaign_check(campaign=oaks, actor=None)
+    assert outcome.ok is None
+    assert words in outcome.message
 
 
 def test_the_passcode_is_in_no_message_log_or_history_of_a_check(
