@@ -3,7 +3,9 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -137,6 +139,13 @@ def campaign_passcode(request, pk: int):
 def campaign_check(request, pk: int):
     campaign = _campaign(pk)
     outcome = services.campaign_check(campaign=campaign, actor=request.user)
+    if request.headers.get("HX-Request") == "true":
+        # htmx from the campaign's page: its check card again and its history (out of band),
+        # from the page's own fragments.
+        history = selectors.campaign_history_in_words(campaign=campaign)
+        context = {"campaign": campaign, "history": history, "oob": True}
+        parts = ("campaigns/detail.html#connection_check", "campaigns/detail.html#history")
+        return HttpResponse("".join(render_to_string(p, context, request) for p in parts))
     level = messages.SUCCESS if outcome.ok else messages.WARNING
     messages.add_message(request, level, f"Connection check: {outcome.verdict}: {outcome.message}")
     return _back(request, default=campaign)

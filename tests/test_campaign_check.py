@@ -425,3 +425,22 @@ def test_the_check_button_checks_and_the_pages_show_the_last_check(sandbox, oaks
     assert "Refused" in listing and "Campaign disabled (Mokugift error 103)" in listing
     assert " ago</time>" in listing
     assert rewards_at_sandbox() == 0
+
+
+def test_the_check_button_with_htmx_answers_with_the_card_and_the_history_only(
+    sandbox, oaks, admin_client
+):
+    response = admin_client.post(
+        reverse("campaigns:check", args=[oaks.pk]), headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<html" not in page
+    assert page.lstrip().startswith('<div class="card h-100" id="connection-check">')
+    assert "Accepted" in page and "Mokugift knows the campaign ID" in page
+    assert '<div class="card" id="history-card" hx-swap-oob="true">' in page
+    assert "Connection checked" in page
+    # No message is left for the next page: the card said it.
+    listing = admin_client.get(reverse("campaigns:list")).content.decode()
+    assert "Connection check: Accepted" not in listing
+    assert rewards_at_sandbox() == 0

@@ -73,10 +73,15 @@ def test_an_admin_adds_checks_disables_and_enables_a_campaign(page_as, sandbox, 
     assert "Accepted" in check.inner_text()
 
     # The sandbox campaign is switched off at Mokugift: the button says so.
+    # With JavaScript the card and the history change in place, without a reload.
     sandbox_campaign_save(campaign_id="spring-2027", enabled=False)
-    click_and_wait(page, "button", "Check connection")
-    assert "Campaign disabled (Mokugift error 103)" in check.inner_text()
+    page.evaluate("window.notReloaded = true")
+    page.get_by_role("button", name="Check connection").click()
+    page.locator("#connection-check", has_text="Campaign disabled (Mokugift error 103)").wait_for()
     assert "Refused" in check.inner_text()
+    assert page.evaluate("window.notReloaded") is True
+    assert "Refused: Campaign disabled" in page.locator("#history").inner_text()
+    screenshot(page, f"{width}-checked-in-place")
 
     click_and_wait(page, "link", "Disable…")
     assert page.get_by_role("heading", name="Disable Spring planting?").is_visible()
