@@ -288,6 +288,20 @@ def test_mokugift_errors_are_said_in_plain_words():
     assert "passcode" in words and "102" in words
 
 
+def test_a_mokugift_error_says_each_thing_once():
+    # Not "The campaign is disabled at Mokugift. (Mokugift error 103: Campaign disabled)".
+    assert api_error_words(code=103, description="Campaign disabled") == (
+        "Campaign disabled (Mokugift error 103)"
+    )
+    assert api_error_words(code=105, description="Lack of moku-coins") == (
+        "No moku-coins left (Mokugift error 105)"
+    )
+    # A code outside the document's table: Mokugift's own words, then the code.
+    assert api_error_words(code=199, description="Something new") == (
+        "Something new (Mokugift error 199)"
+    )
+
+
 def test_reconciliation_reads_every_month_of_the_window_across_a_year_end():
     start = datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC)
     assert months_between(start, start + timedelta(minutes=1)) == [(2026, 12), (2027, 1)]
