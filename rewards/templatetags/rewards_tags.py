@@ -64,3 +64,66 @@ def _cells(reward, detail_prefix: str) -> tuple:
         sender,
         missing,
     )
+
+
+# --- The batch pages ------------------------------------------------------------------------
+
+# A row's or a batch's state as a badge of the UI kit: the "subtle" background with the
+# "emphasis" text of the same colour reads at WCAG AA contrast.
+_TONES = {
+    "waiting": "secondary",
+    "sending": "info",
+    "sent": "success",
+    "failed": "danger",
+    "unknown": "warning",
+    "cancelled": "secondary",
+    "paused": "warning",
+    "done": "success",
+}
+
+
+@register.filter
+def tone(state: str) -> str:
+    """The kit's colour name for a state: `bg-{{ s|tone }}-subtle text-{{ s|tone }}-emphasis`."""
+    return _TONES.get(state, "secondary")
+
+
+@register.filter
+def state_badge(state: str) -> str:
+    """The classes of a state's badge."""
+    t = tone(state)
+    return f"badge bg-{t}-subtle text-{t}-emphasis"
+
+
+@register.simple_tag
+def batch_outcome(state: str, label: str, failed: int, unknown: int = 0) -> SafeString:
+    """The batch's state as a badge that never makes failures look like success:
+    "Done, 95 failed" in the warning colour, "Done" in green only when nothing failed."""
+    parts = [f"{failed} failed"] if failed else []
+    if unknown:
+        parts.append(f"{unknown} unknown")
+    text = ", ".join([label, *parts])
+    t = "warning" if parts else tone(state)
+    return format_html(
+        '<span class="badge bg-{}-subtle text-{}-emphasis batch-outcome" data-outcome="{}">{}'
+        "</span>",
+        t,
+        t,
+        "failures" if failed else state,
+        text,
+    )
+
+
+@register.filter
+def time_left(seconds: int | None) -> str:
+    """About how long a sending batch still needs, in words."""
+    if seconds is None:
+        return "estimating time left…"
+    if seconds <= 0:
+        return "almost done"
+    if seconds < 60:
+        return f"about {seconds} s left"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"about {minutes} min left"
+    return f"about {minutes // 60} h {minutes % 60} min left"
