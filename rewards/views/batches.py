@@ -112,7 +112,7 @@ def batch_list(request):
     page = Paginator(batches, BATCHES_PER_PAGE).get_page(request.GET.get("page"))
     # Why rows failed, grouped and counted, for the whole page in one query.
     reasons = sending_selectors.batches_failure_reasons(
-        batch_ids=[batch.pk for batch in page if batch.failed]
+        batch_ids=[batch.pk for batch in page if getattr(batch, "failed", 0)]
     )
     return render(
         request,
@@ -141,7 +141,7 @@ def _batch_live_context(request, batch: Batch) -> dict:
     )
     query = {"state": state} if state else {}
     if page.number > 1:
-        query["page"] = page.number
+        query["page"] = str(page.number)
     return {
         "batch": batch,
         "progress": progress,

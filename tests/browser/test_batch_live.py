@@ -14,9 +14,9 @@ import pytest
 from playwright.sync_api import expect
 
 from rewards.models import Batch
-from tests.browser.conftest import login_as, screenshot
 from rewards.services.sending import RecipientRow, batch_create
 from sandbox.models import SandboxReward
+from tests.browser.conftest import login_as, screenshot
 from tests.worker import celery_worker  # noqa: F401  (the fixture, asked for below)
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
