@@ -90,6 +90,13 @@ def api_error_words(*, code: int | None, description: str = "") -> str:
     return f"{plain} (Mokugift error {code})" if code else plain
 
 
+def outcome_unknown_words(*, said: str) -> str:
+    """A row whose create call may or may not have made its reward, and why: "Outcome
+    unknown: <why>; checking with Mokugift." The client's own message ends in "(outcome
+    unknown)", which this already says."""
+    return f"Outcome unknown: {said.removesuffix(' (outcome unknown)')}; checking with Mokugift."
+
+
 def retry_delay(*, attempts: int) -> float:
     """Seconds before the next try: doubling from the base, capped, with +-50 % jitter so that
     rows and workers that failed together do not all come back at the same instant."""

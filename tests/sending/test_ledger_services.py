@@ -23,6 +23,7 @@ from rewards.services.sending import (
     batch_finish_if_done,
     batch_resume,
     batch_retry_failed,
+    outcome_unknown_words,
     retry_delay,
 )
 from rewards.services.sweep import sends_stuck_to_unknown
@@ -295,6 +296,11 @@ def test_a_mokugift_error_says_each_thing_once():
     )
     assert api_error_words(code=105, description="Lack of moku-coins") == (
         "No moku-coins left (Mokugift error 105)"
+    )
+    # A row of unknown outcome says so once, whatever the client's message said.
+    said = "Mokugift reward_url/c-1: read timeout (outcome unknown)"
+    assert outcome_unknown_words(said=said) == (
+        "Outcome unknown: Mokugift reward_url/c-1: read timeout; checking with Mokugift."
     )
     # A code outside the document's table: Mokugift's own words, then the code.
     assert api_error_words(code=199, description="Something new") == (
