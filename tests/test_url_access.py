@@ -88,7 +88,7 @@ ACCESS: dict[str, Rule] = {
     "rewards:send_template": rule(*SENDERS, mode="email"),
     "rewards:batch_list": rule(*SENDERS),
     "rewards:batch_detail": rule(*SENDERS, pk=BATCH),
-    "rewards:batch_progress": rule(*SENDERS, pk=BATCH),
+    "rewards:batch_status": rule(*SENDERS, pk=BATCH),
     "rewards:batch_results_csv": rule(*SENDERS, pk=BATCH),
     "rewards:batch_cancel": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
     "rewards:batch_resume": rule(*SENDERS, method="POST", ok=302, pk=BATCH),

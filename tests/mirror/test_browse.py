@@ -326,9 +326,13 @@ def test_refresh_queues_a_sync_after_commit_and_comes_straight_back(
     assert callbacks[0].keywords["args"] == [campaign.pk, 2026, 5]
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(
-            reverse("rewards:sync_refresh"), {}, headers={"Accept": "application/json"}
+            reverse("rewards:sync_refresh"), {"next": "q=bob"}, headers={"HX-Request": "true"}
         )
-    assert response.status_code == 202 and response.json()["queued"] == 2
+    # With htmx: the sync status in place, waiting for the queued runs to start.
+    fragment = response.content.decode()
+    assert response.status_code == 200 and fragment.lstrip().startswith('<div class="card')
+    assert "Refresh queued…" in fragment and 'hx-trigger="every 1.5s"' in fragment
+    assert "since=" in fragment and "next=q%3Dbob" in fragment
     assert len(callbacks) == 2
 
 
@@ -349,9 +353,61 @@ def test_the_status_endpoint_reports_the_latest_run(client_as, manager, campaign
     SyncRun.objects.create(campaign=campaign, year=2026, month=5, outcome="succeeded", created=3)
     SyncRun.objects.create(campaign=campaign, year=2026, month=5, rewards_read=7)
     SyncRun.objects.create(campaign=campaign, year=2026, month=5, outcome="skipped")
-    data = client_as(manager).get(reverse("rewards:sync_status")).json()
-    assert data["running"] is True
-    assert [(r["outcome"], r["rewards_read"]) for r in data["runs"]] == [("running", 7)]
+    fragment = client_as(manager).get(reverse("rewards:sync_status")).content.decode()
+    assert "<html" not in fragment
+    assert 'data-outcome="running"' in fragment and "7 read" in fragment
+    assert 'data-outcome="succeeded"' not in fragment and 'data-outcome="skipped"' not in fragment
+    assert 'hx-trigger="every 1.5s"' in fragment  # it polls while the run goes on
+
+
+def _status(client, **params) -> str:
+    return client.get(reverse("rewards:sync_status"), params).content.decode()
+
+
+def test_the_sync_status_polls_only_while_something_is_on_its_way(client_as, manager, campaign):
+    import time
+
+    from rewards.models import SyncRun
+
+    client = client_as(manager)
+    run = SyncRun.objects.create(campaign=campaign, year=2026, month=5, outcome="succeeded")
+    SyncRun.objects.filter(pk=run.pk).update(started_at=run.started_at - dt.timedelta(hours=1))
+    assert "hx-trigger" not in _status(client)
+    # Queued by Refresh and not started yet: it waits, for two minutes at most.
+    waiting = _status(client, since=f"{time.time():.3f}")
+    assert "hx-trigger" in waiting and "Refresh queued…" in waiting
+    assert "hx-trigger" not in _status(client, since=f"{time.time() - 121:.3f}")
+    # The page said without JavaScript that it does not follow by itself, with a reload link.
+    assert "does not update by itself" in _status(client, next="q=bob")
+    assert 'href="?q=bob">reload</a>' in _status(client, next="q=bob")
+    # A run this page followed ended and changed the mirror: its rewards are offered.
+    assert 'id="sync-reload"' not in _status(client, follow=str(run.pk))
+    SyncRun.objects.filter(pk=run.pk).update(created=3)
+    offered = _status(client, follow=str(run.pk), next="q=bob")
+    assert '<a id="sync-reload" href="?q=bob">show them</a>' in offered
+    assert "hx-trigger" not in offered
+    # Not for a run it did not follow.
+    assert 'id="sync-reload"' not in _status(client)
+
+
+def test_the_rewards_page_and_the_status_view_render_the_same_sync_status(
+    client_as, manager, campaign
+):
+    import re
+
+    from rewards.models import SyncRun
+
+    SyncRun.objects.create(campaign=campaign, year=2026, month=5, rewards_read=7)
+    client = client_as(manager)
+    page = client.get(reverse("rewards:list")).content.decode()
+    fragment = _status(client)
+
+    def part(html: str) -> str:
+        html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)
+        start = html.index('<div class="card card-sm mb-3" id="sync-status"')
+        return html[start:].split("</form>")[0]
+
+    assert part(fragment) == part(page)
 
 
 # --- The total, the jump to a date, the folded filters, a range that holds nothing ----------

@@ -125,7 +125,8 @@ def test_sending_one_reward_makes_a_one_row_batch_and_opens_its_page(as_marketer
     ]
     page = as_marketer.get(response["Location"]).content.decode()
     assert "Reward to sally@example.com" in page
-    assert 'id="single-url"' in page
+    # The reward's part of the live fragment, filled in as the worker makes it.
+    assert 'id="single-state"' in page and 'id="single-remote-id"' in page
 
 
 def test_a_double_submitted_form_makes_one_batch(as_marketer, campaign):
@@ -236,7 +237,7 @@ def test_pasted_rows_over_the_request_limit_are_refused_on_the_form_with_the_lim
     )
     assert response.status_code == 413
     page = response.content.decode()
-    error = re.search(r'<small class="error">([^<]+)</small>', page).group(1)
+    error = re.search(r'<div class="invalid-feedback d-block">([^<]+)</div>', page).group(1)
     assert "more than 2.5 MB" in error and "upload them as a CSV file" in error
     assert "one address per line, at most 2.5 MB." in page  # said before anyone tries
     assert Batch.objects.count() == 0
@@ -479,7 +480,7 @@ def test_random_bytes_as_an_upload_give_a_clear_error_or_a_preview_never_a_500(
     response = upload(as_marketer, campaign, data)
     if response.status_code == 200:  # refused on the form, with why
         page = response.content.decode()
-        assert 'class="errors"' in page or 'class="error"' in page
+        assert 'class="alert alert-danger"' in page or 'class="invalid-feedback' in page
     else:
         assert response.status_code == 302
         preview = as_marketer.get(response["Location"])
