@@ -108,13 +108,15 @@ def test_a_form_without_its_csrf_token_gets_our_403_page(marketer):
 
 
 @override_settings(DEBUG=False, ROOT_URLCONF=__name__)
-def test_a_failing_view_gets_our_500_page_with_the_navigation(marketer):
+def test_a_failing_view_gets_our_500_page_with_the_navigation(marketer, caplog):
     response = logged_in(marketer).get("/boom/")
     assert response.status_code == 500
     text = response.content.decode()
     assert "Something went wrong" in text
     assert NAVIGATION in text and marketer.username in text
     assert DEBUG_PAGE not in text and "a bug in a view" not in text
+    # The traceback is in the log (the terminal of `make run`), not on the page.
+    assert "Internal Server Error: /boom/" in caplog.text and "a bug in a view" in caplog.text
 
 
 @override_settings(DEBUG=False, ROOT_URLCONF=__name__)
