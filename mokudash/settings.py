@@ -18,7 +18,14 @@ env = environ.Env()
 # file, or /dev/null for none.
 environ.Env.read_env(env.str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env")))
 
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# DJANGO_DEBUG says "a developer's machine": throwaway secrets allowed, plain HTTP, the sandbox
+# on, demo accounts, static files served from the source folders. It does not show Django's
+# own debug pages (a traceback and the settings instead of our 404, 403 and 500 pages): a
+# newcomer running `make run` sees the same pages as production. DJANGO_DEBUG_PAGES=true (on a
+# developer's machine only) brings the debug pages back; a failure's traceback is in the log
+# either way.
+DEVELOPMENT = env.bool("DJANGO_DEBUG", default=False)
+DEBUG = DEVELOPMENT and env.bool("DJANGO_DEBUG_PAGES", default=False)
 
 _HOW_TO_MAKE_A_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
 _HOW_TO_MAKE_A_KEY = (
@@ -31,7 +38,7 @@ def _required(name: str, how: str, debug_default: str) -> str:
     value = env.str(name, default="").strip(" ,")
     if value:
         return value
-    if DEBUG:
+    if DEVELOPMENT:
         return debug_default
     raise ImproperlyConfigured(
         f"{name} is not set, and DJANGO_DEBUG is off. Make one with:\n    {how}\n"
@@ -101,6 +108,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "mokudash.urls"
+# A form refused for its CSRF token gets our own 403 page (the 500 one is handler500, in urls).
+CSRF_FAILURE_VIEW = "mokudash.errors.csrf_failure"
 WSGI_APPLICATION = "mokudash.wsgi.application"
 
 TEMPLATES = [
@@ -305,7 +314,7 @@ if MIRROR_SYNC_NIGHTLY_HOUR >= 0:
 # servers, a folder they all share (or sticky sessions).
 UPLOADS_DIR = Path(env.str("UPLOADS_DIR", default=str(VAR_DIR / "uploads")))
 # The sandbox is for development and tests; production leaves it off unless asked.
-SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEVELOPMENT)
 
 # --- People -------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -339,10 +348,10 @@ AXES_CLIENT_IP_CALLABLE = "mokudash.client_ip.client_ip"
 
 # --- Security -----------------------------------------------------------------------------
 # On by default in production; a deployment behind plain HTTP (or a test run) turns them off.
-SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
-SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEVELOPMENT)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEVELOPMENT)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0 if DEVELOPMENT else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
@@ -372,11 +381,15 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Where `collectstatic` writes, and WhiteNoise serves from (with debug off); a relative path
 # is in the project folder.
 STATIC_ROOT = BASE_DIR / env.str("DJANGO_STATIC_ROOT", default="staticfiles")
+# On a developer's machine WhiteNoise serves static files straight from the source folders
+# (found fresh on each request), with Django's debug mode off as with it on.
+WHITENOISE_USE_FINDERS = DEVELOPMENT
+WHITENOISE_AUTOREFRESH = DEVELOPMENT
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG and env.bool("DJANGO_MANIFEST_STATIC", default=True)
+        if not DEVELOPMENT and env.bool("DJANGO_MANIFEST_STATIC", default=True)
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }

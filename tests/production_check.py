@@ -125,6 +125,18 @@ def production_check(workdir: Path) -> list[str]:
         for stylesheet in stylesheets:
             _get(stylesheet, log)
         _get(f"{base}/static/{vendored}", log)
+        # Our own 404 page (with its stylesheet under the manifest), and the icon browsers ask
+        # for by themselves.
+        missing = requests.get(base + "/no-such-page/", timeout=(5, 30))
+        if missing.status_code != 404 or "Page not found" not in missing.text:
+            raise CheckFailed(
+                f"GET /no-such-page/ answered {missing.status_code} without our 404 page:\n"
+                + missing.text[:2000]
+            )
+        icon = requests.get(base + "/favicon.ico", timeout=(5, 30), allow_redirects=False)
+        if icon.status_code != 302:
+            raise CheckFailed(f"GET /favicon.ico answered {icon.status_code}, not 302")
+        _get(base + icon.headers["Location"], log)
         return [base + "/login/", *stylesheets, f"{base}/static/{vendored}"]
     finally:
         process.terminate()

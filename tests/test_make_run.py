@@ -134,6 +134,17 @@ def test_make_run_serves_the_dashboard_sends_a_reward_and_stops_on_ctrl_c(make_r
     make_run.wait_for(web_up)
     make_run.wait_for(lambda: re.search(r"worker\.1\s*\|.* ready\.", make_run.output()))
 
+    # Django's debug mode is off, as in production: our own 404 page, not the yellow one, and
+    # the static files (WhiteNoise, from the source folders) and the icon are still served.
+    missing = requests.get(f"{make_run.url}/no-such-page/", timeout=10)
+    assert missing.status_code == 404
+    assert "Page not found" in missing.text and "DEBUG = True" not in missing.text
+    login_page = requests.get(f"{make_run.url}/login/", timeout=10).text
+    for sheet in re.findall(r'<link rel="stylesheet" href="([^"]+)"', login_page):
+        assert requests.get(f"{make_run.url}{sheet}", timeout=10).status_code == 200, sheet
+    icon = requests.get(f"{make_run.url}/favicon.ico", timeout=10)
+    assert icon.status_code == 200 and icon.headers["Content-Type"] == "image/svg+xml"
+
     browser = requests.Session()
     browser.get(f"{make_run.url}/login/", timeout=10)
     logged_in = browser.post(

@@ -67,6 +67,8 @@ ACCESS: dict[str, Rule] = {
     "home": rule(*ROLES),
     "login": rule(*EVERYONE),
     "logout": rule(*ROLES, method="POST", ok=302),
+    # Browsers ask for it whatever the page says: a redirect to the static SVG icon.
+    "favicon": rule(*EVERYONE, ok=302),
     # --- campaigns: admins only ---
     "campaigns:list": rule(ADMIN),
     "campaigns:create": rule(ADMIN),

@@ -93,7 +93,8 @@ def test_reward_url_answers_the_url_of_a_public_page_showing_the_reward(sandbox,
     assert _shown(page, r"<time\b[^>]*>(.*?)</time>") == f"{created.day} {created:%B %Y}"
     assert _shown(page, r'<p data-field="recipient">(.*?)</p>') == "For Jöhn Smith"
     assert _shown(page, r'<strong data-field="tree_count">(.*?)</strong>') == "3"
-    assert page.text.count("🌳") == 3
+    assert page.text.count("🌳") == 0  # no emoji: a machine may lack the font
+    assert page.text.count('<use href="#tree"/>') == 3
 
 
 def test_reward_url2_makes_a_reward_for_the_callers_own_recipient_id(sandbox, campaign):

@@ -115,7 +115,7 @@ def test_sandbox_campaign_refuses_what_it_cannot_hold(args):
 def test_demo_setup_makes_a_sandbox_campaign_with_the_same_passcode_and_prints_the_logins(
     settings,
 ):
-    settings.DEBUG = True
+    settings.DEVELOPMENT = True
     out = io.StringIO()
 
     call_command("demo_setup", stdout=out)
@@ -132,7 +132,7 @@ def test_demo_setup_makes_a_sandbox_campaign_with_the_same_passcode_and_prints_t
 
 @pytest.mark.django_db
 def test_demo_setup_refuses_to_run_without_debug(settings):
-    settings.DEBUG = False
+    settings.DEVELOPMENT = False
     with pytest.raises(CommandError):
         call_command("demo_setup", stdout=io.StringIO())
     assert not SandboxCampaign.objects.exists()

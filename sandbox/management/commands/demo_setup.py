@@ -28,7 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="Run even with DJANGO_DEBUG off.")
 
     def handle(self, *args, **options):
-        if not settings.DEBUG and not options["force"]:
+        if not settings.DEVELOPMENT and not options["force"]:
             raise CommandError(
                 "demo_setup makes accounts for a demo; it runs only with DJANGO_DEBUG on."
             )
