@@ -24,17 +24,18 @@ from django.db.models import (
     Q,
     Subquery,
     Sum,
-    Value,
     When,
 )
 from django.db.models.functions import Coalesce, ExtractMonth, ExtractYear
 from django.utils import timezone
 
 from campaigns.models import Campaign
-from rewards.models import Batch, MonthlySummary, Send, SyncRun
+from rewards.models import Batch, LedgerMonth, MonthlySummary, Send, SyncRun
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
+
+    Person = User | AnonymousUser
 
 # A batch whose rows failed needs someone for this long after it started (retry, or let go).
 FAILED_BATCH_DAYS = 30
@@ -52,7 +53,7 @@ class OverviewParts:
     campaigns: bool = False  # connection checks
 
     @classmethod
-    def for_user(cls, user: AbstractBaseUser | AnonymousUser) -> OverviewParts:
+    def for_user(cls, user: Person) -> OverviewParts:
         return cls(
             sending=user.has_perm("campaigns.send_rewards"),
             reports=user.has_perm("campaigns.view_reports"),
@@ -139,11 +140,11 @@ class RecentBatch:
         return _STATE_BADGES.get(self.state, "bg-secondary-lt")
 
 
-_STATE_WORDS = dict(Batch.State.choices)
-_STATE_BADGES = {
-    Batch.State.DONE: "bg-success-lt",
-    Batch.State.SENDING: "bg-blue-lt",
-    Batch.State.CANCELLED: "bg-secondary-lt",
+_STATE_WORDS: dict[str, str] = {str(value): str(label) for value, label in Batch.State.choices}
+_STATE_BADGES: dict[str, str] = {
+    Batch.State.DONE.value: "bg-success-lt",
+    Batch.State.SENDING.value: "bg-blue-lt",
+    Batch.State.CANCELLED.value: "bg-secondary-lt",
 }
 
 
@@ -172,9 +173,11 @@ class Overview:
             self.paused or self.unknown or self.with_failures or self.campaigns or self.paid_twice
         )
 
-    def chart_data(self) -> dict[str, list]:
+    def chart_data(self) -> dict[str, list[str] | list[int | None] | list[int]]:
         months = self.months
-        data: dict[str, list] = {"labels": [m.short_label for m in months]}
+        data: dict[str, list[str] | list[int | None] | list[int]] = {
+            "labels": [m.short_label for m in months]
+        }
         if self.parts.reports:
             data["mokugift_rewards"] = [m.mokugift_rewards for m in months]
             data["mokugift_trees"] = [m.mokugift_trees for m in months]
@@ -183,7 +186,7 @@ class Overview:
         return data
 
 
-def overview_campaign_ids(*, user: AbstractBaseUser | AnonymousUser) -> tuple[int, ...] | None:
+def overview_campaign_ids(*, user: Person) -> tuple[int, ...] | None:
     """The campaigns a person's overview counts (None: all). Everyone with a role sees every
     campaign today; a grant of campaigns per person would narrow it here, once."""
     return None
@@ -201,7 +204,7 @@ def _months_back(now: dt.datetime, count: int) -> list[tuple[int, int]]:
 
 def overview_for(
     *,
-    user: AbstractBaseUser | AnonymousUser,
+    user: Person,
     parts: OverviewParts | None = None,
     now: dt.datetime | None = None,
 ) -> Overview:
@@ -234,7 +237,7 @@ def _figures(
     months: dict[tuple[int, int], MonthFigures],
     *,
     start: dt.datetime,
-    user,
+    user: Person,
     parts: OverviewParts,
     campaign_ids: tuple[int, ...] | None,
 ) -> None:
@@ -256,46 +259,95 @@ def _figures(
                 figures.mokugift_rewards = rewards
                 figures.mokugift_trees = trees
 
-    # Ours: the ledger's sent rows by the month they were sent (as the monthly report counts
-    # them), their trees from the mirrored reward each is linked to.
-    sent = Send.objects.filter(state=Send.State.SENT, sent_at__gte=start)
+    # Ours: the small aggregate of the ledger (LedgerMonth, rewritten at each batch's end and
+    # after each sync), and the rows sent since it was written, from the ledger's sent_at index
+    # (a short range): "sent" is never behind, trees and failures are as of the refresh.
+    first = next(iter(months))
+    cells = LedgerMonth.objects.filter(Q(year=first[0], month__gte=first[1]) | Q(year__gt=first[0]))
     if campaign_ids is not None:
-        sent = sent.filter(batch__campaign_id__in=campaign_ids)
-    mine = Count("pk", filter=Q(batch__created_by_id=user.pk)) if parts.sending else Value(0)
-    for year, month, rewards, trees, by_you in (
-        sent.annotate(
+        cells = cells.filter(campaign_id__in=campaign_ids)
+    rows: list[tuple[int, int, int | None, int, int, int, dt.datetime | None]] = list(
+        cells.values_list("year", "month", "sender_id", "sent", "trees", "failed", "refreshed_at")
+    )
+    if not rows:
+        # Never refreshed, or nothing sent nor failed in the window when it was: the ledger
+        # itself (small then), as the refresh would count it.
+        counted = ledger_cells(start=start, end=None, campaign_ids=campaign_ids)
+        rows = [
+            (year, month, sender_id, sent, trees, failed, None)
+            for (_, sender_id, year, month), (sent, trees, failed) in counted.items()
+        ]
+    for year, month, sender_id, sent, trees, failed, _ in rows:
+        figures = months.get((year, month))
+        if figures is not None:
+            figures.sent += sent
+            figures.trees += trees
+            figures.failed += failed
+            if sender_id == user.pk:
+                figures.sent_by_you += sent
+    refreshed_at = rows[0][6] if rows else None
+    if refreshed_at is None:
+        return
+    since = Send.objects.filter(state=Send.State.SENT, sent_at__gt=refreshed_at)
+    if campaign_ids is not None:
+        since = since.filter(batch__campaign_id__in=campaign_ids)
+    # No trees for these: a reward's trees come from the mirror, and the sync that links it
+    # refreshes the aggregate.
+    for year, month, rewards, by_you in (
+        since.annotate(
             y=ExtractYear("sent_at", tzinfo=dt.UTC), m=ExtractMonth("sent_at", tzinfo=dt.UTC)
         )
         .values_list("y", "m")
-        .annotate(rewards=Count("pk"), trees=Coalesce(Sum("mirrored__tree_count"), 0), mine=mine)
+        .annotate(rewards=Count("pk"), mine=Count("pk", filter=Q(batch__created_by_id=user.pk)))
         .order_by()
     ):
         figures = months.get((year, month))
         if figures is not None:
-            figures.sent, figures.trees, figures.sent_by_you = rewards, trees, by_you
-
-    # Failed rows, by the month their batch started: a failed row has no time of its own that
-    # an index keeps, and its batch's is near (batches take minutes). A row retried and sent
-    # leaves this count.
-    if parts.sending:
-        failed = Send.objects.filter(state=Send.State.FAILED, batch__created_at__gte=start)
-        if campaign_ids is not None:
-            failed = failed.filter(batch__campaign_id__in=campaign_ids)
-        for year, month, count in (
-            failed.annotate(
-                y=ExtractYear("batch__created_at", tzinfo=dt.UTC),
-                m=ExtractMonth("batch__created_at", tzinfo=dt.UTC),
-            )
-            .values_list("y", "m")
-            .annotate(n=Count("pk"))
-            .order_by()
-        ):
-            figures = months.get((year, month))
-            if figures is not None:
-                figures.failed = count
+            figures.sent += rewards
+            figures.sent_by_you += by_you
 
 
-def _count(state: str):
+def ledger_cells(
+    *, start: dt.datetime, end: dt.datetime | None, campaign_ids: tuple[int, ...] | None = None
+) -> dict[tuple[int, int | None, int, int], list[int]]:
+    """Our ledger by (campaign, sender, year, month): [sent, trees, failed]. Sent rows by the
+    month they were sent (from `start`, up to `end` included), their trees from the mirrored
+    reward each is linked to; failed rows by the month their batch started (a failed row has
+    no time of its own that an index keeps, and its batch's is near: batches take minutes; a
+    row retried and sent leaves this count). Two grouped queries over the ledger: for the
+    refresh of LedgerMonth, not for a page (but for a ledger never refreshed)."""
+    sent = Send.objects.filter(state=Send.State.SENT, sent_at__gte=start)
+    failed = Send.objects.filter(state=Send.State.FAILED, batch__created_at__gte=start)
+    if end is not None:
+        sent = sent.filter(sent_at__lte=end)
+        failed = failed.filter(batch__created_at__lte=end)
+    if campaign_ids is not None:
+        sent = sent.filter(batch__campaign_id__in=campaign_ids)
+        failed = failed.filter(batch__campaign_id__in=campaign_ids)
+    cells: dict[tuple[int, int | None, int, int], list[int]] = {}
+    for campaign_id, sender_id, year, month, count, trees in (
+        sent.annotate(
+            y=ExtractYear("sent_at", tzinfo=dt.UTC), m=ExtractMonth("sent_at", tzinfo=dt.UTC)
+        )
+        .values_list("batch__campaign_id", "batch__created_by_id", "y", "m")
+        .annotate(n=Count("pk"), trees=Coalesce(Sum("mirrored__tree_count"), 0))
+        .order_by()
+    ):
+        cells.setdefault((campaign_id, sender_id, year, month), [0, 0, 0])[:2] = [count, trees]
+    for campaign_id, sender_id, year, month, count in (
+        failed.annotate(
+            y=ExtractYear("batch__created_at", tzinfo=dt.UTC),
+            m=ExtractMonth("batch__created_at", tzinfo=dt.UTC),
+        )
+        .values_list("batch__campaign_id", "batch__created_by_id", "y", "m")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        cells.setdefault((campaign_id, sender_id, year, month), [0, 0, 0])[2] = count
+    return cells
+
+
+def _count(state: str) -> Coalesce:
     """The batch's rows in one state: a count over the (batch, state, row) index, which reads
     only that state's entries (cheap for the few failed or unknown rows of a large batch)."""
     rows = (
@@ -366,7 +418,7 @@ def _attention_batches(
     overview.unknown.sort(key=lambda b: (b.oldest_unknown_at or b.created_at, b.pk))
 
 
-def _recent_batches(*, user, campaign_ids: tuple[int, ...] | None) -> list[RecentBatch]:
+def _recent_batches(*, user: Person, campaign_ids: tuple[int, ...] | None) -> list[RecentBatch]:
     """The latest batches, the person's own first."""
     batches = Batch.objects.all()
     if campaign_ids is not None:
