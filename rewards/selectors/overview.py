@@ -186,6 +186,13 @@ class Overview:
         return data
 
 
+class _Default:
+    pass
+
+
+_DEFAULT = _Default()
+
+
 def overview_campaign_ids(*, user: Person) -> tuple[int, ...] | None:
     """The campaigns a person's overview counts (None: all). Everyone with a role sees every
     campaign today; a grant of campaigns per person would narrow it here, once."""
@@ -207,8 +214,10 @@ def overview_for(
     user: Person,
     parts: OverviewParts | None = None,
     now: dt.datetime | None = None,
+    campaign_ids: tuple[int, ...] | None | _Default = _DEFAULT,
 ) -> Overview:
-    """A person's overview, in at most seven queries (fewer for the roles that see less)."""
+    """A person's overview, in at most seven queries (fewer for the roles that see less).
+    `campaign_ids` narrows it to those campaigns (default: the person's, overview_campaign_ids)."""
     parts = parts or OverviewParts.for_user(user)
     now = (now or timezone.now()).astimezone(dt.UTC)
     pairs = [(y, m + 1) for y, m in _months_back(now, MONTHS)]
@@ -216,7 +225,8 @@ def overview_for(
     overview = Overview(parts=parts, months=list(months.values()))
     if not parts.any:
         return overview
-    campaign_ids = overview_campaign_ids(user=user)
+    if isinstance(campaign_ids, _Default):
+        campaign_ids = overview_campaign_ids(user=user)
     start = _month_start(*pairs[0])
     if parts.sending or parts.reports:
         _figures(months, start=start, user=user, parts=parts, campaign_ids=campaign_ids)
