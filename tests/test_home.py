@@ -340,3 +340,25 @@ def test_the_home_page_runs_a_bounded_number_of_queries_however_many_batches(
     # Session, user, two of permissions; then at most seven of the overview.
     with django_assert_max_num_queries(11):
         assert client.get(reverse("home")).status_code == 200
+
+
+def test_a_sync_brings_the_trees_of_our_rewards_to_the_home_page(sandbox, marketer):
+    """The trees of a reward sent from here are known once a sync links it to the mirror, and
+    the sync refreshes the aggregate the home page reads."""
+    from rewards.services.sync import rewards_sync_month
+    from tests.mirror.helpers import sandbox_rewards_add, send_add
+
+    campaign = sandbox.campaign("c-1", "pass-1")
+    now = timezone.now().astimezone(dt.UTC)
+    (reward,) = sandbox_rewards_add("c-1", now - dt.timedelta(minutes=5), trees=3)
+    send_add(campaign, remote_id=reward.remote_id, sent_at=reward.created, by=marketer)
+    ledger_months_refresh()
+    assert overview_for(user=marketer).this_month.trees == 0  # not mirrored yet
+
+    run = rewards_sync_month(campaign=campaign, year=now.year, month=now.month)
+
+    assert run.outcome == SyncRun.Outcome.SUCCEEDED
+    cell = LedgerMonth.objects.get(campaign=campaign, year=now.year, month=now.month)
+    assert (cell.sent, cell.trees) == (1, 3)
+    this = overview_for(user=marketer).this_month
+    assert (this.sent, this.trees, this.sent_by_you) == (1, 3, 1)

@@ -11,12 +11,15 @@ live by the overview. Any moment is a right moment to run it: it counts, it neve
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from rewards.models import LedgerMonth
 from rewards.selectors.overview import ledger_cells
+
+logger = logging.getLogger(__name__)
 
 # The home page shows twelve months; one more so that a refresh just after a month's turn
 # still holds the month that left the chart's left edge (harmless, and cheap).
@@ -59,3 +62,13 @@ def ledger_months_refresh(*, now: dt.datetime | None = None) -> int:
             for (campaign_id, sender_id, year, month), (sent, trees, failed) in cells.items()
         )
     return len(cells)
+
+
+def ledger_months_refresh_after(what: str) -> None:
+    """The refresh the end of a batch and a sync ask for: a failure is logged, never theirs
+    (the batch is done and the sync succeeded all the same; the next refresh catches up, and
+    the home page counts rows sent since the last one from the ledger meanwhile)."""
+    try:
+        ledger_months_refresh()
+    except DatabaseError:
+        logger.exception("The home page's month figures were not refreshed after %s", what)

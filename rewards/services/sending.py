@@ -35,7 +35,7 @@ from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import OPEN_STATES, LeftOutRow, Mode
 from rewards.services import ledger_postgresql
 from rewards.services.enqueue import batch_enqueue
-from rewards.services.ledger_months import ledger_months_refresh
+from rewards.services.ledger_months import ledger_months_refresh_after
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -307,7 +307,7 @@ def batch_finish_if_done(*, batch_id: int, now: datetime | None = None) -> bool:
         logger.info("batch %s done", batch_id)
     if done or ended:
         # The home page's month figures: its failures count from now (after the commit).
-        transaction.on_commit(ledger_months_refresh)
+        transaction.on_commit(lambda: ledger_months_refresh_after(f"batch {batch_id}"))
     return True
 
 
