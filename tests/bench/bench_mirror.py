@@ -553,6 +553,14 @@ def measure_home(*, args, note) -> None:
         cursor.execute("UPDATE rewards_send SET sent_at = NULL WHERE state <> 'sent'")
         cursor.execute("VACUUM ANALYZE rewards_send")
         cursor.execute("VACUUM ANALYZE rewards_batch")
+    # What the end of each of those batches (and every sync) does: the month aggregate.
+    from rewards.services.ledger_months import ledger_months_refresh
+
+    started = time.perf_counter()
+    cells = ledger_months_refresh()
+    seconds = time.perf_counter() - started
+    note("home step: the month aggregate, refreshed", f"{seconds * 1000:.0f} ms",
+         f"{cells} rows; at each batch's end and after each sync")  # fmt: skip
 
     url = reverse("home")
     floor_client = Client()
