@@ -20,7 +20,6 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import (
     Count,
-    Q,
     Sum,
 )
 from django.db.models.functions import Coalesce, ExtractMonth, ExtractYear
@@ -246,70 +245,90 @@ def _figures(
     parts: OverviewParts,
     campaign_ids: tuple[int, ...] | None,
 ) -> None:
-    # Mokugift's side: the month summaries the syncs keep (a row per campaign and month).
-    if parts.reports:
-        first = next(iter(months))
-        summaries = MonthlySummary.objects.filter(
-            Q(year=first[0], month__gte=first[1]) | Q(year__gt=first[0])
-        )
-        if campaign_ids is not None:
-            summaries = summaries.filter(campaign_id__in=campaign_ids)
-        for year, month, rewards, trees in (
-            summaries.values_list("year", "month")
-            .annotate(rewards=Sum("reward_count"), trees=Sum("tree_count"))
-            .order_by()
-        ):
-            figures = months.get((year, month))
-            if figures is not None:
-                figures.mokugift_rewards = rewards
-                figures.mokugift_trees = trees
-
-    # Ours: the small aggregate of the ledger (LedgerMonth, rewritten at each batch's end and
-    # after each sync), and the rows sent since it was written, from the ledger's sent_at index
-    # (a short range): "sent" is never behind, trees and failures are as of the refresh.
+    # Mokugift's side, the month summaries the syncs keep (a row per campaign and month), and
+    # ours, the small aggregate of the ledger (LedgerMonth, rewritten at each batch's end and
+    # after each sync): one query, both tables small.
     first = next(iter(months))
-    cells = LedgerMonth.objects.filter(Q(year=first[0], month__gte=first[1]) | Q(year__gt=first[0]))
-    if campaign_ids is not None:
-        cells = cells.filter(campaign_id__in=campaign_ids)
-    rows: list[tuple[int, int, int | None, int, int, int, dt.datetime | None]] = list(
-        cells.values_list("year", "month", "sender_id", "sent", "trees", "failed", "refreshed_at")
+    window = "(t.year > %s OR (t.year = %s AND t.month >= %s))"
+    where, ids = _campaigns_sql("t.campaign_id", campaign_ids)
+    sql = (
+        f"SELECT 0, t.year, t.month, t.sender_id, t.sent, t.trees, t.failed, t.refreshed_at"  # noqa: S608 - names are ours
+        f" FROM {_L} t WHERE {window}{where}"
     )
-    if not rows:
-        # Never refreshed, or nothing sent nor failed in the window when it was: the ledger
-        # itself (small then), as the refresh would count it.
-        counted = ledger_cells(start=start, end=None, campaign_ids=campaign_ids)
-        rows = [
-            (year, month, sender_id, sent, trees, failed, None)
-            for (_, sender_id, year, month), (sent, trees, failed) in counted.items()
-        ]
-    for year, month, sender_id, sent, trees, failed, _ in rows:
+    params: list[Any] = [first[0], first[0], first[1], *ids]
+    if parts.reports:
+        sql += (
+            f" UNION ALL SELECT 1, t.year, t.month, NULL, SUM(t.reward_count), SUM(t.tree_count),"  # noqa: S608 - names are ours
+            f" 0, NULL FROM {_M} t WHERE {window}{where} GROUP BY t.year, t.month"
+        )
+        params += [first[0], first[0], first[1], *ids]
+    refreshed_at = None
+    counted_here = False
+    for kind, year, month, sender_id, a, b, failed, at in _rows(sql, params):
         figures = months.get((year, month))
+        if kind == 1:
+            if figures is not None:
+                figures.mokugift_rewards, figures.mokugift_trees = int(a), int(b)
+            continue
+        counted_here = True
+        refreshed_at = refreshed_at or _moment(at)
         if figures is not None:
-            figures.sent += sent
-            figures.trees += trees
+            figures.sent += a
+            figures.trees += b
             figures.failed += failed
             if sender_id == user.pk:
-                figures.sent_by_you += sent
-    refreshed_at = rows[0][6] if rows else None
-    if refreshed_at is None:
+                figures.sent_by_you += a
+    if not counted_here:
+        # Never refreshed, or nothing sent nor failed in the window when it was: the ledger
+        # itself (small then), as the refresh would count it.
+        for (_, sender_id, year, month), (sent, trees, failed) in ledger_cells(
+            start=start, end=None, campaign_ids=campaign_ids
+        ).items():
+            figures = months.get((year, month))
+            if figures is not None:
+                figures.sent += sent
+                figures.trees += trees
+                figures.failed += failed
+                if sender_id == user.pk:
+                    figures.sent_by_you += sent
         return
-    since = Send.objects.filter(state=Send.State.SENT, sent_at__gt=refreshed_at)
-    if campaign_ids is not None:
-        since = since.filter(batch__campaign_id__in=campaign_ids)
-    # No trees for these: a reward's trees come from the mirror, and the sync that links it
-    # refreshes the aggregate.
-    for year, month, rewards, by_you in (
-        since.annotate(
-            y=ExtractYear("sent_at", tzinfo=dt.UTC), m=ExtractMonth("sent_at", tzinfo=dt.UTC)
+    if refreshed_at is not None:
+        _sent_since(months, since=refreshed_at, user=user, campaign_ids=campaign_ids)
+
+
+def _sent_since(
+    months: dict[tuple[int, int], MonthFigures],
+    *,
+    since: dt.datetime,
+    user: Person,
+    campaign_ids: tuple[int, ...] | None,
+) -> None:
+    """Rows sent after the aggregate was written: a short range of the ledger's sent_at index,
+    counted per month (the months from the refresh's to now's, one or two). No trees: a
+    reward's trees come from the mirror, and the sync that links it refreshes the aggregate."""
+    since = since.astimezone(dt.UTC)
+    keys = [key for key in months if _month_start(*key) >= _month_start(since.year, since.month)]
+    if not keys:
+        return
+    counts, params = [], []
+    for year, month in keys:
+        low = _month_start(year, month)
+        high = _month_start(year + month // 12, month % 12 + 1)
+        counts.append("COUNT(CASE WHEN s.sent_at >= %s AND s.sent_at < %s THEN 1 END)")
+        counts.append(
+            "COUNT(CASE WHEN s.sent_at >= %s AND s.sent_at < %s AND b.created_by_id = %s"
+            " THEN 1 END)"
         )
-        .values_list("y", "m")
-        .annotate(rewards=Count("pk"), mine=Count("pk", filter=Q(batch__created_by_id=user.pk)))
-        .order_by()
-    ):
-        figures = months.get((year, month))
-        if figures is not None:
-            figures.sent += rewards
-            figures.sent_by_you += by_you
+        params += [low, high, low, high, user.pk]
+    where, ids = _campaigns_sql("b.campaign_id", campaign_ids)
+    sql = (
+        f"SELECT {', '.join(counts)} FROM {_S} s INNER JOIN {_B} b ON b.id = s.batch_id"  # noqa: S608 - names are ours
+        f" WHERE s.state = %s AND s.sent_at > %s{where}"
+    )
+    (row,) = _rows(sql, [*params, Send.State.SENT.value, since, *ids])
+    for index, key in enumerate(keys):
+        months[key].sent += row[2 * index]
+        months[key].sent_by_you += row[2 * index + 1]
 
 
 def ledger_cells(
@@ -363,6 +382,8 @@ _S = Send._meta.db_table
 _C = Campaign._meta.db_table
 _U = get_user_model()._meta.db_table
 _R = SyncRun._meta.db_table
+_L = LedgerMonth._meta.db_table
+_M = MonthlySummary._meta.db_table
 
 
 def _moment(value: dt.datetime | str | None) -> dt.datetime | None:
