@@ -213,7 +213,7 @@ def overview_for(
     now: dt.datetime | None = None,
     campaign_ids: tuple[int, ...] | None | _Default = _DEFAULT,
 ) -> Overview:
-    """A person's overview, in at most seven queries (fewer for the roles that see less).
+    """A person's overview, in at most six queries (fewer for the roles that see less).
     `campaign_ids` narrows it to those campaigns (default: the person's, overview_campaign_ids)."""
     parts = parts or OverviewParts.for_user(user)
     now = (now or timezone.now()).astimezone(dt.UTC)
