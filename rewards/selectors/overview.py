@@ -18,10 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import (
-    Count,
-    Sum,
-)
+from django.db.models import Count, Sum
 from django.db.models.functions import Coalesce, ExtractMonth, ExtractYear
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
