@@ -37,7 +37,16 @@ run: migrate
 	$(PY) manage.py demo_setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start
 
-test: $(VENV)/.installed .env
+# axe-core, which the browser tests inject into each page (tests/browser/package.json pins it):
+# installed again only when the lock file is newer than what node_modules holds. No npm: the
+# accessibility tests skip (and fail in CI, whose .ci/run installs npm).
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm is missing (apt-get install npm): the accessibility checks will not run."; fi
+
+test: $(VENV)/.installed .env $(AXE)
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -53,4 +62,4 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache
+	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache tests/browser/node_modules

@@ -9,7 +9,6 @@ class CampaignForm(forms.Form):
     name = forms.CharField(label="Display name", max_length=200)
     campaign_id = forms.CharField(label="Mokugift campaign ID", max_length=100)
     environment = forms.ChoiceField(choices=Environment.choices, initial=Environment.SANDBOX)
-    enabled = forms.BooleanField(required=False, initial=True)
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
 
     def __init__(self, *args, campaign: Campaign | None = None, **kwargs):
@@ -40,7 +39,12 @@ class PasscodeField(forms.CharField):
 
 
 class CampaignCreateForm(CampaignForm):
+    # Only a new campaign takes its state from a form: a saved one is disabled on its own page,
+    # which says first what that stops, and enabled by a button.
+    enabled = forms.BooleanField(required=False, initial=True)
     passcode = PasscodeField(help_text="Stored encrypted. It is never shown again.")
+
+    field_order = ["name", "campaign_id", "environment", "enabled", "notes", "passcode"]
 
 
 class PasscodeForm(forms.Form):

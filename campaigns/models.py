@@ -11,6 +11,11 @@ class Environment(models.TextChoices):
     LIVE = "live", "Live"
 
 
+def check_verdict(ok: bool | None) -> str:
+    """The word for a connection check's outcome, shown before its message."""
+    return {True: "Accepted", False: "Refused", None: "Could not check"}[ok]
+
+
 class Campaign(models.Model):
     name = models.CharField("display name", max_length=200)
     campaign_id = models.CharField(
@@ -52,6 +57,13 @@ class Campaign(models.Model):
         return f"{self.name} ({self.campaign_id}, {self.environment})"
 
     @property
+    def last_check_verdict(self) -> str:
+        """ "Accepted", "Refused", "Could not check", or "Never checked"."""
+        if self.last_check_at is None:
+            return "Never checked"
+        return check_verdict(self.last_check_ok)
+
+    @property
     def api_base_url(self) -> str:
         if self.environment == Environment.LIVE:
             return settings.MOKUGIFT_LIVE_URL
@@ -68,6 +80,7 @@ class CampaignAuditEvent(models.Model):
         ENABLED = "enabled", "Enabled"
         DISABLED = "disabled", "Disabled"
         KEY_ROTATED = "key_rotated", "Passcode re-encrypted under a new key"
+        CHECKED = "checked", "Connection checked"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="audit_events")
     actor = models.ForeignKey(
@@ -76,6 +89,7 @@ class CampaignAuditEvent(models.Model):
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     action = models.CharField(max_length=20, choices=Action)
     # {"field": [old, new]} for plain fields; the passcode appears only as {"passcode": "set"}.
+    # A connection check: {"ok": true | false | null, "message": "..."}.
     changes = models.JSONField(default=dict, blank=True)
 
     class Meta:

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import Case, QuerySet, Value, When
 
-from campaigns.models import Campaign, CampaignAuditEvent
+from campaigns.models import Campaign, CampaignAuditEvent, Environment, check_verdict
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
+
+    from rewards.models import Batch
 
 
 class HasPasscode(TypedDict):
@@ -51,3 +55,108 @@ def campaign_by_reference(*, ref: str) -> Campaign:
             "Give the campaign's number instead."
         )
     return found[0]
+
+
+# --- History, in words --------------------------------------------------------------------
+
+# The words of the campaign form, for the fields the history speaks of.
+_FIELD_WORDS = {
+    "name": "Display name",
+    "campaign_id": "Mokugift campaign ID",
+    "environment": "Environment",
+    "enabled": "Enabled",
+    "notes": "Notes",
+}
+# Long text: the history says that it changed, not what it holds.
+_SAID_CHANGED_ONLY = {"notes"}
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: dt.datetime
+    actor: str
+    what: str  # the action, e.g. "Updated"
+    sentences: list[str]
+
+
+def _value_words(field: str, value: object) -> str:
+    if field == "enabled":
+        return "yes" if value else "no"
+    if field == "environment" and value in Environment.values:
+        return Environment(value).label
+    return str(value)
+
+
+def _change_sentence(field: str, old: object, new: object) -> str:
+    label = _FIELD_WORDS.get(field, field.replace("_", " ").capitalize())
+    if field == "enabled":
+        if old is None:
+            return f"{label}: {_value_words(field, new)}"
+        return f"{label}: {_value_words(field, old)} → {_value_words(field, new)}"
+    if new in (None, ""):
+        return f"{label} cleared"
+    if field in _SAID_CHANGED_ONLY:
+        return f"{label} set" if old in (None, "") else f"{label} changed"
+    if old in (None, ""):
+        return f"{label} set to {_value_words(field, new)}"
+    return f"{label}: {_value_words(field, old)} → {_value_words(field, new)}"
+
+
+def _event_sentences(event: CampaignAuditEvent) -> list[str]:
+    changes = event.changes if isinstance(event.changes, dict) else {}
+    Action = CampaignAuditEvent.Action
+    if event.action == Action.CHECKED:
+        verdict = check_verdict(changes.get("ok"))
+        message = changes.get("message") or ""
+        return [f"{verdict}: {message}" if message else verdict]
+    if event.action == Action.KEY_ROTATED:
+        return ["Passcode re-encrypted under the newest key; the passcode itself is unchanged"]
+    sentences = []
+    # The form's order, then anything else a future change may record.
+    fields = [f for f in _FIELD_WORDS if f in changes] + sorted(
+        f for f in changes if f not in _FIELD_WORDS and f != "passcode"
+    )
+    for field in fields:
+        change = changes[field]
+        if isinstance(change, list | tuple) and len(change) == 2:
+            old, new = change
+            if event.action == Action.CREATED and field in _SAID_CHANGED_ONLY and not new:
+                continue
+            sentences.append(_change_sentence(field, old, new))
+    if "passcode" in changes:
+        sentences.append("Passcode set" if event.action == Action.CREATED else "Passcode changed")
+    return sentences
+
+
+def campaign_history_in_words(*, campaign: Campaign) -> list[HistoryEntry]:
+    """The campaign's audit events as sentences ("Enabled: no → yes", "Passcode changed"),
+    newest first. Never a passcode: the events hold none."""
+    return [
+        HistoryEntry(
+            at=event.at,
+            actor=str(event.actor) if event.actor else "command line",
+            what=event.get_action_display(),
+            sentences=_event_sentences(event),
+        )
+        for event in campaign_history(campaign=campaign)
+    ]
+
+
+# --- What disabling stops -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnfinishedBatches:
+    sending: list[Batch]
+    paused: list[Batch]
+
+
+def campaign_unfinished_batches(*, campaign: Campaign, limit: int = 20) -> UnfinishedBatches:
+    """The campaign's batches still sending and those paused, newest first: disabling the
+    campaign stops neither (the sending worker does not look at `enabled`)."""
+    batches = campaign.batches.order_by("-pk")
+    State = batches.model.State
+    return UnfinishedBatches(
+        sending=list(batches.filter(state=State.SENDING)[:limit]),
+        paused=list(batches.filter(state=State.PAUSED)[:limit]),
+    )

@@ -9,5 +9,7 @@ urlpatterns = [
     path("<int:pk>/", views.campaign_detail, name="detail"),
     path("<int:pk>/edit/", views.campaign_edit, name="edit"),
     path("<int:pk>/passcode/", views.campaign_passcode, name="passcode"),
-    path("<int:pk>/toggle/", views.campaign_toggle, name="toggle"),
+    path("<int:pk>/check/", views.campaign_check, name="check"),
+    path("<int:pk>/disable/", views.campaign_disable, name="disable"),
+    path("<int:pk>/enable/", views.campaign_enable, name="enable"),
 ]

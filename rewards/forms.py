@@ -226,8 +226,12 @@ class RewardFilterForm(forms.Form):
     month = forms.CharField(
         required=False, widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"})
     )
-    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(
+        required=False, label="From date", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        required=False, label="To date", widget=forms.DateInput(attrs={"type": "date"})
+    )
     source = forms.ChoiceField(choices=SOURCE_CHOICES, required=False)
     batch = forms.IntegerField(required=False, min_value=1, label="Batch #")
     sender = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
@@ -239,6 +243,10 @@ class RewardFilterForm(forms.Form):
     )
     missing = forms.BooleanField(required=False, label="Only those Mokugift no longer lists")
     order = forms.ChoiceField(choices=ORDER_CHOICES, required=False)
+    # Not a filter: where the table starts (the rewards of that UTC day and on, in its order).
+    day = forms.DateField(
+        required=False, label="Go to date", widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def __init__(self, *args, choices: selectors.FilterChoices, **kwargs):
         super().__init__(*args, **kwargs)
@@ -259,6 +267,65 @@ class RewardFilterForm(forms.Form):
         except ValueError:
             raise forms.ValidationError("A month looks like 2026-05.") from None
         return moment.year, moment.month
+
+    def clean(self):
+        """A range that holds nothing is refused, naming the fields, rather than shown as an
+        empty list that looks like "no rewards"."""
+        data = super().clean() or {}
+        date_from, date_to = data.get("date_from"), data.get("date_to")
+        if date_from and date_to and date_from > date_to:
+            raise forms.ValidationError(
+                f"From date ({date_from}) is after To date ({date_to}): no reward can be in "
+                "between. Swap the dates, or clear one of them.",
+                code="empty_range",
+            )
+        if data.get("month") and (date_from or date_to):
+            year, month = data["month"]
+            start, end = sync.month_bounds(year=year, month=month)
+            first, last = start.date(), (end - dt.timedelta(days=1)).date()
+            label = f"{year}-{month:02d}"
+            if date_from and date_from > last:
+                raise forms.ValidationError(
+                    f"From date ({date_from}) is after the end of Month ({label}): no reward "
+                    "can be in both. Change one, or clear one of them.",
+                    code="empty_range",
+                )
+            if date_to and date_to < first:
+                raise forms.ValidationError(
+                    f"To date ({date_to}) is before the start of Month ({label}): no reward "
+                    "can be in both. Change one, or clear one of them.",
+                    code="empty_range",
+                )
+        return data
+
+    def refused(self) -> bool:
+        """The filters as a whole hold nothing (a range that ends before it starts)."""
+        return any(
+            error.code == "empty_range" for error in self.errors.as_data().get("__all__", [])
+        )
+
+    def summary(self) -> list[tuple[str, str]]:
+        """(label, value) of each filter in force, in words, for the folded filter line."""
+        if not self.is_bound or not hasattr(self, "cleaned_data"):
+            return []
+        shown = []
+        for name, field in self.fields.items():
+            if name in ("day", "order") or name in self.errors:
+                continue
+            value = self.cleaned_data.get(name)
+            if value in (None, "", False):
+                continue
+            if name == "month":
+                text = f"{value[0]}-{value[1]:02d}"
+            elif isinstance(field, forms.ChoiceField):
+                choices = cast(list[tuple[object, str]], field.choices)
+                text = str(dict(choices).get(value, value))
+            elif value is True:
+                text = "yes"
+            else:
+                text = str(value)
+            shown.append((str(field.label or name.capitalize()), text))
+        return shown
 
     def filters(self) -> selectors.RewardFilters:
         """The valid fields as filters; a field that did not pass is left out (and shown)."""
@@ -284,8 +351,18 @@ class RewardFilterForm(forms.Form):
 
 
 class ReportForm(forms.Form):
-    year = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
-    campaign = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    year = forms.TypedChoiceField(
+        coerce=int,
+        required=False,
+        empty_value=None,
+        error_messages={"invalid_choice": "There is no data for %(value)s."},
+    )
+    campaign = forms.TypedChoiceField(
+        coerce=int,
+        required=False,
+        empty_value=None,
+        error_messages={"invalid_choice": "There is no campaign %(value)s."},
+    )
 
     def __init__(self, *args, years: list[int], campaigns, **kwargs):
         super().__init__(*args, **kwargs)

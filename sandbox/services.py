@@ -4,6 +4,9 @@ The order of checks of a create call (the first that fails answers):
     100 method, 101 campaign, 102 passcode, 103 disabled, 104 expired (by date),
     then the parameters (111 missing recipient, 112 bad email, 113 bad parameter,
     114 more than 1,000), then the fault of the campaign, then 105 moku-coins.
+The dashboard's connection check (MokugiftClient.check_campaign) relies on this order: a create
+with no recipient makes nothing, and 111 says the campaign passed 101-104; no fault is drawn for
+it (tests/test_campaign_check.py).
 A query call checks only 100, 101 and 113: it makes nothing, so it answers for a disabled or
 expired campaign too (reconciliation must work after a campaign ends).
 """

@@ -10,12 +10,24 @@ from django.urls import reverse
 
 from campaigns.models import Campaign, CampaignAuditEvent
 from campaigns.services import campaign_create
+from rewards.models import Batch
+from tests.client.server import closed_port
 
 pytestmark = pytest.mark.django_db
 
 PASSCODE = "Tr33s-4-Everyone-passcode"
 NEW_PASSCODE = "Second-Secret-of-the-forest"
 Action = CampaignAuditEvent.Action
+NEW = {"passcode": NEW_PASSCODE, "passcode_again": NEW_PASSCODE, "save_anyway": "1"}
+
+
+@pytest.fixture(autouse=True)
+def _no_mokugift(settings):
+    # These tests are about the pages; the connection check, against the real sandbox, is in
+    # test_campaign_check.py. Here nothing answers (the check "could not check", at once), and
+    # the forms say "Save anyway".
+    settings.MOKUGIFT_SANDBOX_URL = f"http://127.0.0.1:{closed_port()}/sandbox/api/"
+    settings.MOKUGIFT_LIVE_URL = f"http://127.0.0.1:{closed_port()}/api/"
 
 
 @pytest.fixture
@@ -44,6 +56,7 @@ def form_data(**changes) -> dict:
         "enabled": "on",
         "notes": "",
         "passcode": PASSCODE,
+        "save_anyway": "1",
     }
     data.update(changes)
     return {k: v for k, v in data.items() if v is not None}
@@ -70,8 +83,8 @@ def test_an_admin_creates_a_campaign_through_the_form(admin_client, admin_user):
     )
     assert campaign.created_by == admin_user
 
-    event = campaign.audit_events.get()
-    assert (event.action, event.actor) == (Action.CREATED, admin_user)
+    event = campaign.audit_events.get(action=Action.CREATED)
+    assert event.actor == admin_user
     assert event.changes["passcode"] == "set"
     assert event.changes["name"] == [None, "Autumn"]
     assert event.at is not None
@@ -137,11 +150,11 @@ def test_editing_records_what_changed_and_leaves_the_passcode(admin_client, camp
     campaign.refresh_from_db()
     assert campaign.name == "Spring 2027"
     assert campaign.passcode == PASSCODE
-    event = campaign.audit_events.first()
-    assert (event.action, event.actor) == (Action.UPDATED, admin_user)
+    event = campaign.audit_events.get(action=Action.UPDATED)
+    assert event.actor == admin_user
     assert event.changes == {"name": ["Spring", "Spring 2027"]}
     history = admin_client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
-    assert "<strong>name</strong>: Spring → Spring 2027" in history
+    assert "Display name: Spring → Spring 2027" in history
 
 
 def test_editing_to_a_campaign_id_taken_in_that_environment_is_refused(admin_client, campaign):
@@ -158,35 +171,75 @@ def test_editing_to_a_campaign_id_taken_in_that_environment_is_refused(admin_cli
     assert other.campaign_id == "other-1"
 
 
-def test_an_edit_that_changes_nothing_records_nothing(admin_client, campaign):
+def test_an_edit_that_changes_nothing_records_no_change(admin_client, campaign):
     data = form_data(name="Spring", campaign_id="spring-1", notes="First one", passcode=None)
     assert admin_client.post(reverse("campaigns:edit", args=[campaign.pk]), data).status_code == 302
-    assert campaign.audit_events.count() == 1  # only "created"
+    # "created", and the check the save made; no "updated".
+    actions = list(campaign.audit_events.values_list("action", flat=True))
+    assert actions == [Action.CHECKED, Action.CREATED]
 
 
 def test_an_admin_replaces_the_passcode(admin_client, campaign, admin_user):
     url = reverse("campaigns:passcode", args=[campaign.pk])
-    mismatch = admin_client.post(url, {"passcode": NEW_PASSCODE, "passcode_again": "other"})
+    mismatch = admin_client.post(
+        url, {"passcode": NEW_PASSCODE, "passcode_again": "other", "save_anyway": "1"}
+    )
     assert mismatch.status_code == 200
     assert "The two passcodes differ." in mismatch.content.decode()
     assert_no_passcode(mismatch)
     campaign.refresh_from_db()
     assert campaign.passcode == PASSCODE
 
-    response = admin_client.post(url, {"passcode": NEW_PASSCODE, "passcode_again": NEW_PASSCODE})
+    response = admin_client.post(url, NEW)
     assert response.status_code == 302
     campaign.refresh_from_db()
     assert campaign.passcode == NEW_PASSCODE
-    event = campaign.audit_events.first()
-    assert (event.action, event.actor) == (Action.PASSCODE_REPLACED, admin_user)
+    event = campaign.audit_events.filter(action=Action.PASSCODE_REPLACED).get()
+    assert event.actor == admin_user
     assert event.changes == {"passcode": "set"}
 
 
-def test_an_admin_disables_and_enables_a_campaign(admin_client, campaign, admin_user):
-    url = reverse("campaigns:toggle", args=[campaign.pk])
-    assert admin_client.post(url).status_code == 302
+def test_disable_asks_first_and_says_what_it_stops(admin_client, campaign, admin_user):
+    sending = Batch.objects.create(
+        campaign=campaign, mode="email", source=Batch.Source.CSV, state=Batch.State.SENDING
+    )
+    paused = Batch.objects.create(
+        campaign=campaign, mode="email", source=Batch.Source.CSV, state=Batch.State.PAUSED
+    )
+    url = reverse("campaigns:disable", args=[campaign.pk])
+
+    confirm = admin_client.get(url)
+
+    assert confirm.status_code == 200
+    page = confirm.content.decode()
+    assert "Disable Spring?" in page
+    assert "new sends from this dashboard" in page
+    assert "the syncing of its rewards from Mokugift" in page
+    # What the code really does: the worker keeps sending a batch already under way.
+    assert "batches already sending: they carry on until they end" in page
+    assert reverse("rewards:batch_detail", args=[sending.pk]) in page
+    assert reverse("rewards:batch_detail", args=[paused.pk]) in page
+    campaign.refresh_from_db()
+    assert campaign.enabled is True  # a GET changes nothing
+
+    assert admin_client.post(url)["Location"] == reverse("campaigns:detail", args=[campaign.pk])
     campaign.refresh_from_db()
     assert campaign.enabled is False
+    event = campaign.audit_events.first()
+    assert (event.action, event.actor, event.changes) == (
+        Action.DISABLED,
+        admin_user,
+        {"enabled": [True, False]},
+    )
+
+
+def test_enable_is_a_post_and_is_recorded(admin_client, campaign, admin_user):
+    admin_client.post(reverse("campaigns:disable", args=[campaign.pk]))
+    url = reverse("campaigns:enable", args=[campaign.pk])
+    assert admin_client.get(url).status_code == 405
+    campaign.refresh_from_db()
+    assert campaign.enabled is False
+
     assert admin_client.post(url).status_code == 302
     campaign.refresh_from_db()
     assert campaign.enabled is True
@@ -197,42 +250,77 @@ def test_an_admin_disables_and_enables_a_campaign(admin_client, campaign, admin_
     ]
 
 
+def test_the_pages_offer_disable_as_a_link_to_its_page_and_enable_as_a_form(admin_client, campaign):
+    disable = reverse("campaigns:disable", args=[campaign.pk])
+    enable = reverse("campaigns:enable", args=[campaign.pk])
+    for page in (reverse("campaigns:list"), reverse("campaigns:detail", args=[campaign.pk])):
+        html = admin_client.get(page).content.decode()
+        assert f'href="{disable}"' in html and enable not in html
+    admin_client.post(disable)
+    for page in (reverse("campaigns:list"), reverse("campaigns:detail", args=[campaign.pk])):
+        html = admin_client.get(page).content.decode()
+        assert f'action="{enable}"' in html and disable not in html
+
+
 def test_a_campaign_whose_passcode_no_key_reads_can_still_be_disabled_and_edited(
     admin_client, campaign, settings
 ):
     # The key the passcode was stored under is gone: the sending pauses and says to come here.
     settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
-    assert admin_client.post(reverse("campaigns:toggle", args=[campaign.pk])).status_code == 302
+    assert admin_client.post(reverse("campaigns:disable", args=[campaign.pk])).status_code == 302
     edit = reverse("campaigns:edit", args=[campaign.pk])
     assert admin_client.get(edit).status_code == 200
-    data = form_data(name="Spring (key lost)", campaign_id="spring-1", enabled="", passcode=None)
-    assert admin_client.post(edit, data).status_code == 302
+    data = form_data(name="Spring (key lost)", campaign_id="spring-1", passcode=None)
+    del data["save_anyway"]
+    # The check cannot read the passcode either, and says so before anything is saved.
+    unchecked = admin_client.post(edit, data)
+    assert "cannot be read with the current encryption keys" in unchecked.content.decode()
+    assert admin_client.post(edit, {**data, "save_anyway": "1"}).status_code == 302
     saved = Campaign.objects.defer("passcode").get(pk=campaign.pk)
-    assert (saved.name, saved.enabled) == ("Spring (key lost)", False)
+    assert (saved.name, saved.enabled, saved.last_check_ok) == ("Spring (key lost)", False, None)
     assert campaign.audit_events.filter(action=Action.DISABLED).exists()
 
 
-def test_the_toggle_goes_back_to_a_page_of_ours_only(admin_client, campaign):
-    url = reverse("campaigns:toggle", args=[campaign.pk])
+def test_the_edit_form_cannot_disable_a_campaign_past_its_confirmation(admin_client, campaign):
+    edit = reverse("campaigns:edit", args=[campaign.pk])
+    assert 'name="enabled"' not in admin_client.get(edit).content.decode()
+    data = form_data(name="Spring", campaign_id="spring-1", notes="First one", passcode=None)
+    del data["enabled"]
+    assert admin_client.post(edit, data).status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.enabled is True
+
+
+def test_enable_and_disable_go_back_to_a_page_of_ours_only(admin_client, campaign):
+    listing = reverse("campaigns:list")
     detail = reverse("campaigns:detail", args=[campaign.pk])
-    assert admin_client.post(url, {"next": detail})["Location"] == detail
+    disable = reverse("campaigns:disable", args=[campaign.pk])
+    enable = reverse("campaigns:enable", args=[campaign.pk])
+    assert admin_client.post(disable, {"next": listing})["Location"] == listing
+    assert admin_client.post(enable, {"next": listing})["Location"] == listing
     # Another site in `next` would make the form an open redirect.
-    away = admin_client.post(url, {"next": "https://evil.example/phish"})
-    assert away["Location"] == reverse("campaigns:list")
+    away = admin_client.post(enable, {"next": "https://evil.example/phish"})
+    assert away["Location"] == detail
 
 
 def test_the_detail_page_shows_the_history_and_never_the_passcode(
     admin_client, campaign, admin_user
 ):
     url = reverse("campaigns:passcode", args=[campaign.pk])
-    admin_client.post(url, {"passcode": NEW_PASSCODE, "passcode_again": NEW_PASSCODE})
-    admin_client.post(reverse("campaigns:toggle", args=[campaign.pk]))
+    admin_client.post(url, NEW)
+    admin_client.post(reverse("campaigns:disable", args=[campaign.pk]))
 
     response = admin_client.get(reverse("campaigns:detail", args=[campaign.pk]))
     assert response.status_code == 200
     page = response.content.decode()
-    for label in ("Created", "Passcode replaced", "Disabled"):
-        assert f"<td>{label}</td>" in page
+    for label in ("Created", "Passcode replaced", "Disabled", "Connection checked"):
+        assert f"<strong>{label}</strong>" in page
+    for sentence in (
+        "Passcode changed",
+        "Enabled: yes → no",
+        "Mokugift campaign ID set to spring-1",
+    ):
+        assert f'<li class="text-break">{sentence}</li>' in page
     assert admin_user.username in page
     assert "set (never shown)" in page
     assert_no_passcode(response)
@@ -240,7 +328,7 @@ def test_the_detail_page_shows_the_history_and_never_the_passcode(
 
 def test_no_campaign_page_and_no_audit_record_holds_the_passcode(admin_client, campaign):
     url = reverse("campaigns:passcode", args=[campaign.pk])
-    admin_client.post(url, {"passcode": NEW_PASSCODE, "passcode_again": NEW_PASSCODE})
+    admin_client.post(url, NEW)
     pages = [
         reverse("campaigns:list"),
         reverse("campaigns:create"),
@@ -257,17 +345,18 @@ def test_no_campaign_page_and_no_audit_record_holds_the_passcode(admin_client, c
 
 
 def test_the_api_base_url_follows_the_environment_from_settings(admin_client, admin_user, settings):
-    settings.MOKUGIFT_SANDBOX_URL = "http://sandbox.test/api/"
-    settings.MOKUGIFT_LIVE_URL = "http://live.test/api/"
+    sandbox_url = f"http://127.0.0.1:{closed_port()}/sandbox-api/"
+    live_url = f"http://127.0.0.1:{closed_port()}/live-api/"
+    settings.MOKUGIFT_SANDBOX_URL, settings.MOKUGIFT_LIVE_URL = sandbox_url, live_url
     # A URL posted with the form is not a field: it is ignored.
     admin_client.post(
         reverse("campaigns:create"),
         form_data(environment="live", api_base_url="http://169.254.169.254/"),
     )
     live = Campaign.objects.get()
-    assert live.api_base_url == "http://live.test/api/"
+    assert live.api_base_url == live_url
     page = admin_client.get(reverse("campaigns:detail", args=[live.pk])).content.decode()
-    assert "http://live.test/api/" in page
+    assert live_url in page
     assert "169.254.169.254" not in page
 
     admin_client.post(
@@ -275,7 +364,7 @@ def test_the_api_base_url_follows_the_environment_from_settings(admin_client, ad
         form_data(environment="sandbox", passcode=None),
     )
     live.refresh_from_db()
-    assert live.api_base_url == "http://sandbox.test/api/"
+    assert live.api_base_url == sandbox_url
 
 
 @pytest.mark.parametrize("role", ["marketer", "manager", "outsider"])
@@ -285,7 +374,9 @@ def test_only_admins_may_touch_campaigns(client, campaign, role, request):
     assert client.post(reverse("campaigns:create"), form_data()).status_code == 403
     url = reverse("campaigns:passcode", args=[campaign.pk])
     assert client.post(url, {"passcode": "x", "passcode_again": "x"}).status_code == 403
-    assert client.post(reverse("campaigns:toggle", args=[campaign.pk])).status_code == 403
+    for action in ("disable", "enable", "check"):
+        assert client.post(reverse(f"campaigns:{action}", args=[campaign.pk])).status_code == 403
+    assert client.get(reverse("campaigns:disable", args=[campaign.pk])).status_code == 403
     assert Campaign.objects.count() == 1
     campaign.refresh_from_db()
     assert (campaign.passcode, campaign.enabled) == (PASSCODE, True)

@@ -61,7 +61,7 @@ PAGES_BEHIND_THE_LOGIN = [
     ("rewards:send", {}),
     ("rewards:batch_list", {}),
     ("rewards:batch_detail", {"pk": "batch"}),
-    ("rewards:batch_progress", {"pk": "batch"}),
+    ("rewards:batch_status", {"pk": "batch"}),
     ("rewards:batch_results_csv", {"pk": "batch"}),
     ("rewards:list", {}),
     ("rewards:list_csv", {}),

@@ -73,7 +73,11 @@ ACCESS: dict[str, Rule] = {
     "campaigns:detail": rule(ADMIN, pk=CAMPAIGN),
     "campaigns:edit": rule(ADMIN, pk=CAMPAIGN),
     "campaigns:passcode": rule(ADMIN, pk=CAMPAIGN),
-    "campaigns:toggle": rule(ADMIN, method="POST", ok=302, pk=CAMPAIGN),
+    # The check asks the sandbox URL of the settings; whatever it answers, back to the page.
+    "campaigns:check": rule(ADMIN, method="POST", ok=302, pk=CAMPAIGN),
+    # GET: what disabling stops, and the button; its POST is tested in test_campaign_pages.
+    "campaigns:disable": rule(ADMIN, pk=CAMPAIGN),
+    "campaigns:enable": rule(ADMIN, method="POST", ok=302, pk=CAMPAIGN),
     # --- rewards: sending (Marketing, Admin) ---
     "rewards:send": rule(*SENDERS),
     "rewards:send_one": rule(*SENDERS, method="POST"),  # an empty form comes back with errors
@@ -84,7 +88,7 @@ ACCESS: dict[str, Rule] = {
     "rewards:send_template": rule(*SENDERS, mode="email"),
     "rewards:batch_list": rule(*SENDERS),
     "rewards:batch_detail": rule(*SENDERS, pk=BATCH),
-    "rewards:batch_progress": rule(*SENDERS, pk=BATCH),
+    "rewards:batch_status": rule(*SENDERS, pk=BATCH),
     "rewards:batch_results_csv": rule(*SENDERS, pk=BATCH),
     "rewards:batch_cancel": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
     "rewards:batch_resume": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
@@ -242,7 +246,7 @@ def test_every_name_in_the_access_rules_is_still_a_url():
 
 def test_the_url_list_is_read_from_the_configuration():
     names = url_names()
-    assert {"home", "login", "campaigns:list", "campaigns:toggle"} <= set(names)
+    assert {"home", "login", "campaigns:list", "campaigns:disable"} <= set(names)
     assert len(names) == len(set(names)), "two URLs share a name"
 
 

@@ -1,6 +1,7 @@
 """The Mokugift API v1.0 client. Callers import from here, which re-exports every public name.
 
     client = MokugiftClient.for_campaign(campaign)
+    check = client.check_campaign()   # accepted? makes nothing (a create with no recipient)
     result = client.create_reward(mode="link", recipient="sally@chan.com", name="Sally Chan")
     multi = client.create_rewards(mode="email", recipients=[Recipient("a@b.com", "A B")])
     with client.rewards_in_month(month=5, year=2026) as stream:
@@ -28,8 +29,10 @@ above it, and only `http` touches the network:
 """
 
 from rewards.mokugift.errors import (
+    CAMPAIGN_REFUSALS,
     ERROR_DESCRIPTIONS,
     INTERNAL_ERROR,
+    MISSING_RECIPIENT,
     NO_COINS,
     ApiError,
     DeadlineExceeded,
@@ -56,6 +59,7 @@ from rewards.mokugift.recipient_list import (
     recipient_list_build,
 )
 from rewards.mokugift.results import (
+    CampaignCheck,
     CreatedReward,
     CreateResult,
     MultiResult,
@@ -66,14 +70,17 @@ from rewards.mokugift.results import (
 
 __all__ = [
     "ANSWER_ENVELOPE_BYTES",
+    "CAMPAIGN_REFUSALS",
     "ERROR_DESCRIPTIONS",
     "INTERNAL_ERROR",
     "MAX_RECIPIENTS_PER_CALL",
+    "MISSING_RECIPIENT",
     "NO_COINS",
     "QUERY_BACKOFF",
     "QUERY_TRIES",
     "STREAM_CHUNK_BYTES",
     "ApiError",
+    "CampaignCheck",
     "ClientOptions",
     "CreateResult",
     "CreatedReward",

@@ -27,6 +27,11 @@ ERROR_DESCRIPTIONS = {
 }
 NO_COINS = 105
 INTERNAL_ERROR = 110
+# A create call with no recipient (MokugiftClient.check_campaign) is answered 111 only once the
+# campaign ID and passcode are accepted and the campaign is enabled and not expired, and with
+# one of these when they are not: Mokugift checks the campaign before the recipient.
+MISSING_RECIPIENT = 111
+CAMPAIGN_REFUSALS = frozenset({101, 102, 103, 104})
 
 
 class MokugiftError(Exception):

@@ -29,10 +29,24 @@ from urllib3.util.retry import Retry
 from urllib3.util.timeout import Timeout
 
 import mokudash
-from rewards.mokugift.errors import ApiError, DeadlineExceeded, MokugiftError, TransportError
+from rewards.mokugift.errors import (
+    CAMPAIGN_REFUSALS,
+    MISSING_RECIPIENT,
+    ApiError,
+    DeadlineExceeded,
+    MokugiftError,
+    ProtocolError,
+    TransportError,
+)
 from rewards.mokugift.parser import _CALLS, _Call, _ResultParser
 from rewards.mokugift.recipient_list import Recipient, recipient_list_build
-from rewards.mokugift.results import CreateResult, MultiResult, RewardRecord, Summary
+from rewards.mokugift.results import (
+    CampaignCheck,
+    CreateResult,
+    MultiResult,
+    RewardRecord,
+    Summary,
+)
 
 if TYPE_CHECKING:
     from campaigns.models import Campaign
@@ -451,6 +465,7 @@ class ClientOptions(TypedDict, total=False):
     """MokugiftClient's arguments besides the campaign's own (for `for_campaign`)."""
 
     timeout: tuple[float, float] | None
+    deadline: float | None
     query_tries: int
     query_backoff: float
     sleep: Callable[[float], None]
@@ -532,6 +547,29 @@ class MokugiftClient:
         )
         assert isinstance(result, MultiResult)  # what a multi call's parser makes
         return result
+
+    def check_campaign(self) -> CampaignCheck:
+        """Whether Mokugift accepts this campaign ID and passcode, making nothing.
+
+        A reward_url call with no recipient: Mokugift checks the campaign ID, the passcode,
+        whether the campaign is enabled and not expired, and only then the recipient, so 111
+        (missing recipient) means all of those passed, and 101-104 says which did not.
+        Anything else raises: a TransportError (no answer: we cannot tell), an ApiError with
+        another code (110, or a code this call should never get), and a ProtocolError for a
+        Success, which would mean Mokugift made a reward for no one.
+        """
+        try:
+            self._create(call="reward_url", mode="link", multi=False, data={}, asked=1)
+        except ApiError as error:
+            if error.code == MISSING_RECIPIENT:
+                return CampaignCheck(accepted=True, code=error.code, description=error.description)
+            if error.code in CAMPAIGN_REFUSALS:
+                return CampaignCheck(accepted=False, code=error.code, description=error.description)
+            raise
+        raise ProtocolError(
+            f"Mokugift reward_url/{self.campaign_id}: status Success for a call with no "
+            "recipient (a reward may have been made for no one)"
+        )
 
     def _create(
         self, *, call: str, mode: str, multi: bool, data: dict[str, str], asked: int

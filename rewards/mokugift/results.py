@@ -13,6 +13,15 @@ from rewards.mokugift.errors import INTERNAL_ERROR
 
 
 @dataclass(frozen=True)
+class CampaignCheck:
+    """Mokugift's answer to a connection check: `accepted` (code 111) or refused (101-104)."""
+
+    accepted: bool
+    code: int
+    description: str
+
+
+@dataclass(frozen=True)
 class CreatedReward:
     id: str
     recipient: str  # the email address, or the recipient ID in link-id mode

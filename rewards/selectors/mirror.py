@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypedDict
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import ExtractMonth
 
 from campaigns.models import Campaign
@@ -189,6 +189,28 @@ def _page(
     return page
 
 
+# Past this many rows the rewards page says "more than": an exact count of a million rows is a
+# scan that would cost the page its speed budget; counting at most this many stays fast.
+COUNT_LIMIT = 10_000
+
+
+def rewards_count(
+    *, rewards: QuerySet[MirroredReward], limit: int = COUNT_LIMIT
+) -> tuple[int, bool]:
+    """(count, more): the rows of the filter, counted over a LIMIT limit+1 subquery. `more` is
+    True when there are more than `limit` (and count is then `limit`)."""
+    counted = rewards.order_by().values("pk")[: limit + 1].count()
+    return min(counted, limit), counted > limit
+
+
+def cursor_for_day(*, day: dt.date, newest_first: bool) -> str:
+    """A cursor that starts the page at a UTC day: its rewards and the older ones (newest
+    first), or its rewards and the newer ones (oldest first). Id 0 is before every row."""
+    if newest_first:
+        return cursor_encode(date=_utc_midnight(day + dt.timedelta(days=1)), pk=0, forward=True)
+    return cursor_encode(date=_utc_midnight(day), pk=0, forward=True)
+
+
 def reward_get(*, pk: int) -> MirroredReward | None:
     return (
         MirroredReward.objects.filter(pk=pk)
@@ -326,12 +348,26 @@ class Report:
         total.elsewhere = sum(known) if known else None
         return total
 
-    def chart_data(self) -> dict[str, list[str] | list[int | None] | list[int]]:
+    def chart_data(
+        self, *, today: dt.date | None = None
+    ) -> dict[str, list[str] | list[int | None]]:
+        """The chart's series, None where there is nothing to draw: a month Mokugift's side was
+        never synced, a month nothing was sent from here, and every month still to come (a 0
+        there would be a claim: "nothing sent in November" in May). The table has the zeros."""
+        today = today or dt.datetime.now(dt.UTC).date()
+
+        def come(m: MonthRow) -> bool:
+            return (self.year, m.month) > (today.year, today.month)
+
+        def ours(m: MonthRow, value: int) -> int | None:
+            return None if come(m) or not m.ours_rewards else value
+
         return {
             "labels": [m.label[:3] for m in self.months],
-            "mokugift_rewards": [m.mokugift_rewards for m in self.months],
-            "mokugift_trees": [m.mokugift_trees for m in self.months],
-            "ours_rewards": [m.ours_rewards for m in self.months],
+            "mokugift_rewards": [None if come(m) else m.mokugift_rewards for m in self.months],
+            "mokugift_trees": [None if come(m) else m.mokugift_trees for m in self.months],
+            "ours_rewards": [ours(m, m.ours_rewards) for m in self.months],
+            "ours_trees": [ours(m, m.ours_trees) for m in self.months],
         }
 
 
@@ -339,8 +375,13 @@ LEDGER_LIST_LIMIT = 200
 
 
 def report_years() -> list[int]:
+    """Every year with data, newest first: a summary a sync read, a reward sent from here, or
+    a mirrored reward (its first and last years: a min and a max on the date index, where a
+    distinct over a million rows would be a scan)."""
     years = set(MonthlySummary.objects.values_list("year", flat=True).distinct())
     years |= {d.year for d in Send.objects.filter(state=Send.State.SENT).dates("sent_at", "year")}
+    ends = MirroredReward.objects.aggregate(first=Min("date"), last=Max("date"))
+    years |= {moment.astimezone(dt.UTC).year for moment in ends.values() if moment}
     return sorted(years, reverse=True)
 
 

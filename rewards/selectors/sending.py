@@ -113,3 +113,39 @@ def batch_unknown_summary(*, batch: Batch | int) -> UnknownSummary:
         first_decisive_at=row["first"] + horizon if row["first"] else None,
         last_decisive_at=row["last"] + horizon if row["last"] else None,
     )
+
+
+# --- Why rows failed ------------------------------------------------------------------------
+
+NO_REASON = "No reason recorded"
+
+
+@dataclass(frozen=True)
+class FailureReason:
+    reason: str
+    count: int
+
+
+def batches_failure_reasons(*, batch_ids: list[int]) -> dict[int, list[FailureReason]]:
+    """The failed rows of each batch grouped by their error text, most frequent first (then
+    by text), in one query: {batch_id: [FailureReason("No moku-coins left ...", 95), ...]}.
+    A batch without failed rows is absent from the dict.
+    """
+    reasons: dict[int, list[FailureReason]] = {}
+    rows = (
+        Send.objects.filter(batch_id__in=batch_ids, state=Send.State.FAILED)
+        .order_by()
+        .values_list("batch_id", "error_message")
+        .annotate(n=Count("pk"))
+        .order_by("batch_id", "-n", "error_message")
+    )
+    for batch_id, message, n in rows:
+        reason = FailureReason(reason=message.strip() or NO_REASON, count=n)
+        reasons.setdefault(batch_id, []).append(reason)
+    return reasons
+
+
+def batch_failure_reasons(*, batch: Batch | int) -> list[FailureReason]:
+    """The batch's failed rows grouped by their error text, most frequent first."""
+    batch_id = batch if isinstance(batch, int) else batch.pk
+    return batches_failure_reasons(batch_ids=[batch_id]).get(batch_id, [])

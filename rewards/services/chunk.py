@@ -46,6 +46,7 @@ from rewards.services.sending import (
     batch_finish_if_done,
     batch_pause,
     batch_wake,
+    outcome_unknown_words,
     retry_delay,
 )
 
@@ -189,7 +190,12 @@ def _outcomes_for_error(sends: list[Send], error: MokugiftError, *, now: datetim
             for i, s in enumerate(sends)
         ]
     if error.outcome_unknown:
-        words = f"Outcome unknown ({error}); checking with Mokugift."
+        said = (
+            api_error_words(code=code, description=error.description)
+            if isinstance(error, ApiError)
+            else str(error)
+        )
+        words = outcome_unknown_words(said=said)
         return [Outcome(s, Send.State.UNKNOWN, note=str(error), error_message=words) for s in sends]
     if isinstance(error, ApiError):
         words = api_error_words(code=code, description=error.description)
@@ -245,7 +251,7 @@ def _outcomes_for_multi(
                 Send.State.UNKNOWN,
                 note=words,
                 error_code=code,
-                error_message=f"Outcome unknown ({words}); checking with Mokugift.",
+                error_message=outcome_unknown_words(said=words),
             )
         else:
             outcomes[send.pk] = Outcome(

@@ -6,6 +6,10 @@ for the whole filter. Rows are read with a server-side cursor (`.iterator(chunk_
 and written as they come: a million rows take constant memory. XLSX is written by openpyxl's
 write-only workbook, which also streams rows to disk.
 
+A CSV's header is the columns' short names (stable, for scripts); an XLSX has each column's
+title in words, the header row frozen, widths that fit, thousands separators on counts and
+real dates (UTC) with a date format: it is read by people.
+
 Every text cell that a spreadsheet could run as a formula (it begins with = + - @, a tab or a
 carriage return) gets a leading apostrophe: a recipient named `=HYPERLINK(...)` is text.
 """
@@ -15,7 +19,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import IO
 
 from django.db.models import QuerySet
@@ -58,24 +63,50 @@ def cell_safe(value: Cell) -> str | int | float:
     return value
 
 
+# --- Columns ----------------------------------------------------------------------------------
+
+COUNT_FORMAT = "#,##0"
+DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a file: `name` heads a CSV, `title` an XLSX sheet, which is `width`
+    characters wide and shows its numbers (or dates) in `number_format`."""
+
+    name: str
+    title: str
+    width: float = 14
+    number_format: str = ""
+
+
+def _count(name: str, title: str, width: float = 14) -> Column:
+    return Column(name, title, width, COUNT_FORMAT)
+
+
+def _date(name: str, title: str) -> Column:
+    return Column(name, title, 20, DATE_FORMAT)
+
+
 # --- The rewards of a filter ----------------------------------------------------------------
 
-REWARD_HEADER = [
-    "campaign",
-    "reward_id",
-    "date_utc",
-    "recipient_email",
-    "recipient_id",
-    "name",
-    "trees",
-    "source",
-    "batch",
-    "sender",
-    "ledger_state",
-    "url",
-    "missing_since_utc",
-    "last_seen_utc",
+REWARD_COLUMNS = [
+    Column("campaign", "Campaign", 24),
+    Column("reward_id", "Reward ID", 18),
+    _date("date_utc", "Date (UTC)"),
+    Column("recipient_email", "Recipient email", 30),
+    Column("recipient_id", "Recipient ID", 18),
+    Column("name", "Name", 24),
+    _count("trees", "Trees", 8),
+    Column("source", "Source", 11),
+    Column("batch", "Batch", 8, "0"),
+    Column("sender", "Sender", 16),
+    Column("ledger_state", "Ledger state", 12),
+    Column("url", "Link", 40),
+    _date("missing_since_utc", "Missing since (UTC)"),
+    _date("last_seen_utc", "Last seen (UTC)"),
 ]
+REWARD_HEADER = [column.name for column in REWARD_COLUMNS]
 _REWARD_FIELDS = [
     "campaign__name",
     "remote_id",
@@ -94,16 +125,25 @@ _REWARD_FIELDS = [
 ]
 
 
-def rewards_export_rows(*, rewards: QuerySet[MirroredReward]) -> Iterator[list[Cell]]:
+def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
+    # A spreadsheet's dates have no time zone (openpyxl refuses an aware one): UTC, as titled.
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value else None
+
+
+def rewards_export_rows(
+    *, rewards: QuerySet[MirroredReward], dates_as_text: bool = True
+) -> Iterator[list[Cell]]:
     """The rows of the file, in the queryset's order, read CHUNK_ROWS at a time, already
-    made safe (a million rows: each column gets only the treatment its type needs)."""
+    made safe (a million rows: each column gets only the treatment its type needs). Dates are
+    UTC text for a CSV, UTC datetimes for a spreadsheet (`dates_as_text=False`)."""
+    moment: Callable[[dt.datetime | None], Cell] = utc_text if dates_as_text else _naive_utc
     for row in rewards.values_list(*_REWARD_FIELDS).iterator(chunk_size=CHUNK_ROWS):
         (campaign, remote_id, date, email, rid, name, trees, send_id, batch, sender, state, url,
          missing, seen) = row  # fmt: skip
         yield [
             text_safe(campaign),
             text_safe(remote_id),
-            utc_text(date),
+            moment(date),
             text_safe(email),
             text_safe(rid),
             text_safe(name),
@@ -113,8 +153,8 @@ def rewards_export_rows(*, rewards: QuerySet[MirroredReward]) -> Iterator[list[C
             text_safe(sender),
             state or "",
             text_safe(url),
-            utc_text(missing),
-            utc_text(seen),
+            moment(missing),
+            moment(seen),
         ]
 
 
@@ -138,26 +178,53 @@ def rewards_csv(*, rewards: QuerySet[MirroredReward]) -> Iterator[str]:
     return csv_pieces(header=REWARD_HEADER, rows=rewards_export_rows(rewards=rewards), safe=True)
 
 
+def _xlsx_value(value: Cell) -> Cell:
+    # cell_safe, but a date stays a date (already naive UTC) for its number format.
+    return value if isinstance(value, dt.datetime) else cell_safe(value)
+
+
 def xlsx_write(
-    *, sheets: Iterable[tuple[str, Sequence[str], Iterable[Sequence[Cell]]]], out: IO[bytes]
+    *, sheets: Iterable[tuple[str, Sequence[Column], Iterable[Sequence[Cell]]]], out: IO[bytes]
 ) -> None:
-    """A workbook of (title, header, rows) sheets, written row by row (write-only mode)."""
+    """A workbook of (title, columns, rows) sheets, written row by row (write-only mode): the
+    columns' titles in bold as a frozen first row, their widths, and their number formats."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     workbook = Workbook(write_only=True)
-    for title, header, rows in sheets:
+    bold = Font(bold=True)
+    for title, columns, rows in sheets:
         sheet = workbook.create_sheet(title=title[:31])
-        sheet.append(list(header))
+        # Both before the first row: a write-only sheet writes its head first.
+        sheet.freeze_panes = "A2"
+        for number, column in enumerate(columns, start=1):
+            sheet.column_dimensions[get_column_letter(number)].width = column.width
+        header = []
+        for column in columns:
+            cell = WriteOnlyCell(sheet, value=column.title)
+            cell.font = bold
+            header.append(cell)
+        sheet.append(header)
+        formats = [column.number_format for column in columns]
         for row in rows:
-            sheet.append([cell_safe(value) for value in row])
+            cells: list[object] = []
+            for value, number_format in zip(row, formats, strict=False):
+                value = _xlsx_value(value)
+                if number_format and isinstance(value, int | float | dt.datetime):
+                    cell = WriteOnlyCell(sheet, value=value)
+                    cell.number_format = number_format
+                    cells.append(cell)
+                else:
+                    cells.append(value)
+            sheet.append(cells)
     workbook.save(out)
 
 
 def rewards_xlsx(*, rewards: QuerySet[MirroredReward], out: IO[bytes]) -> None:
-    xlsx_write(
-        sheets=[("Rewards", REWARD_HEADER, rewards_export_rows(rewards=rewards))],
-        out=out,
-    )
+    rows = rewards_export_rows(rewards=rewards, dates_as_text=False)
+    xlsx_write(sheets=[("Rewards", REWARD_COLUMNS, rows)], out=out)
 
 
 # --- The monthly report ---------------------------------------------------------------------
@@ -165,8 +232,45 @@ def rewards_xlsx(*, rewards: QuerySet[MirroredReward], out: IO[bytes]) -> None:
 REPORT_TABLES = ("months", "campaigns", "senders", "ledger")
 
 
-def report_table(*, report: Report, table: str) -> tuple[str, list[str], list[list[Cell]]]:
-    """(title, header, rows) of one table of the report, as the page shows it."""
+MONTH_COLUMNS = [
+    Column("month", "Month", 12),
+    _count("mokugift_rewards", "Mokugift rewards"),
+    _count("mokugift_trees", "Mokugift trees"),
+    _count("dashboard_rewards", "Sent from here"),
+    _count("dashboard_trees", "Trees sent from here", 18),
+    _count("difference", "Difference"),
+    _count("sent_elsewhere", "Sent elsewhere"),
+    _count("in_ledger_not_in_mokugift", "In our ledger, not in Mokugift", 26),
+    _count("paid_twice", "Paid twice", 11),
+    Column("disagree", "Disagrees", 10),
+]
+CAMPAIGN_COLUMNS = [
+    Column("campaign", "Campaign", 28),
+    _count("mokugift_rewards", "Mokugift rewards"),
+    _count("mokugift_trees", "Mokugift trees"),
+    _count("dashboard_rewards", "Sent from here"),
+    _count("dashboard_trees", "Trees sent from here", 18),
+]
+SENDER_COLUMNS = [
+    Column("sender", "Sender", 20),
+    _count("dashboard_rewards", "Rewards sent"),
+    _count("dashboard_trees", "Trees"),
+]
+LEDGER_COLUMNS = [
+    _date("sent_at_utc", "Sent (UTC)"),
+    Column("campaign", "Campaign", 24),
+    Column("batch", "Batch", 8, "0"),
+    Column("sender", "Sender", 16),
+    Column("recipient", "Recipient", 30),
+    Column("name", "Name", 24),
+    Column("reward_id", "Reward ID", 18),
+]
+
+
+def report_table(
+    *, report: Report, table: str, dates_as_text: bool = True
+) -> tuple[str, list[Column], list[list[Cell]]]:
+    """(title, columns, rows) of one table of the report, as the page shows it."""
     rows: list[list[Cell]]
     if table == "months":
         rows = [
@@ -199,27 +303,8 @@ def report_table(*, report: Report, table: str) -> tuple[str, list[str], list[li
                 "",
             ]
         )
-        header = [
-            "month",
-            "mokugift_rewards",
-            "mokugift_trees",
-            "dashboard_rewards",
-            "dashboard_trees",
-            "difference",
-            "sent_elsewhere",
-            "in_ledger_not_in_mokugift",
-            "paid_twice",
-            "disagree",
-        ]
-        return f"{report.year} by month", header, rows
+        return f"{report.year} by month", MONTH_COLUMNS, rows
     if table == "campaigns":
-        header = [
-            "campaign",
-            "mokugift_rewards",
-            "mokugift_trees",
-            "dashboard_rewards",
-            "dashboard_trees",
-        ]
         rows = [
             [
                 c["campaign"],
@@ -230,16 +315,17 @@ def report_table(*, report: Report, table: str) -> tuple[str, list[str], list[li
             ]
             for c in report.by_campaign
         ]
-        return f"{report.year} by campaign", header, rows
+        return f"{report.year} by campaign", CAMPAIGN_COLUMNS, rows
     if table == "senders":
-        header = ["sender", "dashboard_rewards", "dashboard_trees"]
         rows = [[s["sender"], s["rewards"], s["trees"]] for s in report.by_sender]
-        return f"{report.year} by sender", header, rows
+        return f"{report.year} by sender", SENDER_COLUMNS, rows
     if table == "ledger":
-        header = ["sent_at_utc", "campaign", "batch", "sender", "recipient", "name", "reward_id"]
+        moment: Callable[[dt.datetime | None], Cell] = (
+            (lambda value: value) if dates_as_text else _naive_utc
+        )
         rows = [
             [
-                send.sent_at,
+                moment(send.sent_at),
                 send.batch.campaign.name,
                 send.batch_id,
                 send.batch.created_by.username if send.batch.created_by else "",
@@ -252,14 +338,15 @@ def report_table(*, report: Report, table: str) -> tuple[str, list[str], list[li
                 year=report.year, campaign_ids=report.campaign_ids
             ).iterator(chunk_size=CHUNK_ROWS)
         ]
-        return f"{report.year} not in Mokugift", header, rows
+        return f"{report.year} not in Mokugift", LEDGER_COLUMNS, rows
     raise ValueError(f"No report table {table!r}")
 
 
 def report_csv(*, report: Report, table: str = "months") -> Iterator[str]:
-    _, header, rows = report_table(report=report, table=table)
-    return csv_pieces(header=header, rows=rows)
+    _, columns, rows = report_table(report=report, table=table)
+    return csv_pieces(header=[column.name for column in columns], rows=rows)
 
 
 def report_xlsx(*, report: Report, out: IO[bytes]) -> None:
-    xlsx_write(sheets=[report_table(report=report, table=t) for t in REPORT_TABLES], out=out)
+    sheets = [report_table(report=report, table=t, dates_as_text=False) for t in REPORT_TABLES]
+    xlsx_write(sheets=sheets, out=out)

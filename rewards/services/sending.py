@@ -44,19 +44,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# The Mokugift messages in plain words, for the results table and CSV.
+# The Mokugift errors in plain words, for the results table and CSV; api_error_words adds the
+# code once. Mokugift's own description would say the same thing again, so it is not added.
 PLAIN_WORDS = {
-    100: "The request used the wrong HTTP method (a bug on our side).",
-    101: "Mokugift does not know this campaign ID.",
-    102: "Mokugift refused the campaign's passcode: check it on the campaign page.",
-    103: "The campaign is disabled at Mokugift.",
-    104: "The campaign has expired at Mokugift (by date or budget).",
-    105: "The Mokugift account has no moku-coins left.",
-    110: "Mokugift had an internal error.",
-    111: "The recipient's email address or ID is missing.",
-    112: "Mokugift says the email address is not valid.",
-    113: "Mokugift refused the request's parameters (e.g. a name it cannot carry).",
-    114: "Too many rewards in one call (a bug on our side).",
+    100: "Wrong HTTP method, a bug on our side",
+    101: "Unknown campaign ID",
+    102: "Wrong passcode: check it on the campaign page",
+    103: "Campaign disabled",
+    104: "Campaign expired, by date or budget",
+    105: "No moku-coins left",
+    110: "Internal error at Mokugift",
+    111: "Recipient's email address or ID missing",
+    112: "Email address not valid",
+    113: "Parameters refused, e.g. a name Mokugift cannot carry",
+    114: "Too many rewards in one call, a bug on our side",
 }
 PAUSED_FOR_KEYS = (
     "Paused: the campaign's passcode cannot be decrypted with any key in "
@@ -64,7 +65,7 @@ PAUSED_FOR_KEYS = (
     "again), then resume the batch; nothing was sent and no row was claimed."
 )
 PAUSED_FOR_COINS = (
-    "Paused: Mokugift says the account has no moku-coins left (error 105, Lack of moku-coins). "
+    "Paused: no moku-coins left on the Mokugift account (Mokugift error 105). "
     "Top the account up, then resume the batch; rows not yet sent are kept waiting."
 )
 
@@ -79,10 +80,22 @@ class RecipientRow:
 
 
 def api_error_words(*, code: int | None, description: str = "") -> str:
-    """A Mokugift error as a sentence a marketer can act on, with the code for support."""
-    plain = PLAIN_WORDS.get(code or 0, "Mokugift refused the reward.")
-    said = f" (Mokugift error {code}: {description})" if description else f" (error {code})"
-    return plain + (said if code else "")
+    """A Mokugift error said once, in words a marketer can act on, with its code for support:
+    "Campaign disabled (Mokugift error 103)". Mokugift's own description stands in only for a
+    code outside the API document's table.
+
+    Every error text of a row is composed here (or quotes this): the pages and the results
+    CSV show `Send.error_message` as it is, adding nothing.
+    """
+    plain = PLAIN_WORDS.get(code or 0) or description.strip() or "Refused by Mokugift"
+    return f"{plain} (Mokugift error {code})" if code else plain
+
+
+def outcome_unknown_words(*, said: str) -> str:
+    """A row whose create call may or may not have made its reward, and why: "Outcome
+    unknown: <why>; checking with Mokugift." The client's own message ends in "(outcome
+    unknown)", which this already says."""
+    return f"Outcome unknown: {said.removesuffix(' (outcome unknown)')}; checking with Mokugift."
 
 
 def retry_delay(*, attempts: int) -> float:

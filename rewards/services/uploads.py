@@ -9,6 +9,10 @@ JSON in a file in UPLOADS_DIR: a file rather than the cache, because a 50,000-ro
 few MB and every web process must see it; JSON rather than pickle, because reading a pickle
 runs whatever it says.
 
+An upload belongs to the person who made it, not to a browser session: the file says who
+(with the campaign, the mode and the file's name), so the preview survives logging out and in
+again, another browser of the same person opens it, and anyone else is told it does not exist.
+
 The recently rewarded are not kept: they depend on what the campaign sent since, so each read
 looks them up again (a few queries). The same file confirmed from two tabs leaves the second
 tab's rows out as "still being sent" instead of rewarding everyone twice.
@@ -22,6 +26,7 @@ import os
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,11 +47,24 @@ if TYPE_CHECKING:
 UPLOAD_TOKEN = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_MAX_AGE = timedelta(days=1)
 # Changed with the shape of what is kept: an upload kept in another shape is gone, not misread.
-_FORMAT = 1
+_FORMAT = 2
 
 
-def upload_create(*, data: bytes, mode: str) -> tuple[str, CsvParseResult]:
-    """Parse an upload and keep what the parse found, under a new token.
+@dataclass(frozen=True)
+class Upload:
+    """An upload as kept: whose it is, what it is for, and what its parse found."""
+
+    owner_pk: int
+    campaign_pk: int
+    mode: str
+    filename: str
+    result: CsvParseResult
+
+
+def upload_create(
+    *, data: bytes, mode: str, campaign_pk: int, filename: str, owner_pk: int
+) -> tuple[str, CsvParseResult]:
+    """Parse an upload and keep what the parse found, under a new token, as `owner_pk`'s.
 
     The token is "" when the file as a whole cannot be read (`result.error` says why): then
     nothing is kept.
@@ -60,6 +78,9 @@ def upload_create(*, data: bytes, mode: str) -> tuple[str, CsvParseResult]:
     token = uuid.uuid4().hex
     kept = {
         "format": _FORMAT,
+        "owner": owner_pk,
+        "campaign": campaign_pk,
+        "filename": filename,
         "mode": mode,
         "total_rows": result.total_rows,
         "recipient_column": result.recipient_column,
@@ -75,16 +96,17 @@ def upload_create(*, data: bytes, mode: str) -> tuple[str, CsvParseResult]:
     return token, result
 
 
-def upload_read(*, token: str, campaign: Campaign) -> CsvParseResult | None:
-    """What the parse of the upload found, its recently rewarded rows flagged as of now; None
-    when the upload is gone (expired, confirmed, or never made)."""
+def upload_read(*, token: str) -> Upload | None:
+    """The upload kept under `token`, whoever made it (the caller compares `owner_pk`), its
+    rows not yet flagged (upload_flag_recent); None when it is gone (expired, confirmed, or
+    never made)."""
     if not UPLOAD_TOKEN.match(token):
         return None
     try:
         kept = json.loads(_path(token).read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         return None
-    if kept.get("format") != _FORMAT:
+    if not isinstance(kept, dict) or kept.get("format") != _FORMAT:
         return None
     result = CsvParseResult(
         rows=[RecipientRow(*row) for row in kept["rows"]],
@@ -93,8 +115,19 @@ def upload_read(*, token: str, campaign: Campaign) -> CsvParseResult | None:
         left_out_rows=kept["left_out_rows"],
         recipient_column=kept["recipient_column"],
     )
-    recipients_flag_recent(result=result, mode=kept["mode"], campaign=campaign)
-    return result
+    return Upload(
+        owner_pk=kept["owner"],
+        campaign_pk=kept["campaign"],
+        mode=kept["mode"],
+        filename=kept["filename"],
+        result=result,
+    )
+
+
+def upload_flag_recent(*, upload: Upload, campaign: Campaign) -> CsvParseResult:
+    """The upload's parse with its recently rewarded rows flagged as of now."""
+    recipients_flag_recent(result=upload.result, mode=upload.mode, campaign=campaign)
+    return upload.result
 
 
 def upload_delete(*, token: str) -> None:

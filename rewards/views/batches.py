@@ -1,15 +1,20 @@
-"""Batches: the list, one batch with live progress and its results, and the results CSV."""
+"""Batches: the list, one batch with live progress and its results, and the results CSV.
+
+The live part of the batch page is one template partial (`batch_detail.html#live`), rendered
+for the first load by `batch_detail` and for each poll by `batch_status`."""
 
 from __future__ import annotations
 
+import heapq
 import itertools
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Case, Count, F, Q, QuerySet, Value, When
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_POST
@@ -106,39 +111,68 @@ def batch_list(request):
         )
     )
     page = Paginator(batches, BATCHES_PER_PAGE).get_page(request.GET.get("page"))
+    # Why rows failed, grouped and counted, for the whole page in one query.
+    reasons = sending_selectors.batches_failure_reasons(
+        batch_ids=[batch.pk for batch in page if getattr(batch, "failed", 0)]
+    )
     return render(
         request,
         "rewards/batch_list.html",
-        {"page": page, "paid_twice": sending_selectors.sends_paid_twice().count()},
+        {
+            "page": page,
+            "rows": [(batch, reasons.get(batch.pk, [])) for batch in page],
+            "paid_twice": sending_selectors.sends_paid_twice().count(),
+        },
     )
 
 
-@send_rewards_required
-def batch_detail(request, pk: int):
-    batch = _batch(pk)
+def _batch_live_context(request, batch: Batch) -> dict:
+    """What the live part of the batch page (`batch_detail.html#live`) shows: the first load
+    and every poll render it from this, so the two cannot differ."""
     progress = batch_progress_data(batch=batch)
     counts = progress["counts"]
     state = _state_filter(request)
     page = Paginator(_results(batch=batch, state=state), RESULTS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    single = batch.sends.first() if batch.source == Batch.Source.SINGLE else None
+    # Nothing more can change by itself: the page stops polling (a batch still being
+    # reconciled after a cancel included, or it would poll forever).
+    finished = batch.state in (Batch.State.DONE, Batch.State.CANCELLED) or (
+        progress["percent"] == 100 and batch.state != Batch.State.PAUSED
+    )
+    query = {"state": state} if state else {}
+    if page.number > 1:
+        query["page"] = str(page.number)
+    return {
+        "batch": batch,
+        "progress": progress,
+        "finished": finished,
+        # "Sending" for the moment between the last row and the batch being marked done.
+        "shown_state": Batch.State.DONE
+        if finished and batch.state == Batch.State.SENDING
+        else batch.state,
+        "counts": counts,
+        "states": [(s.value, s.label, counts[s.value]) for s in PROGRESS_STATES],
+        "failure_reasons": sending_selectors.batch_failure_reasons(batch=batch)
+        if counts[Send.State.FAILED]
+        else [],
+        "state": state,
+        "status_query": urlencode(query),
+        "page": page,
+        "single": batch.sends.first() if batch.source == Batch.Source.SINGLE else None,
+        "link_mode": batch.mode != "email",
+        "link_not_recovered": LINK_NOT_RECOVERED,
+    }
+
+
+@send_rewards_required
+def batch_detail(request, pk: int):
+    batch = _batch(pk)
     return render(
         request,
         "rewards/batch_detail.html",
         {
-            "batch": batch,
-            "progress": progress,
-            # The page stops polling (the same test as batch.js's, or it would reload forever).
-            "finished": batch.state in (Batch.State.DONE, Batch.State.CANCELLED)
-            or progress["percent"] == 100,
-            "counts": counts,
-            "states": [(s.value, s.label, counts[s.value]) for s in PROGRESS_STATES],
-            "state": state,
-            "page": page,
-            "single": single,
-            "link_mode": batch.mode != "email",
-            "link_not_recovered": LINK_NOT_RECOVERED,
+            **_batch_live_context(request, batch),
             "paid_twice": list(sending_selectors.sends_paid_twice(batch=batch)[:100]),
             "unknown": sending_selectors.batch_unknown_summary(batch=batch),
             "unknown_form": UnknownRowsForm(),
@@ -149,33 +183,34 @@ def batch_detail(request, pk: int):
 
 
 @send_rewards_required
-def batch_progress(request, pk: int):
-    """The small JSON the batch page polls every second."""
+def batch_status(request, pk: int):
+    """The live part of the batch page (state, counts, bar, reasons, buttons, tabs and the
+    results table), which the page polls with htmx until the batch is finished."""
     batch = _batch(pk)
-    data = batch_progress_data(batch=batch)
-    if batch.source == Batch.Source.SINGLE:
-        row = batch.sends.first()
-        data["single"] = row and {
-            "state": row.state,
-            "state_label": row.get_state_display(),
-            "remote_id": row.remote_id,
-            "url": row.url,
-            "link_not_recovered": row.link_not_recovered,
-            "error": row.error_message,
-        }
-    return JsonResponse(data)
+    return render(request, "rewards/batch_detail.html#live", _batch_live_context(request, batch))
+
+
+# The results CSV's name for the rows an upload left out, as a state and as a filter.
+LEFT_OUT = "left-out"
 
 
 @send_rewards_required
 def batch_results_csv(request, pk: int):
+    """The batch's rows as a file. By default the whole batch: every ledger row and every upload
+    row left out (state "left-out", the reason as its error), in the file's row order, so the
+    file accounts for every line that was uploaded. `?state=` narrows it to one state (or to
+    the left-out rows), and the file's name says so: batch-12-results-failed.csv."""
     batch = _batch(pk)
-    rows = _results(batch=batch, state=_state_filter(request))
+    asked = request.GET.get("state", "")
+    only_left_out = asked == LEFT_OUT
+    state = "" if only_left_out else _state_filter(request)
 
-    def results():
-        for send in rows.iterator(chunk_size=2_000):
+    def sent_rows():
+        if only_left_out:
+            return
+        for send in _results(batch=batch, state=state).iterator(chunk_size=2_000):
+            # The error text already names its Mokugift code (api_error_words): said once.
             error = send.error_message
-            if send.error_code and error:
-                error = f"{error} (Mokugift error {send.error_code})"
             if send.link_not_recovered:
                 error = LINK_NOT_RECOVERED
             yield [
@@ -188,10 +223,22 @@ def batch_results_csv(request, pk: int):
                 error,
             ]
 
+    def left_out_rows():
+        if state:
+            return
+        # A row may have left out for more than one reason: one line, the reasons together.
+        reasons: dict[int, list[str]] = {}
+        for item in batch.left_out:
+            reasons.setdefault(item["row"], []).append(item["message"])
+        for row_number in sorted(reasons):
+            yield [row_number, "", "", LEFT_OUT, "", "", " ".join(reasons[row_number])]
+
+    rows = heapq.merge(sent_rows(), left_out_rows(), key=lambda row: row[0])
     # The BOM, so that Excel reads the names as UTF-8.
-    lines = itertools.chain(["\ufeff"], csv_pieces(header=RESULTS_COLUMNS, rows=results()))
+    lines = itertools.chain(["\ufeff"], csv_pieces(header=RESULTS_COLUMNS, rows=rows))
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}-results.csv"'
+    which = f"-{LEFT_OUT}" if only_left_out else f"-{state}" if state else ""
+    response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}-results{which}.csv"'
     return response
 
 

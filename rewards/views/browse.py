@@ -4,9 +4,10 @@ the Refresh button and the sync status the page polls."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from django.contrib import messages
-from django.http import Http404, JsonResponse, StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -37,19 +38,44 @@ def _query_without(request, *names: str) -> str:
 @view_reports_required
 def reward_list(request):
     form, filters = _form(request)
+    refused = form.is_bound and form.refused()
+    cursor = request.GET.get("cursor", "")
+    day = form.cleaned_data.get("day") if form.is_bound else None
+    if day and not cursor:
+        cursor = selectors.cursor_for_day(day=day, newest_first=filters.newest_first)
     rewards = selectors.rewards_filter(filters=filters)
-    page = selectors.rewards_page(
-        rewards=rewards, newest_first=filters.newest_first, cursor=request.GET.get("cursor", "")
-    )
+    if refused:
+        # Nothing to count or show: the page says why, on the form.
+        page, total, more = selectors.RewardPage(rows=[]), 0, False
+    else:
+        page = selectors.rewards_page(
+            rewards=rewards, newest_first=filters.newest_first, cursor=cursor
+        )
+        total, more = selectors.rewards_count(rewards=rewards)
     runs = selectors.sync_runs_latest(campaign_ids=list(filters.campaign_ids))
+    summary = form.summary()
     return render(
         request,
         "rewards/list.html",
         {
             "form": form,
             "page": page,
-            "filtered": bool(_query_without(request, "cursor", "order")),
-            "query": _query_without(request, "cursor"),
+            "total": total,
+            "more": more,
+            "count_limit": selectors.COUNT_LIMIT,
+            "refused": refused,
+            "summary": summary,
+            # Open the folded filters where something on them needs reading.
+            "filters_open": any(name != "day" for name in form.errors),
+            "filtered": bool(_query_without(request, "cursor", "order", "day")),
+            "query": _query_without(request, "cursor", "day"),
+            # What the "Go to date" form carries along: the filters, not where the page was.
+            "keep": [
+                (name, value)
+                for name, values in request.GET.lists()
+                if name not in ("cursor", "day")
+                for value in values
+            ],
             "runs": runs,
             "running": any(run.outcome == run.Outcome.RUNNING for run in runs),
             # The reward pages' common start, reversed once: a {% url %} per row was a seventh
@@ -96,8 +122,9 @@ def sync_refresh(request):
         campaigns = campaigns.filter(pk=campaign)
     ids = list(campaigns.values_list("pk", flat=True))
     sync.sync_enqueue(campaign_ids=ids, year=year, month=month)
-    if request.headers.get("Accept", "").startswith("application/json"):
-        return JsonResponse({"queued": len(ids), "period": f"{year}-{month:02d}"}, status=202)
+    if request.headers.get("HX-Request") == "true":
+        # The button, with JavaScript: the sync status in place, following the queued run.
+        return _sync_status_render(request, data=request.POST, since=time.time() if ids else None)
     if ids:
         messages.success(
             request,
@@ -110,17 +137,30 @@ def sync_refresh(request):
     return redirect(reverse("rewards:list") + "?" + request.POST.get("next", "").lstrip("?"))
 
 
+def _sync_status_render(request, *, data, since: float | None = None):
+    """The sync status fragment alone (rewards/_sync_status.html), as the rewards page includes
+    it: `campaign`, `month` and `next` (the page's query) say which page it belongs to."""
+    try:
+        campaign_id = int(data["campaign"]) if data.get("campaign") else None
+    except ValueError:
+        campaign_id = None
+    runs = selectors.sync_runs_latest(campaign_ids=[campaign_id] if campaign_id else [])
+    return render(
+        request,
+        "rewards/_sync_status.html",
+        {
+            "runs": runs,
+            "campaign_id": campaign_id,
+            "month": data.get("month", "")[:7],
+            "query": data.get("next", "").lstrip("?"),
+            "since": since if since is not None else data.get("since", ""),
+            "follow": data.get("follow", ""),
+        },
+    )
+
+
 @view_reports_required
 def sync_status(request):
-    """The latest run of each campaign (or of ?campaign=ID), as JSON, for the page's polling."""
-    try:
-        campaign_ids = [int(request.GET["campaign"])] if request.GET.get("campaign") else []
-    except ValueError:
-        campaign_ids = []
-    runs = selectors.sync_runs_latest(campaign_ids=campaign_ids)
-    return JsonResponse(
-        {
-            "running": any(run.outcome == run.Outcome.RUNNING for run in runs),
-            "runs": [selectors.sync_run_data(run) for run in runs],
-        }
-    )
+    """The sync status of the rewards page, rendered from the same template as the page's own,
+    which htmx polls while a run goes on (or a queued one has not started)."""
+    return _sync_status_render(request, data=request.GET)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from django.http import FileResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -15,24 +15,42 @@ from rewards.services import export
 from rewards.views import export_rewards_required, view_reports_required
 
 
-def _report(request) -> tuple[ReportForm, selectors.Report]:
+def _report(request) -> tuple[ReportForm, selectors.Report | None]:
+    """The form and the report it asks for; no report (None) when it asks for a year without
+    data or a campaign that does not exist: that is said, never swapped for another year."""
     this_year = timezone.now().year
     years = sorted({this_year, *selectors.report_years()}, reverse=True)
     campaigns = Campaign.objects.defer("passcode", "notes").order_by("name")
-    form = ReportForm(request.GET or None, years=years, campaigns=campaigns)
-    year, campaign = this_year, None
-    if request.GET and form.is_valid():
-        year = form.cleaned_data.get("year") or this_year
-        campaign = form.cleaned_data.get("campaign")
     if not request.GET:
-        form = ReportForm(initial={"year": year}, years=years, campaigns=campaigns)
+        form = ReportForm(initial={"year": this_year}, years=years, campaigns=campaigns)
+        return form, selectors.report_for_year(year=this_year)
+    form = ReportForm(request.GET, years=years, campaigns=campaigns)
+    if not form.is_valid():
+        return form, None
+    year = form.cleaned_data.get("year") or this_year
+    campaign = form.cleaned_data.get("campaign")
     report = selectors.report_for_year(year=year, campaign_ids=(campaign,) if campaign else ())
     return form, report
+
+
+def _report_or_404(request) -> selectors.Report:
+    form, data = _report(request)
+    if data is None:
+        raise Http404(" ".join(str(e) for errors in form.errors.values() for e in errors))
+    return data
 
 
 @view_reports_required
 def report(request):
     form, data = _report(request)
+    if data is None:
+        # The page, with the menu to pick a year that has data, and why there is no report.
+        return render(
+            request,
+            "rewards/report.html",
+            {"form": form, "report": None},
+            status=404,
+        )
     return render(
         request,
         "rewards/report.html",
@@ -55,7 +73,7 @@ def _filename(data: selectors.Report, suffix: str) -> str:
 
 @export_rewards_required
 def report_csv(request):
-    _, data = _report(request)
+    data = _report_or_404(request)
     table = request.GET.get("table", "months")
     if table not in export.REPORT_TABLES:
         table = "months"
@@ -69,7 +87,7 @@ def report_csv(request):
 
 @export_rewards_required
 def report_xlsx(request):
-    _, data = _report(request)
+    data = _report_or_404(request)
     out = io.BytesIO()
     export.report_xlsx(report=data, out=out)
     out.seek(0)

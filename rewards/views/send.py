@@ -18,13 +18,12 @@ from rewards.models.ledger import Mode
 from rewards.services.csv_import import csv_template
 from rewards.services.export import csv_pieces
 from rewards.services.sending import RecipientRow, batch_create
-from rewards.services.uploads import upload_create, upload_delete, upload_read
+from rewards.services.uploads import upload_create, upload_delete, upload_flag_recent, upload_read
 from rewards.views import send_rewards_required
 
 # How much of an upload the preview shows; every problem is in the problems CSV as well.
 PREVIEW_ROWS = 20
 PREVIEW_PROBLEMS = 1_000
-SESSION_UPLOADS = "rewards_uploads"
 
 
 def _send_page(request, *, single=None, bulk=None, status=200):
@@ -108,29 +107,31 @@ def _send_upload(request):
     campaign, mode = form.cleaned_data["campaign"], form.cleaned_data["mode"]
     # Parsed once, here: a file that cannot be read at all is said at once, on the form, and
     # the preview and the confirmation read what this parse found.
-    token, result = upload_create(data=data, mode=mode)
+    # Kept as this person's, not this session's: it survives logging in again.
+    token, result = upload_create(
+        data=data, mode=mode, campaign_pk=campaign.pk, filename=filename, owner_pk=request.user.pk
+    )
     if not result.ok:
         form.add_error(None, f"{filename}: {result.error}")
         return _send_page(request, bulk=form)
-    uploads = request.session.get(SESSION_UPLOADS, {})
-    uploads[token] = {"campaign": campaign.pk, "mode": mode, "filename": filename}
-    # Only the last few: a session is not a store.
-    request.session[SESSION_UPLOADS] = dict(list(uploads.items())[-10:])
     return redirect("rewards:send_preview", token=token)
 
 
 def _upload(request, token: str):
-    """The upload this person made, as its parse found it, or None when it is gone."""
-    meta = request.session.get(SESSION_UPLOADS, {}).get(token)
-    if meta is None:
+    """The upload this person made, as its parse found it, or None when it is gone.
+
+    Someone else's upload is a 404, as if it did not exist: its rows are not theirs to see or
+    send, and "not yours" would tell them that the token is real."""
+    upload = upload_read(token=token)
+    if upload is None:
         return None
-    campaign = campaigns_enabled().filter(pk=meta["campaign"]).first()
+    if upload.owner_pk != request.user.pk:
+        raise Http404("No such upload.")
+    campaign = campaigns_enabled().filter(pk=upload.campaign_pk).first()
     if campaign is None:
         return None
-    result = upload_read(token=token, campaign=campaign)
-    if result is None:
-        return None
-    return campaign, meta, result
+    meta = {"mode": upload.mode, "filename": upload.filename}
+    return campaign, meta, upload_flag_recent(upload=upload, campaign=campaign)
 
 
 @send_rewards_required
@@ -138,6 +139,8 @@ def send_preview(request, token: str):
     # A second click on "Send" finds the batch the first one made.
     done = Batch.objects.filter(idempotency_key=token).first()
     if done is not None:
+        if done.created_by_id != request.user.pk:
+            raise Http404("No such upload.")
         return redirect("rewards:batch_detail", pk=done.pk)
     upload = _upload(request, token)
     if upload is None:
@@ -198,9 +201,6 @@ def _confirm(request, token, campaign, meta, result, send_anyway: bool):
         messages.error(request, " ".join(error.messages))
         return redirect("rewards:send_preview", token=token)
     upload_delete(token=token)
-    uploads = request.session.get(SESSION_UPLOADS, {})
-    uploads.pop(token, None)
-    request.session[SESSION_UPLOADS] = uploads
     return redirect("rewards:batch_detail", pk=batch.pk)
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import screenshot
-
 pytestmark = pytest.mark.browser
 
 # The links of templates/includes/_nav.html (by data-nav) each role must see, and a page each
@@ -70,27 +68,4 @@ def test_logging_out_ends_the_session(page_as):
     assert "/login/" in page.url
 
 
-def test_an_admin_adds_a_campaign_and_reads_its_history_in_the_browser(page_as):
-    page = page_as("admin")
-    with page.expect_navigation():
-        page.click("nav [data-nav=campaigns]")
-    with page.expect_navigation():
-        page.get_by_role("link", name="New campaign").click()
-    page.fill("input[name=name]", "Spring planting")
-    page.fill("input[name=campaign_id]", "spring-2027")
-    page.fill("input[name=passcode]", "Browser-Secret-passcode")
-    page.fill("textarea[name=notes]", "Trees for the spring newsletter.")
-    screenshot(page, "campaign-form-filled")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Save").click()
-    assert page.get_by_role("heading", name="Spring planting").is_visible()
-    with page.expect_navigation():
-        page.get_by_role("button", name="Disable").click()
-    assert page.get_by_text("set (never shown)").is_visible()
-    history = page.locator("table.table tbody tr")
-    assert history.count() == 2
-    assert "Disabled" in history.nth(0).inner_text()
-    assert "Created" in history.nth(1).inner_text()
-    assert "Browser-Secret-passcode" not in page.content()
-    page.goto("/campaigns/")
-    assert page.locator("table.table tbody tr").count() == 1
+# Adding a campaign, its connection check and its history: tests/browser/test_campaign_screens.py.

@@ -86,6 +86,10 @@ def test_a_marketer_uploads_previews_confirms_watches_and_downloads_the_results(
     text = body.read_text("utf-8-sig")
     assert PASSCODE not in text
     rows = list(csv.DictReader(io.StringIO(text)))
+    # The whole batch: the row left out at upload too, with its reason, in the file's order.
+    assert [row["state"] for row in rows] == ["sent", "left-out", "sent", "sent", "sent"]
+    assert rows[1]["row"] == "3" and "not a valid email address" in rows[1]["error"]
+    del rows[1]
 
     rewards = {
         r.recipient_email: r for r in SandboxReward.objects.filter(campaign__campaign_id="flow-1")

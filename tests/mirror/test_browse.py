@@ -203,7 +203,7 @@ def test_the_reward_page_shows_its_date_in_utc_as_it_says(client_as, manager, ca
     reward = mirror_add(campaign, dt.datetime(2026, 5, 31, 20, 15, 7, tzinfo=dt.UTC))
 
     body = client_as(manager).get(reverse("rewards:reward_detail", args=[reward.pk])).content
-    assert "<dt>Date (UTC)</dt><dd>2026-05-31 20:15:07</dd>" in body.decode()
+    assert '<dt>Date (UTC)</dt><dd class="text-nowrap">2026-05-31 20:15:07</dd>' in body.decode()
 
 
 def _csv(response) -> list[list[str]]:
@@ -277,7 +277,10 @@ def test_each_row_shows_its_campaign_recipient_name_trees_source_and_sender(
     ours = _row_cells(page, shaped["may-ours"].remote_id)
     batch_id = shaped["may-ours"].send.batch_id
     assert ours[1:5] == [campaign.name, "sally@chan.com", "Sally Chan", "1"]
-    assert ours[5] == f'<span class="badge ok">dashboard</span> batch #{batch_id}'
+    assert ours[5] == (
+        f'<span class="badge bg-success-subtle text-success-emphasis">dashboard</span> '
+        f"batch #{batch_id}"
+    )
     assert ours[6] == marketer.username
     assert ours[7] == ""
     theirs = _row_cells(page, shaped["june-id"].remote_id)
@@ -323,9 +326,13 @@ def test_refresh_queues_a_sync_after_commit_and_comes_straight_back(
     assert callbacks[0].keywords["args"] == [campaign.pk, 2026, 5]
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(
-            reverse("rewards:sync_refresh"), {}, headers={"Accept": "application/json"}
+            reverse("rewards:sync_refresh"), {"next": "q=bob"}, headers={"HX-Request": "true"}
         )
-    assert response.status_code == 202 and response.json()["queued"] == 2
+    # With htmx: the sync status in place, waiting for the queued runs to start.
+    fragment = response.content.decode()
+    assert response.status_code == 200 and fragment.lstrip().startswith('<div class="card')
+    assert "Refresh queued…" in fragment and 'hx-trigger="every 1.5s"' in fragment
+    assert "since=" in fragment and "next=q%3Dbob" in fragment
     assert len(callbacks) == 2
 
 
@@ -346,6 +353,159 @@ def test_the_status_endpoint_reports_the_latest_run(client_as, manager, campaign
     SyncRun.objects.create(campaign=campaign, year=2026, month=5, outcome="succeeded", created=3)
     SyncRun.objects.create(campaign=campaign, year=2026, month=5, rewards_read=7)
     SyncRun.objects.create(campaign=campaign, year=2026, month=5, outcome="skipped")
-    data = client_as(manager).get(reverse("rewards:sync_status")).json()
-    assert data["running"] is True
-    assert [(r["outcome"], r["rewards_read"]) for r in data["runs"]] == [("running", 7)]
+    fragment = client_as(manager).get(reverse("rewards:sync_status")).content.decode()
+    assert "<html" not in fragment
+    assert 'data-outcome="running"' in fragment and "7 read" in fragment
+    assert 'data-outcome="succeeded"' not in fragment and 'data-outcome="skipped"' not in fragment
+    assert 'hx-trigger="every 1.5s"' in fragment  # it polls while the run goes on
+
+
+def _status(client, **params) -> str:
+    return client.get(reverse("rewards:sync_status"), params).content.decode()
+
+
+def test_the_sync_status_polls_only_while_something_is_on_its_way(client_as, manager, campaign):
+    import time
+
+    from rewards.models import SyncRun
+
+    client = client_as(manager)
+    run = SyncRun.objects.create(campaign=campaign, year=2026, month=5, outcome="succeeded")
+    SyncRun.objects.filter(pk=run.pk).update(started_at=run.started_at - dt.timedelta(hours=1))
+    assert "hx-trigger" not in _status(client)
+    # Queued by Refresh and not started yet: it waits, for two minutes at most.
+    waiting = _status(client, since=f"{time.time():.3f}")
+    assert "hx-trigger" in waiting and "Refresh queued…" in waiting
+    assert "hx-trigger" not in _status(client, since=f"{time.time() - 121:.3f}")
+    # The page said without JavaScript that it does not follow by itself, with a reload link.
+    assert "does not update by itself" in _status(client, next="q=bob")
+    assert 'href="?q=bob">reload</a>' in _status(client, next="q=bob")
+    # A run this page followed ended and changed the mirror: its rewards are offered.
+    assert 'id="sync-reload"' not in _status(client, follow=str(run.pk))
+    SyncRun.objects.filter(pk=run.pk).update(created=3)
+    offered = _status(client, follow=str(run.pk), next="q=bob")
+    assert '<a id="sync-reload" href="?q=bob">show them</a>' in offered
+    assert "hx-trigger" not in offered
+    # Not for a run it did not follow.
+    assert 'id="sync-reload"' not in _status(client)
+
+
+def test_the_rewards_page_and_the_status_view_render_the_same_sync_status(
+    client_as, manager, campaign
+):
+    import re
+
+    from rewards.models import SyncRun
+
+    SyncRun.objects.create(campaign=campaign, year=2026, month=5, rewards_read=7)
+    client = client_as(manager)
+    page = client.get(reverse("rewards:list")).content.decode()
+    fragment = _status(client)
+
+    def part(html: str) -> str:
+        html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)
+        start = html.index('<div class="card card-sm mb-3" id="sync-status"')
+        return html[start:].split("</form>")[0]
+
+    assert part(fragment) == part(page)
+
+
+# --- The total, the jump to a date, the folded filters, a range that holds nothing ----------
+
+
+def _total(response) -> str:
+    found = re.search(
+        r'<h2 class="card-title me-auto" id="total">(.*?)</h2>', response.content.decode(), re.S
+    )
+    assert found, "no total on the page"
+    return re.sub(r"<[^>]+>", "", found.group(1)).strip()
+
+
+def test_the_page_says_how_many_rewards_the_filter_holds(client_as, manager, shaped):
+    client = client_as(manager)
+    assert _total(client.get(reverse("rewards:list"))) == "5 rewards"
+    assert _total(client.get(reverse("rewards:list"), {"month": "2026-05"})) == (
+        "4 rewards for these filters"
+    )
+    assert _total(client.get(reverse("rewards:list"), {"q": "6789"})) == (
+        "1 reward for these filters"
+    )
+
+
+def test_past_ten_thousand_the_total_says_more_than_and_counts_no_further(
+    client_as, manager, campaign, django_assert_max_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from rewards.models import MirroredReward
+
+    MirroredReward.objects.bulk_create(
+        MirroredReward(
+            campaign=campaign,
+            remote_id=f"bulk-{n}",
+            date=BASE + dt.timedelta(minutes=n),
+            recipient_email=f"p{n}@example.com",
+            tree_count=1,
+            first_seen_at=BASE,
+            last_seen_at=BASE,
+        )
+        for n in range(10_001)
+    )
+    client = client_as(manager)
+    client.get(reverse("rewards:list"))
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("rewards:list"))
+    assert _total(response) == "More than 10,000 rewards"
+    counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+    assert len(counts) == 1 and "LIMIT 10001" in counts[0]
+    MirroredReward.objects.filter(remote_id="bulk-0").delete()
+    assert _total(client.get(reverse("rewards:list"))) == "10,000 rewards"
+
+
+def test_a_jump_to_a_date_starts_the_table_at_that_day_in_either_order(client_as, manager, shaped):
+    client = client_as(manager)
+    newest = client.get(reverse("rewards:list"), {"day": "2026-05-04"})
+    assert _shown(newest) == _ids(shaped, "other", "may-ours")
+    assert 'id="newer"' in newest.content.decode()
+    oldest = client.get(reverse("rewards:list"), {"day": "2026-05-04", "order": "oldest"})
+    assert _shown(oldest) == _ids(shaped, "other", "may-theirs", "gone", "june-id")
+    # The jump keeps the filters, and the filters keep no jump in their links.
+    filtered = client.get(reverse("rewards:list"), {"day": "2026-05-06", "source": "elsewhere"})
+    assert _shown(filtered) == _ids(shaped, "may-theirs")  # "gone" is of 7 May
+    body = filtered.content.decode()
+    assert '<input type="hidden" name="source" value="elsewhere">' in body
+    assert "day=" not in re.search(r'id="download-csv" href="([^"]*)"', body).group(1)
+
+
+def test_the_filters_fold_into_one_line_that_says_what_is_in_force(client_as, manager, shaped):
+    client = client_as(manager)
+    plain = client.get(reverse("rewards:list")).content.decode()
+    assert '<details class="card mb-3 filter-box" id="filter-box">' in plain
+    assert "none: every reward" in plain
+    body = client.get(
+        reverse("rewards:list"), {"source": "dashboard", "q": "chan", "month": "2026-05"}
+    ).content.decode()
+    summary = re.sub(
+        r"<[^>]+>", "", re.search(r'id="filter-summary">(.*?)</summary>', body, re.S).group(1)
+    )
+    assert " ".join(summary.split()) == (
+        "Month: 2026-05 · Source: Sent from this dashboard · Recipient: chan"
+    )
+    assert 'id="filter-box">' in body  # still folded: nothing on it needs reading
+
+
+def test_a_from_date_after_the_to_date_is_refused_naming_both_fields(client_as, manager, shaped):
+    client = client_as(manager)
+    response = client.get(
+        reverse("rewards:list"), {"date_from": "2026-05-20", "date_to": "2026-05-01"}
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "From date (2026-05-20) is after To date (2026-05-01)" in body
+    assert 'id="filter-box" open>' in body  # opened, to fix it
+    assert _shown(response) == []
+    assert 'id="refused"' in body
+    month = client.get(reverse("rewards:list"), {"month": "2026-05", "date_from": "2026-06-02"})
+    assert "From date (2026-06-02) is after the end of Month (2026-05)" in month.content.decode()
+    assert _shown(month) == []

@@ -101,7 +101,7 @@ def test_the_report_page_shows_the_year_chart_data_and_the_flags(client, manager
     body = client.get(reverse("rewards:report"), {"year": 2026}).content.decode()
     assert 'id="report-chart"' in body and 'id="report-data"' in body
     assert "chart-4.6.1.umd.min.js" in body
-    assert body.count('class="disagree"') == 2  # March and April
+    assert body.count('data-disagrees="1"') == 2  # March and April
     assert "never-listed" in body
     old = client.get(reverse("rewards:report"), {"year": 2025}).content.decode()
     assert ">99<" in old
@@ -116,7 +116,7 @@ def test_the_ledger_rows_not_in_mokugift_show_when_they_were_sent_in_utc(
 
     body = client.get(reverse("rewards:report"), {"year": 2026}).content.decode()
 
-    assert "<td>2026-04-20 12:00:00</td>" in body
+    assert '<td class="text-nowrap">2026-04-20 12:00:00</td>' in body
 
 
 def test_the_report_page_runs_a_bounded_number_of_queries(
@@ -185,6 +185,100 @@ def test_the_report_xlsx_has_every_table_and_neutralises_formulas(
     ledger = {row[-1]: row for row in workbook["2026 not in Mokugift"].values}
     assert ledger["evil"][5] == '\'=HYPERLINK("http://evil.test","click")'
     assert ledger["evil"][4] == "'@evil.example"
+
+
+def test_the_report_xlsx_is_for_people_titles_frozen_header_widths_and_number_formats(
+    client, manager, year_of_rewards
+):
+    client.force_login(manager)
+    response = client.get(reverse("rewards:report_xlsx"), {"year": 2026})
+    workbook = load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    months = workbook["2026 by month"]
+    titles = [cell.value for cell in months[1]]
+    assert titles[:4] == ["Month", "Mokugift rewards", "Mokugift trees", "Sent from here"]
+    assert all(" " in title or title[0].isupper() for title in titles)
+    assert "_" not in "".join(titles)
+    assert months["A1"].font.bold
+    assert months.freeze_panes == "A2"
+    assert months.column_dimensions["A"].width >= 10
+    assert months.column_dimensions["H"].width >= len("In our ledger, not in Mokugift") - 6
+    march = months[4]
+    assert march[1].value == 3 and march[1].number_format == "#,##0"
+    ledger = workbook["2026 not in Mokugift"]
+    assert ledger["A1"].value == "Sent (UTC)" and ledger.freeze_panes == "A2"
+    sent = ledger["A2"]
+    assert sent.value == dt.datetime(2026, 4, 20, 12)  # a date, in UTC, not text
+    assert sent.number_format == "yyyy-mm-dd hh:mm:ss"
+
+
+def test_the_rewards_xlsx_has_titles_a_frozen_header_dates_and_counts(campaign, tmp_path):
+    from rewards.selectors.mirror import RewardFilters, rewards_filter
+    from rewards.services.export import rewards_xlsx
+
+    mirror_add(campaign, _at(5), tree_count=1234)
+    target = tmp_path / "rewards.xlsx"
+    with open(target, "wb") as out:
+        rewards_xlsx(rewards=rewards_filter(filters=RewardFilters()), out=out)
+    sheet = load_workbook(target)["Rewards"]
+    assert [cell.value for cell in sheet[1]][:4] == [
+        "Campaign",
+        "Reward ID",
+        "Date (UTC)",
+        "Recipient email",
+    ]
+    assert sheet.freeze_panes == "A2"
+    assert sheet.column_dimensions["D"].width >= 25
+    assert sheet["C2"].value == dt.datetime(2026, 5, 10, 12)
+    assert sheet["C2"].number_format == "yyyy-mm-dd hh:mm:ss"
+    assert sheet["G2"].value == 1234 and sheet["G2"].number_format == "#,##0"
+
+
+def test_the_year_menu_offers_every_year_with_data_and_the_current_one(
+    client, manager, year_of_rewards, campaign
+):
+    mirror_add(campaign, dt.datetime(2019, 6, 1, tzinfo=dt.UTC))  # only the mirror knows 2019
+    client.force_login(manager)
+    response = client.get(reverse("rewards:report"))
+    years = [choice[0] for choice in response.context["form"].fields["year"].choices]
+    this_year = timezone.now().year
+    assert years == sorted({this_year, 2026, 2025, 2019}, reverse=True)
+    assert client.get(reverse("rewards:report"), {"year": 2019}).status_code == 200
+
+
+@pytest.mark.parametrize("year", ["1999", "next-year"])
+def test_an_unknown_year_is_said_not_swapped_for_another_year(
+    client, manager, year_of_rewards, year
+):
+    client.force_login(manager)
+    response = client.get(reverse("rewards:report"), {"year": year})
+    body = response.content.decode()
+    assert response.status_code == 404
+    assert f"There is no data for {year}." in body
+    assert 'id="months"' not in body and "Monthly report 2026" not in body
+    for name in ("rewards:report_csv", "rewards:report_xlsx"):
+        assert client.get(reverse(name), {"year": year}).status_code == 404
+
+
+def test_an_unknown_campaign_is_said_not_swapped_for_all_campaigns(
+    client, manager, year_of_rewards
+):
+    client.force_login(manager)
+    response = client.get(reverse("rewards:report"), {"year": 2026, "campaign": 987654})
+    assert response.status_code == 404
+    assert "There is no campaign 987654." in response.content.decode()
+
+
+def test_the_chart_has_nothing_where_there_is_no_data(year_of_rewards):
+    report = report_for_year(year=2026)
+    chart = report.chart_data(today=dt.date(2026, 6, 15))
+    # January: never synced and nothing sent from here: nothing to draw (None, not 0).
+    assert chart["mokugift_rewards"][0] is None and chart["mokugift_trees"][0] is None
+    assert chart["ours_rewards"][0] is None and chart["ours_trees"][0] is None
+    assert chart["mokugift_rewards"][2] == 3 and chart["ours_trees"][2] == 4
+    # July to December have not come yet: nothing at all, not zeros.
+    for series in ("mokugift_rewards", "mokugift_trees", "ours_rewards", "ours_trees"):
+        assert chart[series][6:] == [None] * 6
+    assert chart["ours_rewards"][3] == 2  # April: two sent from here
 
 
 def test_the_report_works_with_nothing_synced(client, manager):

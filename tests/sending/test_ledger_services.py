@@ -23,6 +23,7 @@ from rewards.services.sending import (
     batch_finish_if_done,
     batch_resume,
     batch_retry_failed,
+    outcome_unknown_words,
     retry_delay,
 )
 from rewards.services.sweep import sends_stuck_to_unknown
@@ -286,6 +287,25 @@ def test_retries_back_off_with_jitter_up_to_a_cap(settings):
 def test_mokugift_errors_are_said_in_plain_words():
     words = api_error_words(code=102, description="Incorrect Passcode")
     assert "passcode" in words and "102" in words
+
+
+def test_a_mokugift_error_says_each_thing_once():
+    # Not "The campaign is disabled at Mokugift. (Mokugift error 103: Campaign disabled)".
+    assert api_error_words(code=103, description="Campaign disabled") == (
+        "Campaign disabled (Mokugift error 103)"
+    )
+    assert api_error_words(code=105, description="Lack of moku-coins") == (
+        "No moku-coins left (Mokugift error 105)"
+    )
+    # A row of unknown outcome says so once, whatever the client's message said.
+    said = "Mokugift reward_url/c-1: read timeout (outcome unknown)"
+    assert outcome_unknown_words(said=said) == (
+        "Outcome unknown: Mokugift reward_url/c-1: read timeout; checking with Mokugift."
+    )
+    # A code outside the document's table: Mokugift's own words, then the code.
+    assert api_error_words(code=199, description="Something new") == (
+        "Something new (Mokugift error 199)"
+    )
 
 
 def test_reconciliation_reads_every_month_of_the_window_across_a_year_end():

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
+import re
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
 from rewards.models import Batch, Send
+from rewards.selectors.sending import NO_REASON, FailureReason, batches_failure_reasons
+from rewards.services.sending import api_error_words
 from tests.sending.conftest import PASSCODE
 
 
@@ -40,8 +42,15 @@ def detail(batch) -> str:
     return reverse("rewards:batch_detail", args=[batch.pk])
 
 
-def progress(client, batch) -> dict:
-    return json.loads(client.get(reverse("rewards:batch_progress", args=[batch.pk])).content)
+def status(client, batch, query: str = "") -> str:
+    """The live part of the batch page, as the page's polling fetches it."""
+    response = client.get(reverse("rewards:batch_status", args=[batch.pk]) + query)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def polls(fragment: str) -> bool:
+    return "hx-trigger=" in fragment.split(">", 1)[0]
 
 
 def results_csv(client, batch, query: str = "") -> list[list[str]]:
@@ -55,7 +64,7 @@ def results_csv(client, batch, query: str = "") -> list[list[str]]:
 def test_only_people_who_send_rewards_see_batches(client, cast, campaign, who):
     batch = make_batch(campaign, ["sent"])
     client.force_login(cast[who])
-    for name in ["rewards:batch_detail", "rewards:batch_progress", "rewards:batch_results_csv"]:
+    for name in ["rewards:batch_detail", "rewards:batch_status", "rewards:batch_results_csv"]:
         assert client.get(reverse(name, args=[batch.pk])).status_code == 403
     assert client.get(reverse("rewards:batch_list")).status_code == 403
     assert client.post(reverse("rewards:batch_cancel", args=[batch.pk])).status_code == 403
@@ -86,49 +95,118 @@ def test_the_batch_page_shows_counts_by_state_and_the_progress(as_marketer, camp
     for state, n in [("waiting", 1), ("sending", 1), ("sent", 3), ("failed", 1), ("unknown", 1)]:
         assert f'data-count="{state}">{n}<' in page
     assert 'aria-valuenow="57"' in page  # 4 of 7 finished
-    assert 'data-progress-url="' in page
+    status_url = reverse("rewards:batch_status", args=[batch.pk])
+    assert f'hx-get="{status_url}" hx-trigger="every 1s" hx-swap="outerHTML"' in page
 
 
-def test_the_progress_json_gives_counts_percent_and_time_left(as_marketer, campaign):
+def _csrf_free(html: str) -> str:
+    # Each render masks the CSRF token afresh: the only part of the fragment allowed to differ.
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)
+
+
+@pytest.mark.parametrize("query", ["", "?state=failed", "?page=2"])
+def test_the_status_view_renders_the_same_fragment_as_the_page(as_marketer, campaign, query):
+    batch = make_batch(campaign, ["sent"] * 120 + ["failed", "waiting"])
+    page = as_marketer.get(detail(batch) + query).content.decode()
+    fragment = status(as_marketer, batch, query)
+    assert fragment.lstrip().startswith('<div id="batch"')
+    assert "<html" not in fragment and "<body" not in fragment
+    assert _csrf_free(fragment.strip()) in _csrf_free(page)
+    # The poll asks for the same tab and page the reader is on.
+    status_url = reverse("rewards:batch_status", args=[batch.pk])
+    assert f'hx-get="{status_url}{query}"' in fragment
+
+
+def test_the_fragment_gives_counts_percent_time_left_and_the_tabs(as_marketer, campaign):
     batch = make_batch(campaign, ["sent", "sent", "failed", "waiting"])
     # The pace is counted from the first claim.
     batch.sends.update(first_attempt_at=timezone.now() - timezone.timedelta(seconds=30))
-    data = progress(as_marketer, batch)
-    assert data["counts"] == {
-        "waiting": 1,
-        "sending": 0,
-        "sent": 2,
-        "failed": 1,
-        "unknown": 0,
-        "cancelled": 0,
+    fragment = status(as_marketer, batch)
+    for state, n in [("waiting", 1), ("sending", 0), ("sent", 2), ("failed", 1), ("unknown", 0)]:
+        assert f'data-count="{state}">{n}<' in fragment
+    assert 'aria-valuenow="75"' in fragment and "75 %" in fragment
+    assert re.search(r"about (\d+) s left", fragment)  # 3 rows in 30 s, 1 left
+    assert 5 <= int(re.search(r"about (\d+) s left", fragment)[1]) <= 15
+    # Tabs for the states that have rows, each with its count.
+    assert re.search(r'data-tab="failed"[^>]*>Failed <span[^>]*>1</span>', fragment)
+    assert 'data-tab="unknown"' not in fragment
+    assert polls(fragment) and 'id="cancel-batch"' in fragment
+
+
+def test_a_finished_batch_stops_polling_and_offers_no_cancel(as_marketer, campaign):
+    batch = make_batch(campaign, ["sent", "sent", "cancelled"], state="done")
+    fragment = status(as_marketer, batch)
+    assert not polls(fragment)
+    assert 'id="cancel-batch"' not in fragment and "100 %" in fragment
+    assert 'data-outcome="done"' in fragment and ">Done</span>" in fragment
+    assert "does not update by itself" not in fragment
+
+
+def test_a_batch_with_failures_never_looks_like_a_success(as_marketer, campaign):
+    batch = make_batch(campaign, ["sent", "failed", "failed", "failed"], state="done")
+    Send.objects.filter(batch=batch, state="failed", row_number=3).update(
+        error_code=105, error_message=api_error_words(code=105)
+    )
+    fragment = status(as_marketer, batch)
+    badge = re.search(r'<span class="([^"]*)"[^>]*data-outcome="failures">([^<]*)<', fragment)
+    assert badge[2] == "Done, 3 failed" and "warning" in badge[1]
+    assert "Why 3 rows failed" in fragment
+    assert "<strong>2 ×</strong> Invalid email" in fragment
+    assert "<strong>1 ×</strong> No moku-coins left (Mokugift error 105)" in fragment
+    assert fragment.index("2 ×") < fragment.index("1 ×")  # most frequent first
+    assert 'class="progress-bar bg-warning"' in fragment
+
+    listing = as_marketer.get(reverse("rewards:batch_list")).content.decode()
+    outcome = r'warning-emphasis batch-outcome" data-outcome="failures">Done, 3 failed<'
+    assert re.search(outcome, listing)
+    assert "<strong>2 ×</strong> Invalid email" in listing
+    assert "<strong>1 ×</strong> No moku-coins left (Mokugift error 105)" in listing
+
+
+def test_failure_reasons_are_grouped_counted_and_ordered_per_batch(
+    campaign, django_assert_num_queries
+):
+    one = make_batch(campaign, ["failed"] * 5 + ["sent", "waiting"])
+    two = make_batch(campaign, ["failed", "failed", "failed", "sent"])
+    clean = make_batch(campaign, ["sent"])
+    Send.objects.filter(batch=one, row_number__in=[2, 3]).update(error_message="Zeta reason")
+    Send.objects.filter(batch=one, row_number=4).update(error_message="")
+    Send.objects.filter(batch=two).update(error_message="Alpha reason")
+    with django_assert_num_queries(1):
+        reasons = batches_failure_reasons(batch_ids=[one.pk, two.pk, clean.pk])
+    assert reasons == {
+        # By count, then by text; a row without a text still counts, under a plain reason.
+        one.pk: [
+            FailureReason("Invalid email", 2),
+            FailureReason("Zeta reason", 2),
+            FailureReason(NO_REASON, 1),
+        ],
+        two.pk: [FailureReason("Alpha reason", 3)],
     }
-    assert (data["total"], data["finished"], data["percent"]) == (4, 3, 75)
-    assert data["state"] == "sending"
-    assert 5 <= data["eta_seconds"] <= 15  # 3 rows in 30 s, 1 left
-    assert "single" not in data
 
 
-def test_a_finished_batch_is_at_100_percent(as_marketer, campaign):
-    batch = make_batch(campaign, ["sent", "failed", "cancelled"], state="done")
-    data = progress(as_marketer, batch)
-    assert data["percent"] == 100
-    assert data["eta_seconds"] is None
+def test_a_row_error_says_each_thing_once_on_the_page_and_in_the_csv(as_marketer, campaign):
+    batch = make_batch(campaign, ["failed"], state="done")
+    Send.objects.filter(batch=batch).update(
+        error_code=103, error_message=api_error_words(code=103, description="Campaign disabled")
+    )
+    row = re.search(r'<tr data-state="failed".*?</tr>', status(as_marketer, batch), re.S)[0]
+    cell = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[-1]
+    assert cell == "Campaign disabled (Mokugift error 103)"
+    assert results_csv(as_marketer, batch)[1][6] == "Campaign disabled (Mokugift error 103)"
 
 
-def test_the_progress_of_one_reward_carries_its_id_and_link_as_they_become_known(
+def test_the_fragment_of_one_reward_carries_its_id_and_link_as_they_become_known(
     as_marketer, campaign
 ):
     batch = make_batch(campaign, ["waiting"], source="single")
-    assert progress(as_marketer, batch)["single"]["remote_id"] == ""
+    assert '<code id="single-remote-id">—</code>' in status(as_marketer, batch)
     Send.objects.filter(batch=batch).update(
         state="sent", remote_id="RW-42", url="https://sandbox.example/r/42"
     )
-    single = progress(as_marketer, batch)["single"]
-    assert (single["state"], single["remote_id"], single["url"]) == (
-        "sent",
-        "RW-42",
-        "https://sandbox.example/r/42",
-    )
+    fragment = status(as_marketer, batch)
+    assert '<code id="single-remote-id">RW-42</code>' in fragment
+    assert 'value="https://sandbox.example/r/42"' in fragment
     page = as_marketer.get(detail(batch)).content.decode()
     assert 'value="https://sandbox.example/r/42"' in page
     assert 'id="copy-url"' in page
@@ -145,7 +223,9 @@ def test_a_paused_batch_shows_why_and_a_resume_button(as_marketer, campaign):
     assert "Lack of moku-coins" in page
     assert 'id="paused-banner" role="status"' in page  # not hidden
     assert reverse("rewards:batch_resume", args=[batch.pk]) in page
-    assert progress(as_marketer, batch)["paused_reason"].startswith("Mokugift says")
+    fragment = status(as_marketer, batch)
+    assert "Mokugift says: Lack of moku-coins" in fragment
+    assert 'hx-trigger="every 5s"' in fragment  # nothing moves until someone resumes
 
 
 def test_a_row_whose_link_was_not_recovered_says_so_plainly_with_its_reward_id(
@@ -164,8 +244,8 @@ def test_a_row_whose_link_was_not_recovered_says_so_plainly_with_its_reward_id(
 def test_the_results_table_filters_by_state_and_pages(as_marketer, campaign):
     batch = make_batch(campaign, ["sent"] * 150 + ["failed"] * 3)
     failed = as_marketer.get(detail(batch) + "?state=failed").content.decode()
-    assert failed.count('<tr data-state="failed">') == 3
-    assert '<tr data-state="sent">' not in failed
+    assert failed.count('<tr data-state="failed" ') == 3
+    assert '<tr data-state="sent" ' not in failed
     everything = as_marketer.get(detail(batch)).content.decode()
     assert everything.count("<tr data-state=") == 100
     assert "Page 1 of 2" in everything
@@ -187,12 +267,51 @@ def test_the_results_csv_matches_the_rows(as_marketer, campaign):
             s.state,
             s.remote_id,
             s.url,
-            f"{s.error_message} (Mokugift error {s.error_code})" if s.error_message else "",
+            s.error_message,
         ]
         for s in batch.sends.order_by("row_number")
     ]
     assert rows[1:] == expected
     assert [r[0] for r in results_csv(as_marketer, batch, "?state=sent")[1:]] == ["2", "4"]
+
+
+def test_the_results_csv_is_the_whole_batch_with_the_left_out_rows_and_their_reason(
+    as_marketer, campaign
+):
+    batch = make_batch(
+        campaign,
+        ["sent", "failed"],
+        left_out=[
+            {"row": 4, "column": "email", "message": "“bob@” is not a valid email address."},
+            {"row": 6, "column": "name", "message": "The name is too long."},
+            {"row": 6, "column": "email", "message": "The recipient is missing."},
+        ],
+    )
+    response = as_marketer.get(reverse("rewards:batch_results_csv", args=[batch.pk]))
+    assert f'filename="batch-{batch.pk}-results.csv"' in response["Content-Disposition"]
+    rows = results_csv(as_marketer, batch)
+    assert [(r[0], r[3]) for r in rows[1:]] == [
+        ("2", "sent"),
+        ("3", "failed"),
+        ("4", "left-out"),
+        ("6", "left-out"),
+    ]
+    assert rows[3][6] == "“bob@” is not a valid email address."
+    assert rows[4][6] == "The name is too long. The recipient is missing."
+
+
+@pytest.mark.parametrize("state", ["failed", "left-out"])
+def test_a_filtered_results_csv_says_its_filter_in_its_name(as_marketer, campaign, state):
+    batch = make_batch(
+        campaign,
+        ["sent", "failed"],
+        left_out=[{"row": 5, "column": "email", "message": "The recipient is missing."}],
+    )
+    query = f"?state={state}"
+    response = as_marketer.get(reverse("rewards:batch_results_csv", args=[batch.pk]) + query)
+    assert f'filename="batch-{batch.pk}-results-{state}.csv"' in response["Content-Disposition"]
+    rows = results_csv(as_marketer, batch, query)
+    assert [r[3] for r in rows[1:]] == [state]
 
 
 def test_the_results_csv_neutralises_cells_a_spreadsheet_would_run(as_marketer, campaign):
@@ -270,7 +389,7 @@ def test_the_pages_never_show_a_passcode(as_marketer, campaign, settings, tmp_pa
         as_marketer.get(preview + "problems.csv"),
         as_marketer.get(reverse("rewards:batch_list")),
         as_marketer.get(detail(batch)),
-        as_marketer.get(reverse("rewards:batch_progress", args=[batch.pk])),
+        as_marketer.get(reverse("rewards:batch_status", args=[batch.pk])),
         as_marketer.get(reverse("rewards:batch_results_csv", args=[batch.pk])),
     ]
     assert campaign.passcode == PASSCODE
@@ -296,6 +415,9 @@ def test_the_page_stops_polling_once_the_batch_has_ended(
     batch = make_batch(campaign, states, state=batch_state)
     page = as_marketer.get(detail(batch)).content.decode()
     assert (f'data-finished="{"1" if finished else ""}"') in page
+    assert polls(status(as_marketer, batch)) is not finished
+    # Without JavaScript, a batch still moving says the page does not follow it by itself.
+    assert ("does not update by itself" in page) is not finished
 
 
 def test_the_batch_page_runs_a_bounded_number_of_queries(

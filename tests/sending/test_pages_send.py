@@ -125,7 +125,8 @@ def test_sending_one_reward_makes_a_one_row_batch_and_opens_its_page(as_marketer
     ]
     page = as_marketer.get(response["Location"]).content.decode()
     assert "Reward to sally@example.com" in page
-    assert 'id="single-url"' in page
+    # The reward's part of the live fragment, filled in as the worker makes it.
+    assert 'id="single-state"' in page and 'id="single-remote-id"' in page
 
 
 def test_a_double_submitted_form_makes_one_batch(as_marketer, campaign):
@@ -176,7 +177,7 @@ def test_an_upload_opens_a_preview_with_the_count_first_rows_and_every_problem(
     assert re.search(r'data-testid="passed-rows">2<', page)
     assert re.search(r'data-testid="left-out-rows">3<', page)
     problems = re.findall(
-        r'<tr class="problem (\w+)"><td class="num">(\d+)</td><td>([^<]+)</td>', page
+        r'<tr class="problem (\w+)"><td class="text-end">(\d+)</td><td>([^<]+)</td>', page
     )
     assert problems == [
         ("bad_email", "3", "Email Address"),
@@ -197,7 +198,8 @@ def test_the_preview_leaves_out_a_quoted_address_the_send_would_refuse(as_market
     assert re.search(r'data-testid="passed-rows">1<', page)
     assert re.search(r'data-testid="left-out-rows">1<', page)
     problems = re.findall(
-        r'<tr class="problem (\w+)"><td class="num">(\d+)</td><td>([^<]+)</td><td>([^<]+)<', page
+        r'<tr class="problem (\w+)"><td class="text-end">(\d+)</td><td>([^<]+)</td><td>([^<]+)<',
+        page,
     )
     assert problems == [
         (
@@ -235,7 +237,7 @@ def test_pasted_rows_over_the_request_limit_are_refused_on_the_form_with_the_lim
     )
     assert response.status_code == 413
     page = response.content.decode()
-    error = re.search(r'<small class="error">([^<]+)</small>', page).group(1)
+    error = re.search(r'<div class="invalid-feedback d-block">([^<]+)</div>', page).group(1)
     assert "more than 2.5 MB" in error and "upload them as a CSV file" in error
     assert "one address per line, at most 2.5 MB." in page  # said before anyone tries
     assert Batch.objects.count() == 0
@@ -282,7 +284,7 @@ def test_a_file_over_fifty_thousand_rows_is_refused_with_the_limit(as_marketer, 
     assert "more than 50,000 rows" in response.content.decode()
 
 
-def test_a_preview_belongs_to_the_person_who_uploaded(
+def test_a_preview_belongs_to_the_person_who_uploaded_and_is_a_404_for_anyone_else(
     client, as_marketer, campaign, django_user_model
 ):
     location = upload(as_marketer, campaign, FLAGGED)["Location"]
@@ -290,10 +292,37 @@ def test_a_preview_belongs_to_the_person_who_uploaded(
     other.groups.add(*django_user_model.objects.get(username="mark-marketer").groups.all())
     client.logout()
     client.force_login(other)
-    response = client.get(location)
-    assert response.status_code == 302 and response["Location"] == SEND
-    assert client.post(location, {}).status_code == 302
+    assert client.get(location).status_code == 404
+    assert client.get(location + "problems.csv").status_code == 404
+    assert client.post(location, {}).status_code == 404
     assert Batch.objects.count() == 0
+
+
+def test_a_preview_survives_logging_out_and_in_again(client, marketer, campaign):
+    client.force_login(marketer)
+    location = upload(client, campaign, FLAGGED)["Location"]
+    client.post(reverse("logout"))
+    assert client.get(location).status_code == 302  # to the login page
+    # The real login form (django-axes wants the request), as a person logs in again.
+    client.post(reverse("login"), {"username": marketer.username, "password": PASSWORD})
+    page = client.get(location)
+    assert page.status_code == 200
+    assert re.search(r'data-testid="passed-rows">2<', page.content.decode())
+    assert client.get(location + "problems.csv").status_code == 200
+    client.post(location, {})
+    assert list(Batch.objects.get().sends.values_list("row_number", flat=True)) == [2, 7]
+
+
+def test_a_confirmed_upload_is_a_404_for_anyone_else(
+    client, as_marketer, campaign, django_user_model
+):
+    location = upload(as_marketer, campaign, FLAGGED)["Location"]
+    as_marketer.post(location, {})
+    assert as_marketer.get(location).status_code == 302
+    other = django_user_model.objects.create_user(username="maria", password=PASSWORD)
+    other.groups.add(*django_user_model.objects.get(username="mark-marketer").groups.all())
+    client.force_login(other)
+    assert client.get(location).status_code == 404
 
 
 def test_the_problems_csv_lists_every_problem(as_marketer, campaign):
@@ -361,7 +390,7 @@ def test_recently_rewarded_rows_are_left_out_unless_someone_says_send_anyway(as_
     location = upload(as_marketer, campaign, FLAGGED)["Location"]
     page = as_marketer.get(location).content.decode()
     assert "Send anyway to the 1 recipient rewarded by this campaign in the last 30 days" in page
-    assert '<tr class="problem recently_rewarded"><td class="num">7</td>' in page
+    assert '<tr class="problem recently_rewarded"><td class="text-end">7</td>' in page
     as_marketer.post(location, {})
     batch = Batch.objects.get(source="csv")
     assert list(batch.sends.values_list("recipient", flat=True)) == ["sally@example.com"]
@@ -451,7 +480,7 @@ def test_random_bytes_as_an_upload_give_a_clear_error_or_a_preview_never_a_500(
     response = upload(as_marketer, campaign, data)
     if response.status_code == 200:  # refused on the form, with why
         page = response.content.decode()
-        assert 'class="errors"' in page or 'class="error"' in page
+        assert 'class="alert alert-danger"' in page or 'class="invalid-feedback' in page
     else:
         assert response.status_code == 302
         preview = as_marketer.get(response["Location"])

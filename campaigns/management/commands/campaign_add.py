@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from campaigns.models import Environment
-from campaigns.services import campaign_create
+from campaigns.services import campaign_check, campaign_create
 
 
 class Command(BaseCommand):
@@ -51,3 +51,16 @@ class Command(BaseCommand):
         except ValidationError as e:
             raise CommandError("; ".join(e.messages)) from None
         self.stdout.write(self.style.SUCCESS(f"Added campaign {campaign} (id {campaign.pk})."))
+        # Checked once added, as the form checks before it saves: a command cannot ask "save
+        # anyway?", so it saves and says loudly what Mokugift thinks (campaign_check asks again).
+        outcome = campaign_check(campaign=campaign, actor=None)
+        words = f"Connection check: {outcome.verdict.lower()}: {outcome.message}"
+        if outcome.ok:
+            self.stdout.write(words)
+        else:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"{words}\nSends from this campaign will fail until Mokugift accepts it; "
+                    f"check again with: manage.py campaign_check --campaign {campaign.pk}"
+                )
+            )
