@@ -580,7 +580,7 @@ def measure_home(*, args, note) -> None:
         _profile(web, url, {})
         note(f"home: {name}", f"{home_ms:.1f} ms",
              f"median; target < 50 ms; {len(captured.captured_queries)} queries; "
-             f"floor +{home_ms - floor_ms:.1f} ms")  # fmt: skip
+             f"floor {home_ms - floor_ms:+.1f} ms")  # fmt: skip
 
 
 def _queries(web, url: str) -> int:
