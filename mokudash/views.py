@@ -1,10 +1,14 @@
 from django.shortcuts import render
 
-from rewards.selectors.sending import sends_paid_twice
+from rewards.selectors.overview import OverviewParts, overview_for
 
 
 def home(request):
-    user = request.user
-    sees_sends = user.has_perm("campaigns.send_rewards") or user.has_perm("campaigns.view_reports")
-    paid_twice = sends_paid_twice().count() if sees_sends else 0
-    return render(request, "home.html", {"paid_twice": paid_twice})
+    """Each role's overview: what needs them, and how we are doing (local tables only)."""
+    parts = OverviewParts.for_user(request.user)
+    overview = overview_for(user=request.user, parts=parts)
+    return render(
+        request,
+        "home.html",
+        {"overview": overview, "parts": parts, "chart": overview.chart_data()},
+    )

@@ -3,10 +3,12 @@ from django.db import models
 from rewards.models.backoff import CampaignBackoff
 from rewards.models.ledger import Batch, Send, SendEvent
 from rewards.models.mirror import MirroredReward, MonthlySummary, SyncRun
+from rewards.models.overview import LedgerMonth
 
 __all__ = [
     "Batch",
     "CampaignBackoff",
+    "LedgerMonth",
     "Send",
     "SendEvent",
     "MirroredReward",

@@ -35,6 +35,7 @@ from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import OPEN_STATES, LeftOutRow, Mode
 from rewards.services import ledger_postgresql
 from rewards.services.enqueue import batch_enqueue
+from rewards.services.ledger_months import ledger_months_refresh_after
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -312,11 +313,14 @@ def batch_finish_if_done(*, batch_id: int, now: datetime | None = None) -> bool:
     done = Batch.objects.filter(pk=batch_id, state=Batch.State.SENDING).update(
         state=Batch.State.DONE, finished_at=now
     )
-    Batch.objects.filter(pk=batch_id, state=Batch.State.CANCELLED, finished_at__isnull=True).update(
-        finished_at=now
-    )
+    ended = Batch.objects.filter(
+        pk=batch_id, state=Batch.State.CANCELLED, finished_at__isnull=True
+    ).update(finished_at=now)
     if done:
         logger.info("batch %s done", batch_id)
+    if done or ended:
+        # The home page's month figures: its failures count from now (after the commit).
+        transaction.on_commit(lambda: ledger_months_refresh_after(f"batch {batch_id}"))
     return True
 
 

@@ -58,6 +58,7 @@ from django.utils import timezone
 
 from campaigns.crypto import DecryptionError
 from rewards.models import Batch, MirroredReward, MonthlySummary, Send, SyncRun, column_width
+from rewards.services.ledger_months import ledger_months_refresh_after
 
 if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
@@ -644,6 +645,8 @@ def _run(*, campaign: Campaign, year: int | None, month: int | None) -> SyncRun:
             changed=counts.changed,
             flagged_missing=flagged,
         )
+        # The home page's trees of ours come from the links this sync made.
+        ledger_months_refresh_after(f"the sync of campaign {campaign.pk}")
     run.refresh_from_db()
     return run
 

@@ -13,6 +13,10 @@ table, and drops the database. Measured:
 - the rewards page (Django's test client, in process: server time without the network), first
   page and page 1,000 (its cursor), median of 15, on a mirror of 10,000 and of 1,000,000;
 - the monthly report of a year over the 1,000,000, with a ledger of 10,000 sent rows;
+- the home page of each role (Admin, Marketing, Manager) over the 1,000,000, with the ledger
+  above and forty batches (paused, unknown rows, failures), median of 15, beside the floor: the
+  same request by a person with no role (session, user, permissions, the layout; no figures),
+  and the number of queries of each (`--home-only` measures this alone, on a mirror made for it);
 - `export_rewards` (its own process) of the 1,000,000 as CSV: rows per second and the process's
   peak RSS, beside `COPY (the same SELECT) TO STDOUT` into a file.
 
@@ -54,6 +58,9 @@ def main() -> None:
     parser.add_argument("--ledger-rows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--sync-only", action="store_true", help="Stop after the sync figures.")
+    parser.add_argument(
+        "--home-only", action="store_true", help="Only the home page, on a mirror made for it."
+    )
     args = parser.parse_args()
 
     db_url = os.environ.get(
@@ -181,6 +188,11 @@ def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
     def note(name: str, figure: str, extra: str = "") -> None:
         results.append((name, figure, extra))
         print(f"  {name}: {figure} {extra}", flush=True)
+
+    if args.home_only:
+        home_only_setup(args=args)
+        measure_home(args=args, note=note)
+        return results
 
     # --- 1. Sync of an all_rewards answer ------------------------------------------------
     n = args.sync_rows
@@ -385,6 +397,8 @@ def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
     _profile(web, reverse("rewards:report"), {"year": 2026})
     note("report: year 2026 over 1M rewards", f"{report_ms:.1f} ms", "median; target < 200 ms")
 
+    measure_home(args=args, note=note)
+
     # --- 4. CSV export of 1,000,000 ------------------------------------------------------
     out_path = logs / "export.csv"
     seconds, rss, _ = _child_rss(
@@ -416,6 +430,166 @@ def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
     note("export floor: COPY (same SELECT) TO STDOUT", f"{lines / copy_s:,.0f} rows/s",
          f"{copy_s:.1f} s; export/COPY {seconds / copy_s:.1f}x")  # fmt: skip
     return results
+
+
+def home_only_setup(*, args) -> None:
+    """For --home-only: the mirror of section 2 (`--browse-rows` rewards over 2026 in one
+    campaign) and the ledger of section 3 (`--ledger-rows` sent rows, linked), with the
+    month summaries a sync would write."""
+    from django.contrib.auth.models import Group, User
+    from django.db import connection
+    from django.utils import timezone
+
+    from campaigns import roles
+    from campaigns.services import campaign_create
+    from rewards.services.sync import mirror_sends_link, monthly_summaries_from_mirror
+
+    manager = User.objects.create_user("bench-manager", password=uuid.uuid4().hex)
+    manager.groups.add(Group.objects.get(name=roles.MANAGER))
+    big = campaign_create(
+        actor=None, name="big", campaign_id="big", environment="sandbox", passcode=PASSCODE
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO rewards_mirroredreward (campaign_id, remote_id, date,
+                recipient_email, recipient_id, tree_count, first_seen_at, last_seen_at)
+            SELECT %s, 'b' || n,
+                   timestamptz '2026-01-01' + make_interval(secs => (n * 31) %% 31536000),
+                   'person' || n || '@example.com', '', 1 + n %% 3, now(), now()
+            FROM generate_series(1, %s) AS n
+            """,
+            [big.pk, args.browse_rows],
+        )
+        cursor.execute(
+            "INSERT INTO rewards_batch (campaign_id, mode, source, state, paused_reason,"
+            " filename, left_out, created_by_id, created_at) VALUES"
+            " (%s, 'email', 'csv', 'done', '', 'bench.csv', '[]', %s, now()) RETURNING id",
+            [big.pk, manager.pk],
+        )
+        batch_id = cursor.fetchone()[0]
+        cursor.execute(
+            """
+            INSERT INTO rewards_send (batch_id, row_number, recipient, name, state, attempts,
+                remote_id, url, link_not_recovered, transaction_id, error_message, sent_at,
+                updated_at, first_attempt_at)
+            SELECT %s, n + 1, 'person' || (n * 97) || '@example.com', 'Person ' || n, 'sent', 1,
+                   'b' || (n * 97), '', false, '', '',
+                   timestamptz '2026-01-01' + make_interval(secs => (n * 97 * 31) %% 31536000),
+                   now(), now()
+            FROM generate_series(1, %s) AS n
+            """,
+            [batch_id, args.ledger_rows],
+        )
+    mirror_sends_link(campaign_id=big.pk)
+    monthly_summaries_from_mirror(campaign_id=big.pk, synced_at=timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE rewards_mirroredreward")
+
+
+def measure_home(*, args, note) -> None:
+    """The home page of each role over the mirror and ledger already made, with forty more
+    batches of 200 rows that give its lists something to show: batches of the marketer and of
+    others, one paused, two with rows of unknown outcome, ten with failed rows; a campaign
+    whose check failed and one whose last sync failed."""
+    from django.contrib.auth.models import Group, User
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from campaigns import roles
+    from campaigns.models import Campaign
+    from campaigns.services import campaign_create
+
+    people = {}
+    for name, role in (("admin", roles.ADMIN), ("marketer", roles.MARKETING),
+                       ("manager", roles.MANAGER), ("no role", None)):  # fmt: skip
+        user = User.objects.create_user(f"bench-home-{name.replace(' ', '-')}")
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        people[name] = user
+    big = Campaign.objects.get(campaign_id="big")
+    refused = campaign_create(
+        actor=None, name="refused", campaign_id="refused", environment="sandbox", passcode="x"
+    )
+    Campaign.objects.filter(pk=refused.pk).update(
+        last_check_ok=False, last_check_message="Wrong passcode (Mokugift error 102)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO rewards_syncrun (campaign_id, year, month, started_at, finished_at,"
+            " outcome, rewards_read, created, changed, flagged_missing, error)"
+            " VALUES (%s, 2026, 12, now(), now(), 'failed', 0, 0, 0, 0, 'Mokugift timed out')",
+            [refused.pk],
+        )
+        for n in range(40):
+            state = "paused" if n == 3 else "done"
+            by = people["marketer"].pk if n % 2 else people["admin"].pk
+            cursor.execute(
+                "INSERT INTO rewards_batch (campaign_id, mode, source, state, paused_reason,"
+                " filename, left_out, created_by_id, created_at) VALUES (%s, 'email', 'csv',"
+                " %s, '', 'home.csv', '[]', %s, now() - make_interval(days => %s)) RETURNING id",
+                [big.pk, state, by, n],
+            )
+            batch_id = cursor.fetchone()[0]
+            # Rows: sent, and for some batches failed (n < 20, even) or unknown (n = 5, 7).
+            cursor.execute(
+                """
+                INSERT INTO rewards_send (batch_id, row_number, recipient, name, state,
+                    attempts, remote_id, url, link_not_recovered, transaction_id, error_message,
+                    sent_at, updated_at, first_attempt_at, attempt_started_at)
+                SELECT %s, r + 1, 'home' || %s || '-' || r || '@example.com', '',
+                       CASE WHEN %s AND r %% 10 = 0 THEN 'failed'
+                            WHEN %s AND r %% 50 = 0 THEN 'unknown' ELSE 'sent' END, 1,
+                       CASE WHEN (%s AND r %% 10 = 0) OR (%s AND r %% 50 = 0) THEN ''
+                            ELSE 'h' || %s || '-' || r END, '', false, '', '',
+                       now() - make_interval(days => %s), now(), now(), now()
+                FROM generate_series(1, 200) AS r
+                """,
+                [batch_id, n, n < 20 and n % 2 == 0, n in (5, 7)]
+                + [n < 20 and n % 2 == 0, n in (5, 7), n, n],
+            )
+        cursor.execute("UPDATE rewards_send SET sent_at = NULL WHERE state <> 'sent'")
+        cursor.execute("VACUUM ANALYZE rewards_send")
+        cursor.execute("VACUUM ANALYZE rewards_batch")
+    # What the end of each of those batches (and every sync) does: the month aggregate.
+    from rewards.services.ledger_months import ledger_months_refresh
+
+    started = time.perf_counter()
+    cells = ledger_months_refresh()
+    seconds = time.perf_counter() - started
+    note("home step: the month aggregate, refreshed", f"{seconds * 1000:.0f} ms",
+         f"{cells} rows; at each batch's end and after each sync")  # fmt: skip
+
+    url = reverse("home")
+    floor_client = Client()
+    floor_client.force_login(people["no role"], backend="django.contrib.auth.backends.ModelBackend")
+    floor_ms = _median_ms(lambda: _ok(floor_client.get(url)), args.repeat)
+    floor_queries = _queries(floor_client, url)
+    note("home floor: the same page, no role", f"{floor_ms:.1f} ms",
+         f"median; {floor_queries} queries (session, user, permissions, layout)")  # fmt: skip
+    for name in ("admin", "marketer", "manager"):
+        web = Client()
+        web.force_login(people[name], backend="django.contrib.auth.backends.ModelBackend")
+        page = _ok(web.get(url)).content.decode()
+        assert "Needs attention" in page, page[:2000]
+        home_ms = _median_ms(lambda web=web: _ok(web.get(url)), args.repeat)
+        with CaptureQueriesContext(connection) as captured:
+            web.get(url)
+        _profile(web, url, {})
+        note(f"home: {name}", f"{home_ms:.1f} ms",
+             f"median; target < 50 ms; {len(captured.captured_queries)} queries; "
+             f"floor {home_ms - floor_ms:+.1f} ms")  # fmt: skip
+
+
+def _queries(web, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        web.get(url)
+    return len(captured.captured_queries)
 
 
 def _last_run_seconds() -> float:
