@@ -252,23 +252,6 @@ def sync_runs_latest(*, campaign_ids: list[int] | None = None) -> list[SyncRun]:
     )
 
 
-def sync_run_data(run: SyncRun) -> dict[str, str | int | bool | None]:
-    period = f"{run.year}-{run.month:02d}" if run.month else "everything"
-    return {
-        "campaign": run.campaign.name,
-        "period": period,
-        "outcome": run.outcome,
-        "running": run.outcome == SyncRun.Outcome.RUNNING,
-        "started_at": run.started_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "rewards_read": run.rewards_read,
-        "created": run.created,
-        "changed": run.changed,
-        "flagged_missing": run.flagged_missing,
-        "error": run.error,
-    }
-
-
 # --- The monthly report ---------------------------------------------------------------------
 
 
