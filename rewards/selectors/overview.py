@@ -71,6 +71,14 @@ class MonthFigures:
     # Rows now failed, of the batches started in the month.
     failed: int = 0
 
+    def add_ours(self, *, sent: int, trees: int, failed: int, by_you: bool) -> None:
+        """Count a cell of our ledger (one sender's) into the month."""
+        self.sent += sent
+        self.trees += trees
+        self.failed += failed
+        if by_you:
+            self.sent_by_you += sent
+
     @property
     def label(self) -> str:
         return f"{_MONTH_NAMES[self.month - 1]} {self.year}"
@@ -270,11 +278,7 @@ def _figures(
         counted_here = True
         refreshed_at = refreshed_at or _moment(at)
         if figures is not None:
-            figures.sent += a
-            figures.trees += b
-            figures.failed += failed
-            if sender_id == user.pk:
-                figures.sent_by_you += a
+            figures.add_ours(sent=a, trees=b, failed=failed, by_you=sender_id == user.pk)
     if not counted_here:
         # Never refreshed, or nothing sent nor failed in the window when it was: the ledger
         # itself (small then), as the refresh would count it.
@@ -283,11 +287,7 @@ def _figures(
         ).items():
             figures = months.get((year, month))
             if figures is not None:
-                figures.sent += sent
-                figures.trees += trees
-                figures.failed += failed
-                if sender_id == user.pk:
-                    figures.sent_by_you += sent
+                figures.add_ours(sent=sent, trees=trees, failed=failed, by_you=sender_id == user.pk)
         return
     if refreshed_at is not None:
         _sent_since(months, since=refreshed_at, user=user, campaign_ids=campaign_ids)
