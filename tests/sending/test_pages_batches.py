@@ -344,7 +344,9 @@ def test_send_failed_rows_again_is_offered_only_when_some_failed(as_marketer, ma
     assert 'id="retry-failed"' not in as_marketer.get(detail(ok)).content.decode()
     some = make_batch(campaign, ["sent", "failed", "failed"], created_by=marketer, state="done")
     assert "Send the 2 failed rows again" in as_marketer.get(detail(some)).content.decode()
-    cancelled = make_batch(campaign, ["failed", "cancelled"], created_by=marketer, state="cancelled")
+    cancelled = make_batch(
+        campaign, ["failed", "cancelled"], created_by=marketer, state="cancelled"
+    )
     assert 'id="retry-failed"' not in as_marketer.get(detail(cancelled)).content.decode()
     response = as_marketer.post(
         reverse("rewards:batch_retry_failed", args=[cancelled.pk]), follow=True
