@@ -349,3 +349,15 @@ def test_a_refresh_queues_only_the_persons_campaigns(client, manager, spring, au
     queued.clear()
     client.post(reverse("rewards:sync_refresh"), {"campaign": autumn.pk})
     assert queued == [spring.pk]  # not a choice: left out, so the person's own
+
+
+def test_the_django_admin_chooses_a_persons_campaigns(client, django_user_model, marketer, spring):
+    boss = django_user_model.objects.create_superuser(username="root", password="x" * 20)
+    client.force_login(boss)
+    add = reverse("admin:campaigns_campaignaccess_add")
+    assert client.get(add).status_code == 200
+    answer = client.post(add, {"user": marketer.pk, "campaigns": [spring.pk]})
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    assert campaign_ids_visible_to(user=django_user_model.objects.get(pk=marketer.pk)) == (
+        spring.pk,
+    )
