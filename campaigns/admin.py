@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from campaigns.models import Campaign, CampaignAuditEvent
+from campaigns.models import Campaign, CampaignAccess, CampaignAuditEvent
 
 
 @admin.register(Campaign)
@@ -39,3 +39,23 @@ class CampaignAuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(CampaignAccess)
+class CampaignAccessAdmin(admin.ModelAdmin):
+    """Who sees which campaigns, until the Team page chooses them. A person without a row has
+    every campaign; an admin has every campaign whatever their row says."""
+
+    list_display = ("user", "all_campaigns")
+    list_filter = ("all_campaigns",)
+    search_fields = ("user__username", "user__email")
+    filter_horizontal = ("campaigns",)
+    raw_id_fields = ("user",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "campaigns":
+            kwargs["queryset"] = Campaign.objects.defer("passcode")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)

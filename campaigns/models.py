@@ -99,3 +99,31 @@ class CampaignAuditEvent(models.Model):
         return (
             f"{self.get_action_display()} by {self.actor or 'system'} at {self.at:%Y-%m-%d %H:%M}"
         )
+
+
+class CampaignAccess(models.Model):
+    """Which campaigns a person may see and work on: all of them, or the chosen list.
+
+    An admin sees every campaign whatever this says. A person without a row has every
+    campaign (campaigns.selectors.ACCESS_WITHOUT_A_ROW says why): no one lost a campaign when
+    this arrived, and a person made with createsuperuser or in the Django admin can work."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="campaign_access"
+    )
+    all_campaigns = models.BooleanField(
+        default=True, help_text="Untick to limit this person to the campaigns chosen below."
+    )
+    campaigns = models.ManyToManyField(
+        Campaign,
+        blank=True,
+        related_name="+",
+        help_text="The campaigns this person may see and send on, when not all of them.",
+    )
+
+    class Meta:
+        verbose_name = "campaign access"
+        verbose_name_plural = "campaign access"
+
+    def __str__(self) -> str:
+        return f"Campaign access of {self.user}"

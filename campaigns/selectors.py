@@ -5,14 +5,23 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
-from django.db.models import Case, QuerySet, Value, When
+from django.db.models import Case, Model, QuerySet, Value, When
 
-from campaigns.models import Campaign, CampaignAuditEvent, Environment, check_verdict
+from campaigns.models import (
+    Campaign,
+    CampaignAccess,
+    CampaignAuditEvent,
+    Environment,
+    check_verdict,
+)
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
     from django_stubs_ext import WithAnnotations
 
     from rewards.models import Batch
+
+    Person = User | AnonymousUser
 
 
 class HasPasscode(TypedDict):
@@ -30,6 +39,87 @@ def campaigns_for_list() -> QuerySet[WithAnnotations[Campaign, HasPasscode]]:
 
 def campaigns_enabled() -> QuerySet[Campaign]:
     return Campaign.objects.filter(enabled=True).defer("passcode")
+
+
+# --- Who sees which campaigns -------------------------------------------------------------
+
+# A person without a CampaignAccess row has every campaign. Least privilege would say none, but
+# until people are invited through a Team page that chooses their campaigns, the people made
+# with createsuperuser, the Django admin or demo_setup would open a dashboard with nothing in
+# it. Every person who existed before per-campaign access has an explicit row (migration 0005),
+# so turning this to False later narrows only those made without a choice.
+ACCESS_WITHOUT_A_ROW_IS_ALL = True
+
+# What makes an admin (migration 0002_roles gives it to the Admin role alone).
+ADMIN_PERMISSION = "campaigns.manage_campaigns"
+
+# Where the answer is kept on the user object for the rest of the request.
+_CACHE = "_campaign_ids_visible"
+
+
+def user_is_admin(*, user: Person) -> bool:
+    """An admin sees every campaign and may steer every batch, whatever their campaign access
+    says: whoever manages the campaigns (the Admin role; a superuser). Read from the
+    permissions Django keeps on the user for the request, so it costs no query of its own."""
+    return user.is_active and user.has_perm(ADMIN_PERMISSION)
+
+
+def campaign_ids_visible_to(*, user: Person) -> tuple[int, ...] | None:
+    """The campaigns this person may see, send on, browse, report and export: None for every
+    campaign (an admin, or a person given all), else their numbers (maybe none).
+
+    The one answer to "which campaigns may this person see": every page, list, count, export
+    and service that a person reaches asks it. Kept on the user object, so a request asks the
+    database once."""
+    if hasattr(user, _CACHE):
+        cached: tuple[int, ...] | None = getattr(user, _CACHE)
+        return cached
+    ids: tuple[int, ...] | None
+    if not user.is_authenticated or not user.is_active:
+        ids = ()
+    elif user_is_admin(user=user):
+        ids = None
+    else:
+        rows = list(
+            CampaignAccess.objects.filter(user_id=user.pk).values_list("all_campaigns", "campaigns")
+        )
+        if not rows:
+            ids = None if ACCESS_WITHOUT_A_ROW_IS_ALL else ()
+        elif rows[0][0]:
+            ids = None
+        else:
+            ids = tuple(sorted(pk for _, pk in rows if pk is not None))
+    setattr(user, _CACHE, ids)
+    return ids
+
+
+def campaigns_visible_to(*, user: Person) -> QuerySet[Campaign]:
+    """The campaigns this person may see (see campaign_ids_visible_to), without passcodes."""
+    campaigns = Campaign.objects.defer("passcode")
+    ids = campaign_ids_visible_to(user=user)
+    return campaigns if ids is None else campaigns.filter(pk__in=ids)
+
+
+def campaign_visible_to(*, user: Person, campaign_pk: int | None) -> bool:
+    ids = campaign_ids_visible_to(user=user)
+    return ids is None or campaign_pk in ids
+
+
+def visible_only[M: Model](
+    queryset: QuerySet[M], *, user: Person, field: str = "campaign_id"
+) -> QuerySet[M]:
+    """The rows of `queryset` on a campaign this person may see; `field` leads from a row to
+    its campaign's number ("campaign_id", "batch__campaign_id", "pk" for campaigns)."""
+    ids = campaign_ids_visible_to(user=user)
+    if ids is None:
+        return queryset
+    return queryset.filter(**{f"{field}__in": ids})
+
+
+def campaign_access_forget(*, user: Person) -> None:
+    """Drop the answer kept on the user object (after their access changed)."""
+    if hasattr(user, _CACHE):
+        delattr(user, _CACHE)
 
 
 def campaign_history(*, campaign: Campaign) -> QuerySet[CampaignAuditEvent]:

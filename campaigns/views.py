@@ -19,8 +19,9 @@ manage_campaigns = permission_required("campaigns.manage_campaigns", raise_excep
 SAVE_ANYWAY = "save_anyway"
 
 
-def _campaign(pk: int) -> Campaign:
-    return get_object_or_404(Campaign.objects.defer("passcode"), pk=pk)
+def _campaign(request, pk: int) -> Campaign:
+    """A campaign this person may see; any other is a 404, as if it did not exist."""
+    return get_object_or_404(selectors.campaigns_visible_to(user=request.user), pk=pk)
 
 
 def _check_blocks(request, outcome: services.CheckOutcome) -> bool:
@@ -53,7 +54,9 @@ def _form_page(request, form, *, title: str, campaign: Campaign | None = None, c
 
 @manage_campaigns
 def campaign_list(request):
-    campaigns = selectors.campaigns_for_list()
+    campaigns = selectors.visible_only(
+        selectors.campaigns_for_list(), user=request.user, field="pk"
+    )
     return render(request, "campaigns/list.html", {"campaigns": campaigns})
 
 
@@ -80,7 +83,7 @@ def campaign_create(request):
 
 @manage_campaigns
 def campaign_detail(request, pk: int):
-    campaign = _campaign(pk)
+    campaign = _campaign(request, pk)
     has_passcode = selectors.campaigns_for_list().get(pk=pk).has_passcode
     history = selectors.campaign_history_in_words(campaign=campaign)
     return render(
@@ -92,7 +95,7 @@ def campaign_detail(request, pk: int):
 
 @manage_campaigns
 def campaign_edit(request, pk: int):
-    campaign = _campaign(pk)
+    campaign = _campaign(request, pk)
     initial = {field: getattr(campaign, field) for field in CampaignForm.base_fields}
     form = CampaignForm(request.POST or None, initial=initial, campaign=campaign)
     check = None
@@ -112,7 +115,7 @@ def campaign_edit(request, pk: int):
 
 @manage_campaigns
 def campaign_passcode(request, pk: int):
-    campaign = _campaign(pk)
+    campaign = _campaign(request, pk)
     form = PasscodeForm(request.POST or None)
     check = None
     if request.method == "POST" and form.is_valid():
@@ -137,7 +140,7 @@ def campaign_passcode(request, pk: int):
 @manage_campaigns
 @require_POST
 def campaign_check(request, pk: int):
-    campaign = _campaign(pk)
+    campaign = _campaign(request, pk)
     outcome = services.campaign_check(campaign=campaign, actor=request.user)
     if request.headers.get("HX-Request") == "true":
         # htmx from the campaign's page: its check card again and its history (out of band),
@@ -154,7 +157,7 @@ def campaign_check(request, pk: int):
 @manage_campaigns
 def campaign_disable(request, pk: int):
     """GET: what disabling stops, and a button; POST: disable."""
-    campaign = _campaign(pk)
+    campaign = _campaign(request, pk)
     if request.method == "POST":
         services.campaign_set_enabled(campaign=campaign, actor=request.user, enabled=False)
         messages.success(request, f"Campaign “{campaign.name}” disabled.")
@@ -166,7 +169,7 @@ def campaign_disable(request, pk: int):
 @manage_campaigns
 @require_POST
 def campaign_enable(request, pk: int):
-    campaign = _campaign(pk)
+    campaign = _campaign(request, pk)
     services.campaign_set_enabled(campaign=campaign, actor=request.user, enabled=True)
     messages.success(request, f"Campaign “{campaign.name}” enabled.")
     return _back(request, default=campaign)

@@ -73,8 +73,10 @@ class SingleSendForm(forms.Form):
     # the first submit made.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, campaigns, **kwargs):
         super().__init__(*args, **kwargs)
+        # The enabled campaigns this person may send on (campaigns.selectors).
+        cast(CampaignChoiceField, self.fields["campaign"]).queryset = campaigns
         if not self.is_bound:
             self.initial.setdefault("idempotency_key", uuid.uuid4().hex)
 
@@ -113,8 +115,10 @@ class BulkUploadForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, campaigns, **kwargs):
         super().__init__(*args, **kwargs)
+        # The enabled campaigns this person may send on (campaigns.selectors).
+        cast(CampaignChoiceField, self.fields["campaign"]).queryset = campaigns
         # Read when the form is made, not at import: the limit is a setting.
         limit = paste_limit()
         self.fields["text"].help_text = (

@@ -11,6 +11,14 @@ How each URL is visited:
   method, must stop them). The test client sends no CSRF token and needs none.
 Path parameters: `kwargs` of the rule; a Made value stands for an object the `made` fixture
 creates (add yours there), anything else is used as it is.
+
+Per-campaign access: every visitor with a role is given one campaign, the one the `made`
+objects are on (an admin sees every campaign whatever they are given). A URL whose objects
+live on a campaign (ON_A_CAMPAIGN) is visited a second time with the same objects made on
+another campaign, given to no one: an admin gets `ok` again, the others the rule allows get 404
+(never 403: that would confirm the object exists), and the rest are refused as before. The
+lists, counts and files that must leave the other campaign's rows out are visited in
+test_no_page_shows_the_other_campaign below.
 """
 
 from __future__ import annotations
@@ -23,8 +31,9 @@ from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from campaigns.models import CampaignAccess
 from campaigns.services import campaign_create
-from rewards.models import Batch, MirroredReward
+from rewards.models import Batch, MirroredReward, Send
 from sandbox.models import SandboxCampaign, SandboxReward
 
 ANONYMOUS = "anonymous"
@@ -42,11 +51,17 @@ class Made(NamedTuple):
     name: str
     attribute: str = "pk"
 
+    def elsewhere(self) -> Made:
+        """The same object made on the campaign no visitor was given."""
+        return Made(f"other_{self.name}", self.attribute)
+
 
 CAMPAIGN = Made("campaign")
 BATCH = Made("batch")
 SANDBOX_REWARD = Made("sandbox_reward", "remote_id")
 MIRRORED_REWARD = Made("mirrored_reward")
+# The objects that belong to a campaign: their URLs are visited on the other campaign too.
+ON_A_CAMPAIGN = {CAMPAIGN, BATCH, MIRRORED_REWARD}
 
 
 @dataclass(frozen=True)
@@ -154,17 +169,55 @@ def _missing_message(name: str) -> str:
     )
 
 
-@pytest.fixture
-def made(admin_user):
+# The campaign no visitor was given, by a name no page shows unless it shows that campaign.
+OTHER_CAMPAIGN_NAME = "Elsewhere-Autumn"
+
+
+def _on_a_campaign(admin_user, marketer, *, name: str, campaign_id: str, remote_id: str) -> dict:
+    """A campaign, a batch of it (the marketer's: its creator may cancel, resume, retry), a sent
+    row of it paid twice, and a mirrored reward of it."""
     campaign = campaign_create(
         actor=admin_user,
-        name="Spring",
-        campaign_id="spring-1",
+        name=name,
+        campaign_id=campaign_id,
         environment="sandbox",
         passcode="not-a-real-passcode",
     )
     batch = Batch.objects.create(
-        campaign=campaign, mode="email", source=Batch.Source.SINGLE, created_by=admin_user
+        campaign=campaign, mode="email", source=Batch.Source.SINGLE, created_by=marketer
+    )
+    send = Send.objects.create(
+        batch=batch,
+        row_number=1,
+        recipient=f"{remote_id}@example.com",
+        state=Send.State.SENT,
+        remote_id=remote_id,
+        sent_at="2026-01-15T10:00:00Z",
+        paid_twice_at="2026-01-15T11:00:00Z",
+    )
+    mirrored_reward = MirroredReward.objects.create(
+        campaign=campaign,
+        remote_id=remote_id,
+        recipient_email=f"{remote_id}@example.com",
+        date="2026-01-15T10:00:00Z",
+        first_seen_at="2026-01-15T10:00:00Z",
+        last_seen_at="2026-01-15T10:00:00Z",
+        send=send,
+    )
+    return {"campaign": campaign, "batch": batch, "mirrored_reward": mirrored_reward}
+
+
+@pytest.fixture
+def made(admin_user, marketer):
+    own = _on_a_campaign(
+        admin_user, marketer, name="Spring", campaign_id="spring-1", remote_id="r-access-1"
+    )
+    other = _on_a_campaign(
+        admin_user,
+        marketer,
+        name=OTHER_CAMPAIGN_NAME,
+        campaign_id="autumn-1",
+        remote_id="r-elsewhere-1",
     )
     sandbox_campaign = SandboxCampaign.objects.create(campaign_id="c-1", passcode_hash="x$y")
     sandbox_reward = SandboxReward.objects.create(
@@ -176,36 +229,38 @@ def made(admin_user):
         tree_count=1,
         url="http://testserver/sandbox/rewards/r-access-1/",
     )
-    mirrored_reward = MirroredReward.objects.create(
-        campaign=campaign,
-        remote_id="r-access-1",
-        date="2026-01-15T10:00:00Z",
-        first_seen_at="2026-01-15T10:00:00Z",
-        last_seen_at="2026-01-15T10:00:00Z",
-    )
     return {
-        "campaign": campaign,
-        "batch": batch,
+        **own,
+        **{f"other_{name}": value for name, value in other.items()},
         "sandbox_reward": sandbox_reward,
-        "mirrored_reward": mirrored_reward,
     }
 
 
 @pytest.fixture
-def visitors(cast) -> dict[str, Client]:
+def visitors(cast, made) -> dict[str, Client]:
+    """A client per visitor; each person of the cast is given the `made` campaign alone."""
     clients = {ANONYMOUS: Client()}
     for role, user in cast.items():
+        access = CampaignAccess.objects.create(user=user, all_campaigns=False)
+        access.campaigns.add(made["campaign"])
         clients[role] = Client()
         clients[role].force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     return clients
 
 
-def _url(name: str, rule_: Rule, made: dict) -> str:
-    kwargs = {
-        key: getattr(made[value.name], value.attribute) if isinstance(value, Made) else value
-        for key, value in rule_.kwargs.items()
-    }
-    return reverse(name, kwargs=kwargs)
+def _url(name: str, rule_: Rule, made: dict, *, elsewhere: bool = False) -> str:
+    def value_of(value):
+        if not isinstance(value, Made):
+            return value
+        if elsewhere and value in ON_A_CAMPAIGN:
+            value = value.elsewhere()
+        return getattr(made[value.name], value.attribute)
+
+    return reverse(name, kwargs={key: value_of(value) for key, value in rule_.kwargs.items()})
+
+
+def _on_a_campaign_rule(rule_: Rule) -> bool:
+    return any(value in ON_A_CAMPAIGN for value in rule_.kwargs.values())
 
 
 def _is_login_redirect(response) -> bool:
@@ -236,6 +291,81 @@ def test_each_url_answers_each_visitor_as_its_access_rule_says(name, visitors, m
         elif status != 403:
             wrong.append(f"{who}: {rule_.method} gave {status}, expected 403")
     assert not wrong, f"{name} ({url}):\n" + "\n".join(wrong)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "name", [name for name in url_names() if name in ACCESS and _on_a_campaign_rule(ACCESS[name])]
+)
+def test_each_url_of_an_object_on_the_other_campaign_is_not_found_but_by_an_admin(
+    name, visitors, made
+):
+    rule_ = ACCESS[name]
+    url = _url(name, rule_, made, elsewhere=True)
+    wrong = []
+    for who, client in visitors.items():
+        answer = client.post(url) if rule_.method == "POST" else client.get(url)
+        status = answer.status_code
+        if who == ADMIN:
+            expected = rule_.ok
+        elif who in rule_.allowed:
+            expected = 404
+        elif who == ANONYMOUS:
+            if not _is_login_redirect(answer):
+                wrong.append(f"{who}: {rule_.method} gave {status}, expected the login redirect")
+            continue
+        else:
+            expected = 403
+        if status != expected:
+            wrong.append(f"{who}: {rule_.method} gave {status}, expected {expected}")
+    assert not wrong, f"{name} on the other campaign ({url}):\n" + "\n".join(wrong)
+
+
+def _body(answer) -> str:
+    if answer.streaming:
+        return b"".join(answer.streaming_content).decode("utf-8", "replace")
+    return answer.content.decode("utf-8", "replace")
+
+
+# The pages, lists, counts and files that name campaigns or hold their rows: what the other
+# campaign has must not be on them, by its name or its recipients, for a visitor not given it.
+LISTS = {
+    "home": {},
+    "campaigns:list": {},
+    "rewards:send": {},
+    "rewards:batch_list": {},
+    "rewards:paid_twice": {},
+    "rewards:list": {},
+    "rewards:list_csv": {},
+    "rewards:sync_status": {},
+    "rewards:report": {"year": "2026"},
+    "rewards:report_csv": {"year": "2026", "table": "campaigns"},
+    "rewards:report_xlsx": {"year": "2026"},
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", list(LISTS))
+def test_no_page_shows_the_other_campaign(name, visitors, made):
+    from rewards.models import SyncRun
+
+    for campaign in (made["campaign"], made["other_campaign"]):
+        SyncRun.objects.create(campaign=campaign, outcome=SyncRun.Outcome.FAILED, error="x")
+    url = reverse(name)
+    marks = (OTHER_CAMPAIGN_NAME, "r-elsewhere-1")
+    for who in ROLES:
+        if who not in ACCESS[name].allowed:
+            continue
+        answer = visitors[who].get(url, LISTS[name])
+        assert answer.status_code == 200, (who, answer.status_code)
+        if name == "rewards:report_xlsx":
+            continue  # a zip: its figures are checked through report_csv, the same report
+        body = _body(answer)
+        if who == ADMIN:
+            # The admin sees every campaign: the page is one that would show it.
+            assert OTHER_CAMPAIGN_NAME in body, name
+        else:
+            assert not [m for m in marks if m in body], f"{who} sees the other campaign on {url}"
 
 
 def test_every_name_in_the_access_rules_is_still_a_url():

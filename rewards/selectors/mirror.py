@@ -46,6 +46,9 @@ class RewardFilters:
     search: str = ""
     missing_only: bool = False
     newest_first: bool = True
+    # Not a filter a person picks: the campaigns they may see (None: every campaign), from
+    # campaigns.selectors.campaign_ids_visible_to. Empty: nothing.
+    visible_ids: tuple[int, ...] | None = None
 
 
 def _utc_midnight(day: dt.date) -> dt.datetime:
@@ -55,6 +58,8 @@ def _utc_midnight(day: dt.date) -> dt.datetime:
 def rewards_filter(*, filters: RewardFilters) -> QuerySet[MirroredReward]:
     """The one filtered queryset behind the table and the CSV, in page order."""
     rewards = MirroredReward.objects.all()
+    if filters.visible_ids is not None:
+        rewards = rewards.filter(campaign_id__in=filters.visible_ids)
     if filters.campaign_ids:
         rewards = rewards.filter(campaign_id__in=filters.campaign_ids)
     if filters.date_from:
@@ -211,10 +216,13 @@ def cursor_for_day(*, day: dt.date, newest_first: bool) -> str:
     return cursor_encode(date=_utc_midnight(day), pk=0, forward=True)
 
 
-def reward_get(*, pk: int) -> MirroredReward | None:
+def reward_get(*, pk: int, visible_ids: tuple[int, ...] | None = None) -> MirroredReward | None:
+    """The reward, or None when there is none or it is on a campaign outside `visible_ids`."""
+    rewards = MirroredReward.objects.filter(pk=pk)
+    if visible_ids is not None:
+        rewards = rewards.filter(campaign_id__in=visible_ids)
     return (
-        MirroredReward.objects.filter(pk=pk)
-        .select_related("campaign", "send__batch__created_by", "send__batch__send_anyway_by")
+        rewards.select_related("campaign", "send__batch__created_by", "send__batch__send_anyway_by")
         .defer("campaign__passcode")
         .first()
     )
@@ -225,24 +233,30 @@ class FilterChoices(TypedDict):
     senders: list[User]
 
 
-def filter_choices() -> FilterChoices:
-    """The campaigns and senders the filter form offers (two small queries)."""
+def filter_choices(*, visible_ids: tuple[int, ...] | None = None) -> FilterChoices:
+    """The campaigns and senders the filter form offers (two small queries): of the campaigns
+    in `visible_ids` (None: every campaign), and the people who sent on them."""
     user_model = get_user_model()
-    senders = user_model.objects.filter(
-        pk__in=Batch.objects.exclude(created_by=None).values("created_by")
-    ).order_by("username")
-    return {
-        "campaigns": list(Campaign.objects.defer("passcode", "notes").order_by("name")),
-        "senders": list(senders),
-    }
+    batches = Batch.objects.exclude(created_by=None)
+    campaigns = Campaign.objects.defer("passcode", "notes").order_by("name")
+    if visible_ids is not None:
+        batches = batches.filter(campaign_id__in=visible_ids)
+        campaigns = campaigns.filter(pk__in=visible_ids)
+    senders = user_model.objects.filter(pk__in=batches.values("created_by")).order_by("username")
+    return {"campaigns": list(campaigns), "senders": list(senders)}
 
 
 # --- Sync status ----------------------------------------------------------------------------
 
 
-def sync_runs_latest(*, campaign_ids: list[int] | None = None) -> list[SyncRun]:
-    """The latest run that did something (not skipped) of each campaign, in one query."""
+def sync_runs_latest(
+    *, campaign_ids: list[int] | None = None, visible_ids: tuple[int, ...] | None = None
+) -> list[SyncRun]:
+    """The latest run that did something (not skipped) of each campaign, in one query: of the
+    campaigns asked for (none: all) among those in `visible_ids` (None: every campaign)."""
     done = SyncRun.objects.exclude(outcome=SyncRun.Outcome.SKIPPED)
+    if visible_ids is not None:
+        done = done.filter(campaign_id__in=visible_ids)
     latest = done.filter(campaign_id=OuterRef("campaign_id")).order_by("-started_at", "-pk")
     runs = done.filter(pk=Subquery(latest.values("pk")[:1]))
     if campaign_ids:
@@ -311,11 +325,13 @@ class SenderTotals(TypedDict):
 @dataclass
 class Report:
     year: int
+    # The campaign asked for (empty: all), and those the reader may see (None: every one).
     campaign_ids: tuple[int, ...]
     months: list[MonthRow]
     by_campaign: list[CampaignTotals] = field(default_factory=list)
     by_sender: list[SenderTotals] = field(default_factory=list)
     ledger_not_in_mokugift: list[Send] = field(default_factory=list)
+    visible_ids: tuple[int, ...] | None = None
 
     @property
     def totals(self) -> MonthRow:
@@ -357,18 +373,40 @@ class Report:
 LEDGER_LIST_LIMIT = 200
 
 
-def report_years() -> list[int]:
+def _scope(
+    campaign_ids: tuple[int, ...], visible_ids: tuple[int, ...] | None
+) -> tuple[int, ...] | None:
+    """The campaigns a report counts: those asked for (none: all) among those the reader may
+    see; None for every campaign, empty for none."""
+    if visible_ids is None:
+        return tuple(campaign_ids) or None
+    if not campaign_ids:
+        return tuple(visible_ids)
+    return tuple(pk for pk in campaign_ids if pk in visible_ids)
+
+
+def report_years(*, visible_ids: tuple[int, ...] | None = None) -> list[int]:
     """Every year with data, newest first: a summary a sync read, a reward sent from here, or
     a mirrored reward (its first and last years: a min and a max on the date index, where a
-    distinct over a million rows would be a scan)."""
-    years = set(MonthlySummary.objects.values_list("year", flat=True).distinct())
-    years |= {d.year for d in Send.objects.filter(state=Send.State.SENT).dates("sent_at", "year")}
-    ends = MirroredReward.objects.aggregate(first=Min("date"), last=Max("date"))
+    distinct over a million rows would be a scan). Of the campaigns in `visible_ids` only
+    (None: every campaign)."""
+    summaries = MonthlySummary.objects.all()
+    sent = Send.objects.filter(state=Send.State.SENT)
+    mirrored = MirroredReward.objects.all()
+    if visible_ids is not None:
+        summaries = summaries.filter(campaign_id__in=visible_ids)
+        sent = sent.filter(batch__campaign_id__in=visible_ids)
+        mirrored = mirrored.filter(campaign_id__in=visible_ids)
+    years = set(summaries.values_list("year", flat=True).distinct())
+    years |= {d.year for d in sent.dates("sent_at", "year")}
+    ends = mirrored.aggregate(first=Min("date"), last=Max("date"))
     years |= {moment.astimezone(dt.UTC).year for moment in ends.values() if moment}
     return sorted(years, reverse=True)
 
 
-def report_for_year(*, year: int, campaign_ids: tuple[int, ...] = ()) -> Report:
+def report_for_year(
+    *, year: int, campaign_ids: tuple[int, ...] = (), visible_ids: tuple[int, ...] | None = None
+) -> Report:
     """The monthly report of a year, from local tables, in a handful of queries.
 
     Mokugift's side is MonthlySummary (the API's own counts); ours is the ledger's sent rows by
@@ -376,14 +414,18 @@ def report_for_year(*, year: int, campaign_ids: tuple[int, ...] = ()) -> Report:
     reward is linked to (see ledger_not_in_mokugift). "Sent elsewhere" is Mokugift's count
     less the mirrored rewards of the month linked to our ledger: exact when the mirror is in
     step with the summary, and cheap at a million rewards (no scan of the mirror).
+
+    `campaign_ids`: the campaign asked for (empty: all); `visible_ids`: those the reader may
+    see (None: every campaign). The report counts the first among the second.
     """
+    scope = _scope(campaign_ids, visible_ids)
     start = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
     end = dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
     months = {m: MonthRow(month=m) for m in range(1, 13)}
 
     summaries = MonthlySummary.objects.filter(year=year)
-    if campaign_ids:
-        summaries = summaries.filter(campaign_id__in=campaign_ids)
+    if scope is not None:
+        summaries = summaries.filter(campaign_id__in=scope)
     for row in summaries.values("month").annotate(
         rewards=Sum("reward_count"), trees=Sum("tree_count")
     ):
@@ -391,8 +433,8 @@ def report_for_year(*, year: int, campaign_ids: tuple[int, ...] = ()) -> Report:
         months[row["month"]].mokugift_trees = row["trees"]
 
     sends = Send.objects.filter(state=Send.State.SENT, sent_at__gte=start, sent_at__lt=end)
-    if campaign_ids:
-        sends = sends.filter(batch__campaign_id__in=campaign_ids)
+    if scope is not None:
+        sends = sends.filter(batch__campaign_id__in=scope)
     for row in (
         sends.annotate(m=ExtractMonth("sent_at", tzinfo=dt.UTC))
         .values("m")
@@ -414,8 +456,8 @@ def report_for_year(*, year: int, campaign_ids: tuple[int, ...] = ()) -> Report:
     linked = MirroredReward.objects.filter(
         send__isnull=False, missing_since__isnull=True, date__gte=start, date__lt=end
     )
-    if campaign_ids:
-        linked = linked.filter(campaign_id__in=campaign_ids)
+    if scope is not None:
+        linked = linked.filter(campaign_id__in=scope)
     linked_by_month = dict(
         linked.annotate(m=ExtractMonth("date", tzinfo=dt.UTC))
         .values("m")
@@ -470,10 +512,15 @@ def report_for_year(*, year: int, campaign_ids: tuple[int, ...] = ()) -> Report:
         .order_by("-rewards", F("batch__created_by__username").asc(nulls_last=True))
     ]
 
-    absent = list(ledger_not_in_mokugift(year=year, campaign_ids=campaign_ids)[:LEDGER_LIST_LIMIT])
+    absent = list(
+        ledger_not_in_mokugift(year=year, campaign_ids=campaign_ids, visible_ids=visible_ids)[
+            :LEDGER_LIST_LIMIT
+        ]
+    )
     return Report(
         year=year,
         campaign_ids=tuple(campaign_ids),
+        visible_ids=visible_ids,
         months=[months[m] for m in range(1, 13)],
         by_campaign=campaigns,
         by_sender=senders,
@@ -486,7 +533,9 @@ def report_for_year(*, year: int, campaign_ids: tuple[int, ...] = ()) -> Report:
 _NOT_IN_MOKUGIFT = Q(mirrored__isnull=True) | Q(mirrored__missing_since__isnull=False)
 
 
-def ledger_not_in_mokugift(*, year: int, campaign_ids: tuple[int, ...] = ()) -> QuerySet[Send]:
+def ledger_not_in_mokugift(
+    *, year: int, campaign_ids: tuple[int, ...] = (), visible_ids: tuple[int, ...] | None = None
+) -> QuerySet[Send]:
     """Sent ledger rows of the year that no mirrored reward is linked to.
 
     Every sync links the mirror's rewards to our ledger rows by (campaign, reward ID) as its
@@ -500,8 +549,9 @@ def ledger_not_in_mokugift(*, year: int, campaign_ids: tuple[int, ...] = ()) -> 
     sends = Send.objects.filter(
         _NOT_IN_MOKUGIFT, state=Send.State.SENT, sent_at__gte=start, sent_at__lt=end
     )
-    if campaign_ids:
-        sends = sends.filter(batch__campaign_id__in=campaign_ids)
+    scope = _scope(campaign_ids, visible_ids)
+    if scope is not None:
+        sends = sends.filter(batch__campaign_id__in=scope)
     return (
         sends.select_related("batch__campaign", "batch__created_by")
         .defer("batch__campaign__passcode")

@@ -5,8 +5,7 @@ page answers in under 50 ms over a million mirrored rewards (tests/bench/bench_m
 
 Which parts a person gets follows from the role (`OverviewParts.for_user`): sending (Marketing,
 Admin), reports (Manager, Admin), managing campaigns (Admin). Every query takes the campaigns the
-person may see (`campaign_ids`, None: all): there is no per-person grant of campaigns yet, so
-`overview_campaign_ids` gives everyone with a role every campaign.
+person may see (`campaign_ids`, None: all), from campaigns.selectors.campaign_ids_visible_to.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from campaigns.models import Campaign
+from campaigns.selectors import campaign_ids_visible_to
 from rewards.models import Batch, LedgerMonth, MonthlySummary, Send, SyncRun
 
 if TYPE_CHECKING:
@@ -196,9 +196,8 @@ _DEFAULT = _Default()
 
 
 def overview_campaign_ids(*, user: Person) -> tuple[int, ...] | None:
-    """The campaigns a person's overview counts (None: all). Everyone with a role sees every
-    campaign today; a grant of campaigns per person would narrow it here, once."""
-    return None
+    """The campaigns a person's overview counts (None: all): those they may see."""
+    return campaign_ids_visible_to(user=user)
 
 
 def _month_start(year: int, month: int) -> dt.datetime:

@@ -335,7 +335,9 @@ def report_table(
             ]
             # The whole list, not the first rows the page shows.
             for send in ledger_not_in_mokugift(
-                year=report.year, campaign_ids=report.campaign_ids
+                year=report.year,
+                campaign_ids=report.campaign_ids,
+                visible_ids=report.visible_ids,
             ).iterator(chunk_size=CHUNK_ROWS)
         ]
         return f"{report.year} not in Mokugift", LEDGER_COLUMNS, rows

@@ -25,12 +25,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Min, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from campaigns.selectors import campaign_visible_to, user_is_admin
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import OPEN_STATES, LeftOutRow, Mode
 from rewards.services import ledger_postgresql
@@ -68,6 +69,26 @@ PAUSED_FOR_COINS = (
     "Paused: no moku-coins left on the Mokugift account (Mokugift error 105). "
     "Top the account up, then resume the batch; rows not yet sent are kept waiting."
 )
+
+
+NOT_YOUR_CAMPAIGN = "You may not send on this campaign: it is not one of yours."
+ONLY_ITS_CREATOR = (
+    "Only the person who made this batch, or an admin, may cancel, resume or retry it. "
+    "Ask them, or an admin."
+)
+
+
+def batch_steerable_by(*, batch: Batch, user: User | None) -> bool:
+    """May this person cancel, resume or retry the batch? Its creator and admins may; the
+    command line (no person) may. Others who share the campaign see the batch, and no more."""
+    if user is None:
+        return True
+    return user.pk == batch.created_by_id or user_is_admin(user=user)
+
+
+def _steer_check(*, batch: Batch, actor: User | None) -> None:
+    if not batch_steerable_by(batch=batch, user=actor):
+        raise PermissionDenied(ONLY_ITS_CREATOR)
 
 
 @dataclass(frozen=True)
@@ -128,7 +149,12 @@ def batch_create(
 
     A repeated `idempotency_key` returns the batch the first call made (a double-submitted
     form): the unique constraint settles a race between the two.
+
+    A person (`created_by`) sends only on a campaign they may see: PermissionDenied otherwise,
+    whatever the form offered. The command line (no person) sends on any.
     """
+    if created_by is not None and not campaign_visible_to(user=created_by, campaign_pk=campaign.pk):
+        raise PermissionDenied(NOT_YOUR_CAMPAIGN)
     if idempotency_key:
         existing = Batch.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -237,8 +263,10 @@ def batch_cancel(*, batch: Batch, actor: User | None = None) -> int:
     """Cancel a batch: rows not yet claimed are never sent. Returns how many were cancelled.
 
     Rows already in flight finish (their call may have made rewards); unknown rows are still
-    reconciled, so that the ledger says what Mokugift made.
+    reconciled, so that the ledger says what Mokugift made. Only its creator or an admin:
+    PermissionDenied for anyone else.
     """
+    _steer_check(batch=batch, actor=actor)
     now = timezone.now()
     Batch.objects.filter(pk=batch.pk, state__in=[Batch.State.SENDING, Batch.State.PAUSED]).update(
         state=Batch.State.CANCELLED, paused_reason=""
@@ -263,7 +291,9 @@ def batch_cancel(*, batch: Batch, actor: User | None = None) -> int:
 
 
 def batch_resume(*, batch: Batch, actor: User | None = None) -> bool:
-    """Resume a paused batch (e.g. after topping up moku-coins). False if it was not paused."""
+    """Resume a paused batch (e.g. after topping up moku-coins). False if it was not paused.
+    Only its creator or an admin: PermissionDenied for anyone else."""
+    _steer_check(batch=batch, actor=actor)
     resumed = Batch.objects.filter(pk=batch.pk, state=Batch.State.PAUSED).update(
         state=Batch.State.SENDING, paused_reason=""
     )
@@ -279,8 +309,10 @@ def batch_resume(*, batch: Batch, actor: User | None = None) -> bool:
 def batch_retry_failed(*, batch: Batch, actor: User | None = None) -> int:
     """Send the failed rows again, and only those. Returns how many go back to waiting.
 
-    Not in a cancelled batch: its rows would only wait until the sweep cancels them.
+    Not in a cancelled batch: its rows would only wait until the sweep cancels them. Only its
+    creator or an admin: PermissionDenied for anyone else.
     """
+    _steer_check(batch=batch, actor=actor)
     batch.refresh_from_db(fields=["state"])
     if batch.state == Batch.State.CANCELLED:
         return 0

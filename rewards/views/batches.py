@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_POST
 
+from campaigns.selectors import visible_only
 from rewards.forms import UnknownRowsForm
 from rewards.models import Batch, Send
 from rewards.models.ledger import FINISHED_STATES
@@ -46,15 +47,28 @@ LINK_NOT_RECOVERED = (
 )
 
 
-def _batches() -> QuerySet[Batch]:
+def _batches(request) -> QuerySet[Batch]:
+    """The batches of the campaigns this person may see (all of theirs, whoever made them)."""
     # The campaign's passcode is never loaded by a page.
-    return Batch.objects.select_related("campaign", "created_by", "send_anyway_by").defer(
+    batches = Batch.objects.select_related("campaign", "created_by", "send_anyway_by").defer(
         "campaign__passcode"
     )
+    return visible_only(batches, user=request.user)
 
 
-def _batch(pk: int) -> Batch:
-    return get_object_or_404(_batches(), pk=pk)
+def _batch(request, pk: int) -> Batch:
+    """A batch of a campaign this person may see; any other is a 404, as if it did not exist
+    (a 403 would tell that it does)."""
+    return get_object_or_404(_batches(request), pk=pk)
+
+
+def _steerable(request, pk: int) -> Batch:
+    """A batch this person may cancel, resume or retry: a 404 if they may not see it, a 403
+    (with the reason) if they see it but did not make it and are no admin."""
+    batch = _batch(request, pk)
+    if not sending.batch_steerable_by(batch=batch, user=request.user):
+        raise PermissionDenied(sending.ONLY_ITS_CREATOR)
+    return batch
 
 
 def batch_progress_data(*, batch: Batch) -> dict:
@@ -95,7 +109,7 @@ def _state_filter(request) -> str:
 @send_rewards_required
 def batch_list(request):
     batches = (
-        _batches()
+        _batches(request)
         .order_by("-created_at", "-pk")
         .annotate(
             total=Count("sends"),
@@ -121,7 +135,9 @@ def batch_list(request):
         {
             "page": page,
             "rows": [(batch, reasons.get(batch.pk, [])) for batch in page],
-            "paid_twice": sending_selectors.sends_paid_twice().count(),
+            "paid_twice": visible_only(
+                sending_selectors.sends_paid_twice(), user=request.user, field="batch__campaign_id"
+            ).count(),
         },
     )
 
@@ -162,12 +178,14 @@ def _batch_live_context(request, batch: Batch) -> dict:
         "single": batch.sends.first() if batch.source == Batch.Source.SINGLE else None,
         "link_mode": batch.mode != "email",
         "link_not_recovered": LINK_NOT_RECOVERED,
+        # Cancel, resume and retry are shown to its creator and admins only.
+        "may_steer": sending.batch_steerable_by(batch=batch, user=request.user),
     }
 
 
 @send_rewards_required
 def batch_detail(request, pk: int):
-    batch = _batch(pk)
+    batch = _batch(request, pk)
     return render(
         request,
         "rewards/batch_detail.html",
@@ -186,7 +204,7 @@ def batch_detail(request, pk: int):
 def batch_status(request, pk: int):
     """The live part of the batch page (state, counts, bar, reasons, buttons, tabs and the
     results table), which the page polls with htmx until the batch is finished."""
-    batch = _batch(pk)
+    batch = _batch(request, pk)
     return render(request, "rewards/batch_detail.html#live", _batch_live_context(request, batch))
 
 
@@ -200,7 +218,7 @@ def batch_results_csv(request, pk: int):
     row left out (state "left-out", the reason as its error), in the file's row order, so the
     file accounts for every line that was uploaded. `?state=` narrows it to one state (or to
     the left-out rows), and the file's name says so: batch-12-results-failed.csv."""
-    batch = _batch(pk)
+    batch = _batch(request, pk)
     asked = request.GET.get("state", "")
     only_left_out = asked == LEFT_OUT
     state = "" if only_left_out else _state_filter(request)
@@ -245,7 +263,7 @@ def batch_results_csv(request, pk: int):
 @require_POST
 @send_rewards_required
 def batch_cancel(request, pk: int):
-    cancelled = sending.batch_cancel(batch=_batch(pk), actor=request.user)
+    cancelled = sending.batch_cancel(batch=_steerable(request, pk), actor=request.user)
     messages.success(
         request,
         f"Batch cancelled: {cancelled} row{pluralize(cancelled)} not yet claimed will not be "
@@ -257,7 +275,7 @@ def batch_cancel(request, pk: int):
 @require_POST
 @send_rewards_required
 def batch_resume(request, pk: int):
-    if sending.batch_resume(batch=_batch(pk), actor=request.user):
+    if sending.batch_resume(batch=_steerable(request, pk), actor=request.user):
         messages.success(request, "Batch resumed: the waiting rows are being sent.")
     else:
         messages.info(request, "The batch was not paused, so there was nothing to resume.")
@@ -267,7 +285,7 @@ def batch_resume(request, pk: int):
 @require_POST
 @send_rewards_required
 def batch_retry_failed(request, pk: int):
-    batch = _batch(pk)
+    batch = _steerable(request, pk)
     again = sending.batch_retry_failed(batch=batch, actor=request.user)
     if again:
         messages.success(request, f"{again} failed row{pluralize(again)} sent again.")
@@ -285,7 +303,7 @@ def batch_retry_failed(request, pk: int):
 @require_POST
 @send_rewards_required
 def batch_unknown_check(request, pk: int):
-    unknown = reconcile.sends_unknown_check_now(batch=_batch(pk), actor=request.user)
+    unknown = reconcile.sends_unknown_check_now(batch=_batch(request, pk), actor=request.user)
     if unknown:
         messages.success(
             request,
@@ -300,7 +318,7 @@ def batch_unknown_check(request, pk: int):
 @require_POST
 @send_rewards_required
 def batch_unknown_decide(request, pk: int):
-    batch = _batch(pk)
+    batch = _batch(request, pk)
     form = UnknownRowsForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
@@ -336,6 +354,8 @@ def paid_twice_list(request):
         or request.user.has_perm("campaigns.view_reports")
     ):
         raise PermissionDenied
-    rows = sending_selectors.sends_paid_twice()
+    rows = visible_only(
+        sending_selectors.sends_paid_twice(), user=request.user, field="batch__campaign_id"
+    )
     page = Paginator(rows, RESULTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "rewards/paid_twice.html", {"page": page})

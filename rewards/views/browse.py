@@ -3,6 +3,7 @@ the Refresh button and the sync status the page polls."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 
@@ -13,19 +14,27 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from campaigns.models import Campaign
+from campaigns.selectors import campaign_ids_visible_to, campaigns_visible_to
 from rewards.forms import RewardFilterForm
 from rewards.selectors import mirror as selectors
 from rewards.services import export, sync
 from rewards.views import export_rewards_required, view_reports_required
 
 
+def _choices(request) -> selectors.FilterChoices:
+    return selectors.filter_choices(visible_ids=campaign_ids_visible_to(user=request.user))
+
+
 def _form(request) -> tuple[RewardFilterForm, selectors.RewardFilters]:
-    form = RewardFilterForm(request.GET or None, choices=selectors.filter_choices())
+    """The filter form and its filters, within the campaigns this person may see: the menu
+    offers only those (another campaign's number is left out, as not a choice), and the
+    filters hold only their rewards, for the table, the counts and the CSV alike."""
+    visible = campaign_ids_visible_to(user=request.user)
+    form = RewardFilterForm(request.GET or None, choices=_choices(request))
     if not request.GET:
-        return form, selectors.RewardFilters()
+        return form, selectors.RewardFilters(visible_ids=visible)
     form.is_valid()
-    return form, form.filters()
+    return form, dataclasses.replace(form.filters(), visible_ids=visible)
 
 
 def _query_without(request, *names: str) -> str:
@@ -52,7 +61,9 @@ def reward_list(request):
             rewards=rewards, newest_first=filters.newest_first, cursor=cursor
         )
         total, more = selectors.rewards_count(rewards=rewards)
-    runs = selectors.sync_runs_latest(campaign_ids=list(filters.campaign_ids))
+    runs = selectors.sync_runs_latest(
+        campaign_ids=list(filters.campaign_ids), visible_ids=filters.visible_ids
+    )
     summary = form.summary()
     return render(
         request,
@@ -87,7 +98,8 @@ def reward_list(request):
 
 @view_reports_required
 def reward_detail(request, pk: int):
-    reward = selectors.reward_get(pk=pk)
+    # Another campaign's reward is not found, as if it did not exist.
+    reward = selectors.reward_get(pk=pk, visible_ids=campaign_ids_visible_to(user=request.user))
     if reward is None:
         raise Http404("No such reward in the mirror.")
     events = list(reward.send.events.all()) if reward.send is not None else []
@@ -110,14 +122,15 @@ def reward_list_csv(request):
 @view_reports_required
 def sync_refresh(request):
     """Queue a sync of the month on screen (or this month) for the campaign on screen (or all
-    enabled ones), and come straight back: the page follows the run by polling."""
-    form = RewardFilterForm(request.POST, choices=selectors.filter_choices())
+    enabled ones this person may see), and come straight back: the page follows the run by
+    polling."""
+    form = RewardFilterForm(request.POST, choices=_choices(request))
     form.is_valid()
     campaign = form.cleaned_data.get("campaign")
     year_month = form.cleaned_data.get("month")
     now = timezone.now().astimezone(dt.UTC)
     year, month = year_month or (now.year, now.month)
-    campaigns = Campaign.objects.filter(enabled=True)
+    campaigns = campaigns_visible_to(user=request.user).filter(enabled=True)
     if campaign:
         campaigns = campaigns.filter(pk=campaign)
     ids = list(campaigns.values_list("pk", flat=True))
@@ -144,7 +157,10 @@ def _sync_status_render(request, *, data, since: float | None = None):
         campaign_id = int(data["campaign"]) if data.get("campaign") else None
     except ValueError:
         campaign_id = None
-    runs = selectors.sync_runs_latest(campaign_ids=[campaign_id] if campaign_id else [])
+    runs = selectors.sync_runs_latest(
+        campaign_ids=[campaign_id] if campaign_id else [],
+        visible_ids=campaign_ids_visible_to(user=request.user),
+    )
     return render(
         request,
         "rewards/_sync_status.html",

@@ -8,7 +8,7 @@ from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from campaigns.models import Campaign
+from campaigns.selectors import campaign_ids_visible_to, campaigns_visible_to
 from rewards.forms import ReportForm
 from rewards.selectors import mirror as selectors
 from rewards.services import export
@@ -19,17 +19,22 @@ def _report(request) -> tuple[ReportForm, selectors.Report | None]:
     """The form and the report it asks for; no report (None) when it asks for a year without
     data or a campaign that does not exist: that is said, never swapped for another year."""
     this_year = timezone.now().year
-    years = sorted({this_year, *selectors.report_years()}, reverse=True)
-    campaigns = Campaign.objects.defer("passcode", "notes").order_by("name")
+    # Only the campaigns this person may see: in the menu, the years and every figure. Another
+    # campaign's number is "no campaign", as if it did not exist.
+    visible = campaign_ids_visible_to(user=request.user)
+    years = sorted({this_year, *selectors.report_years(visible_ids=visible)}, reverse=True)
+    campaigns = campaigns_visible_to(user=request.user).defer("notes").order_by("name")
     if not request.GET:
         form = ReportForm(initial={"year": this_year}, years=years, campaigns=campaigns)
-        return form, selectors.report_for_year(year=this_year)
+        return form, selectors.report_for_year(year=this_year, visible_ids=visible)
     form = ReportForm(request.GET, years=years, campaigns=campaigns)
     if not form.is_valid():
         return form, None
     year = form.cleaned_data.get("year") or this_year
     campaign = form.cleaned_data.get("campaign")
-    report = selectors.report_for_year(year=year, campaign_ids=(campaign,) if campaign else ())
+    report = selectors.report_for_year(
+        year=year, campaign_ids=(campaign,) if campaign else (), visible_ids=visible
+    )
     return form, report
 
 

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
-from campaigns.selectors import campaigns_enabled
+from campaigns.selectors import campaigns_visible_to
 from rewards.forms import MODE_HELP, BulkUploadForm, ConfirmForm, SingleSendForm
 from rewards.models import Batch
 from rewards.models.ledger import Mode
@@ -26,14 +26,20 @@ PREVIEW_ROWS = 20
 PREVIEW_PROBLEMS = 1_000
 
 
+def _campaigns(request):
+    """The campaigns this person may send on: the enabled ones of those they may see."""
+    return campaigns_visible_to(user=request.user).filter(enabled=True)
+
+
 def _send_page(request, *, single=None, bulk=None, status=200):
+    campaigns = _campaigns(request)
     return render(
         request,
         "rewards/send.html",
         {
-            "single": single or SingleSendForm(prefix="one"),
-            "bulk": bulk or BulkUploadForm(prefix="bulk"),
-            "has_campaigns": campaigns_enabled().exists(),
+            "single": single or SingleSendForm(prefix="one", campaigns=campaigns),
+            "bulk": bulk or BulkUploadForm(prefix="bulk", campaigns=campaigns),
+            "has_campaigns": campaigns.exists(),
             "modes": [(value, label, MODE_HELP[value]) for value, label in Mode.choices],
         },
         status=status,
@@ -48,7 +54,7 @@ def send(request):
 @require_POST
 @send_rewards_required
 def send_one(request):
-    form = SingleSendForm(request.POST, prefix="one")
+    form = SingleSendForm(request.POST, prefix="one", campaigns=_campaigns(request))
     if not form.is_valid():
         return _send_page(request, single=form)
     data = form.cleaned_data
@@ -71,7 +77,7 @@ def send_one(request):
         # browser's Back button and changed. Nothing new was sent; ask again with a fresh key.
         again = request.POST.copy()
         again["one-idempotency_key"] = uuid.uuid4().hex
-        form = SingleSendForm(again, prefix="one")
+        form = SingleSendForm(again, prefix="one", campaigns=_campaigns(request))
         form.is_valid()
         form.add_error(
             None,
@@ -94,13 +100,17 @@ def send_upload(request):
     try:
         request.POST  # noqa: B018 (reading it is the check)
     except RequestDataTooBig:
-        return _send_page(request, bulk=BulkUploadForm.too_big(prefix="bulk"), status=413)
+        return _send_page(
+            request,
+            bulk=BulkUploadForm.too_big(prefix="bulk", campaigns=_campaigns(request)),
+            status=413,
+        )
     return _send_upload(request)
 
 
 @csrf_protect
 def _send_upload(request):
-    form = BulkUploadForm(request.POST, request.FILES, prefix="bulk")
+    form = BulkUploadForm(request.POST, request.FILES, prefix="bulk", campaigns=_campaigns(request))
     if not form.is_valid():
         return _send_page(request, bulk=form)
     data, filename = form.data_bytes()
@@ -127,7 +137,8 @@ def _upload(request, token: str):
         return None
     if upload.owner_pk != request.user.pk:
         raise Http404("No such upload.")
-    campaign = campaigns_enabled().filter(pk=upload.campaign_pk).first()
+    # Gone as well when its campaign was disabled or taken from this person since.
+    campaign = _campaigns(request).filter(pk=upload.campaign_pk).first()
     if campaign is None:
         return None
     meta = {"mode": upload.mode, "filename": upload.filename}
@@ -146,7 +157,8 @@ def send_preview(request, token: str):
     if upload is None:
         messages.warning(
             request,
-            "That upload is no longer here (it expired, or its campaign was disabled). "
+            "That upload is no longer here (it expired, or its campaign was disabled or is "
+            "no longer one of yours). "
             "Upload the file again.",
         )
         return redirect("rewards:send")

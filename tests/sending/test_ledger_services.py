@@ -181,10 +181,10 @@ def test_two_concurrent_claims_never_take_the_same_row():
     assert set(Send.objects.values_list("attempts", flat=True)) == {1}
 
 
-def test_cancel_stops_rows_not_yet_claimed_and_leaves_claimed_ones(campaign, manager):
-    batch = make(campaign, 4)
+def test_cancel_stops_rows_not_yet_claimed_and_leaves_claimed_ones(campaign, marketer):
+    batch = make(campaign, 4, created_by=marketer)
     claimed = sends_claim(batch_id=batch.pk, limit=1)
-    assert batch_cancel(batch=batch, actor=manager) == 3
+    assert batch_cancel(batch=batch, actor=marketer) == 3
     counts = batch_counts(batch=batch)
     assert counts["cancelled"] == 3 and counts["sending"] == 1
     assert batch.state == Batch.State.CANCELLED
