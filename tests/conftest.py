@@ -113,3 +113,21 @@ class SandboxServer:
 def sandbox(live_server, settings):
     """`sandbox.api_url`, and `sandbox.campaign(campaign_id="c-1", passcode="pass-1", **kw)`."""
     return SandboxServer(live_server, settings)
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server on loopback (aiosmtpd), and the settings that send mail to it."""
+    from tests.mail import SMTPServer
+
+    server = SMTPServer()
+    server.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = server.host
+    settings.EMAIL_PORT = server.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    yield server
+    server.stop()

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("campaigns", "mokudash", "rewards", "sandbox")
+APPS = ("accounts", "audit", "campaigns", "mokudash", "rewards", "sandbox")
 # What `--strict` turns on that a module section can take (the rest are global settings).
 STRICT_FLAGS = {
     "disallow_any_generics",
