@@ -354,6 +354,10 @@ if TRUSTED_PROXY_COUNT < 0:
     )
 AXES_CLIENT_IP_CALLABLE = "mokudash.client_ip.client_ip"
 
+# --- Mail ---------------------------------------------------------------------------------
+# Django 6.1's MAILERS, which replaces EMAIL_BACKEND and the other EMAIL_* settings.
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+
 # --- Security -----------------------------------------------------------------------------
 # On by default in production; a deployment behind plain HTTP (or a test run) turns them off.
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEVELOPMENT)

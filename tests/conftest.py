@@ -122,12 +122,12 @@ def smtp_server(settings):
 
     server = SMTPServer()
     server.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = server.host
-    settings.EMAIL_PORT = server.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
+    # Django 6.1's MAILERS (it replaces EMAIL_BACKEND and the EMAIL_* settings).
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": server.host, "port": server.port, "timeout": 10},
+        }
+    }
     yield server
     server.stop()
