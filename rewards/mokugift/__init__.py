@@ -25,9 +25,13 @@ above it, and only `http` touches the network:
     results         what the calls return: CreateResult, MultiResult, RewardRecord, Summary
     recipient_list  Recipient, and the recipient_list of a multi call, written and read back
     parser          the answers' parser: bytes in as they arrive, results or errors out
-    http            MokugiftClient, RewardStream, the process's session, each call's deadline
+    http            the process's session, a request and its answer's chunks, each call's
+                    deadline: the only module that touches the network
+    stream          RewardStream: a query answer read as it arrives, retried until it starts
+    client          MokugiftClient: each call, what it sends and what its answer means
 """
 
+from rewards.mokugift.client import ANSWER_ENVELOPE_BYTES, ClientOptions, MokugiftClient
 from rewards.mokugift.errors import (
     CAMPAIGN_REFUSALS,
     ERROR_DESCRIPTIONS,
@@ -41,17 +45,7 @@ from rewards.mokugift.errors import (
     RecipientRefused,
     TransportError,
 )
-from rewards.mokugift.http import (
-    ANSWER_ENVELOPE_BYTES,
-    QUERY_BACKOFF,
-    QUERY_TRIES,
-    STREAM_CHUNK_BYTES,
-    ClientOptions,
-    MokugiftClient,
-    RewardStream,
-    query_body_stream,
-    session_get,
-)
+from rewards.mokugift.http import STREAM_CHUNK_BYTES, session_get
 from rewards.mokugift.parser import create_body_parse
 from rewards.mokugift.recipient_list import (
     MAX_RECIPIENTS_PER_CALL,
@@ -67,6 +61,7 @@ from rewards.mokugift.results import (
     Summary,
     UnsentReward,
 )
+from rewards.mokugift.stream import QUERY_BACKOFF, QUERY_TRIES, RewardStream, query_body_stream
 
 __all__ = [
     "ANSWER_ENVELOPE_BYTES",
