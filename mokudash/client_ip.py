@@ -1,4 +1,4 @@
-"""The address a request comes from, as django-axes counts failed logins by it."""
+"""Who a request comes from, as django-axes counts failed logins: the address and the name."""
 
 from __future__ import annotations
 
@@ -35,3 +35,14 @@ def client_ip(request: HttpRequest) -> str | None:
         return str(ipaddress.ip_address(hops[-count]))
     except ValueError:
         return remote
+
+
+def login_name(request: HttpRequest, credentials: dict | None = None) -> str | None:
+    """The name a lock-out counts failures by (AXES_USERNAME_CALLABLE): what the person typed
+    in the login form's "login" field, a username or an email address, as typed but for case
+    and spaces, so that "Alice" and "alice " share one count. allauth hands the backends
+    `username=` or `email=`, not the form's field, so the form is read first."""
+    typed = request.POST.get("login") if request.method == "POST" else None
+    if not typed and credentials:
+        typed = credentials.get("username") or credentials.get("email")
+    return typed.strip().lower() if typed else None

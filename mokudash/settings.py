@@ -105,11 +105,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Django's, telling htmx to load the login page rather than swap it into a fragment.
+    "accounts.middleware.LoginRequiredMiddleware",
+    "accounts.middleware.session_renewal",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
     "mokudash.middleware.no_store_when_logged_in",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.middleware.mfa_required",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lockout into its own response.
     "axes.middleware.AxesMiddleware",
@@ -327,7 +330,8 @@ SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEVELOPMENT)
 # --- People -------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # allauth's: a person signs in with their username or their email address.
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -335,9 +339,51 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "login"
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
-LOGOUT_REDIRECT_URL = "login"
+LOGOUT_REDIRECT_URL = "account_login"
+# Accounts are django-allauth's (accounts/ holds what is ours around it). No one signs up:
+# people are invited from the Team page (accounts.adapter.AccountAdapter closes sign-up).
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+# An address must be confirmed from its own mailbox before it counts: a changed address gets
+# no password reset until its owner clicked the mail, so whoever took over a session cannot
+# send the resets to themselves. Invited people have confirmed theirs by following the
+# invitation.
+ACCOUNT_EMAIL_VERIFICATION = "optional"
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[mokudash] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEVELOPMENT else "https"
+# Re-authentication (password or two-factor code) before the gravest acts: adding a campaign
+# or replacing its passcode, changing someone's role or access, inviting.
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 600
+# django-axes keeps the lock-out: it counts failures per username and address in the database,
+# across every web process; allauth's rate limits live in the cache, which `make run` keeps in
+# each process's memory. allauth's own login_failed limit is off, so that one rule (and one
+# message) applies; its other limits (password reset mails, and so on) stay.
+ACCOUNT_RATE_LIMITS = {"login_failed": False}
+AXES_USERNAME_CALLABLE = "mokudash.client_ip.login_name"
+# Two-factor sign-in: TOTP (with a QR code) and recovery codes. Required for the roles listed
+# (a superuser counts as Admin): accounts.middleware.mfa_required sends such a person to set it
+# up before any other page opens.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "mokudash"
+MFA_REQUIRED_ROLES = env.list("MFA_REQUIRED_ROLES", default=["Admin"])
+# A session ends after this many minutes without a request (every request renews it).
+SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=120)
+# accounts.middleware.session_renewal renews it at most once a minute.
+SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Each person's sessions (allauth.usersessions) are recorded at sign-in; following each
+# request would cost a write per request.
+USERSESSIONS_TRACK_ACTIVITY = False
+MFA_ADAPTER = "accounts.adapter.MFAAdapter"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -353,6 +399,10 @@ if TRUSTED_PROXY_COUNT < 0:
         "of the server, 0 or more."
     )
 AXES_CLIENT_IP_CALLABLE = "mokudash.client_ip.client_ip"
+
+# Where people reach the dashboard, for the links in mails sent outside a request (an
+# invitation from `user_invite`). A page's mails use the address the request came to.
+SITE_URL = env.str("SITE_URL", default=f"http://localhost:{WEB_PORT}")
 
 # --- Mail ---------------------------------------------------------------------------------
 # Django 6.1's MAILERS, which replaces EMAIL_BACKEND and the other EMAIL_* settings.

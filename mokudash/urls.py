@@ -1,15 +1,23 @@
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
+from django.views.generic import RedirectView
 
-from mokudash import auth_views as mokudash_auth_views
 from mokudash import errors, views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", mokudash_auth_views.LogoutView.as_view(), name="logout"),
+    # Sign-in, sign-out, password, email, two-factor and sessions: django-allauth's pages.
+    path("accounts/", include("allauth.urls")),
+    # The team (admins) and the invitations' links.
+    path("", include("accounts.urls")),
+    # The old addresses of the login and logout pages, for bookmarks.
+    path(
+        "login/",
+        login_not_required(RedirectView.as_view(pattern_name="account_login", query_string=True)),
+        name="login",
+    ),
     path("favicon.ico", errors.favicon, name="favicon"),
     path("campaigns/", include("campaigns.urls")),
     path("rewards/", include("rewards.urls")),

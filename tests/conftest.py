@@ -12,6 +12,39 @@ from django.test.utils import override_settings
 from campaigns import roles
 
 PASSWORD = "correct horse battery staple"
+# The admin's authenticator app: Admins must use two-factor sign-in (MFA_REQUIRED_ROLES).
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def totp_code(secret: str = TOTP_SECRET) -> str:
+    """The code an authenticator app shows now for this secret. A code counts once: the
+    cache's record of codes used is forgotten here, so a test may sign in twice in 30 s."""
+    import time
+
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+    from django.core.cache import cache
+
+    code = format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+    cache.delete_many(_used_code_keys(code))
+    return code
+
+
+def _used_code_keys(code: str) -> list[str]:
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    return [
+        TOTP(authenticator)._get_used_cache_key(code)
+        for authenticator in Authenticator.objects.filter(type=Authenticator.Type.TOTP)
+    ]
+
+
+def totp_activate(user, secret: str = TOTP_SECRET) -> None:
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    TOTP.activate(user, secret)
+
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -28,6 +61,15 @@ def _fast_password_hasher(django_test_environment):
     # of the tests would pay it many times over.
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    # Each test starts with an empty cache: allauth counts sign-ins per address there (30 a
+    # minute from one address), and a whole suite signs in from 127.0.0.1 far more often.
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 def _role_group(role: str) -> Group:
@@ -55,7 +97,9 @@ def _user(django_user_model, username: str, role: str | None):
 
 @pytest.fixture
 def admin_user(django_user_model):
-    return _user(django_user_model, "alice-admin", roles.ADMIN)
+    user = _user(django_user_model, "alice-admin", roles.ADMIN)
+    totp_activate(user)
+    return user
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ Action = CampaignAuditEvent.Action
 
 @pytest.fixture
 def admin_client(client, admin_user):
-    client.force_login(admin_user, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(admin_user, backend="allauth.account.auth_backends.AuthenticationBackend")
     return client
 
 

@@ -32,7 +32,7 @@ def _no_mokugift(settings):
 
 @pytest.fixture
 def admin_client(client, admin_user):
-    client.force_login(admin_user, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(admin_user, backend="allauth.account.auth_backends.AuthenticationBackend")
     return client
 
 
@@ -370,7 +370,7 @@ def test_the_api_base_url_follows_the_environment_from_settings(admin_client, ad
 @pytest.mark.parametrize("role", ["marketer", "manager", "outsider"])
 def test_only_admins_may_touch_campaigns(client, campaign, role, request):
     user = request.getfixturevalue(role)
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(user, backend="allauth.account.auth_backends.AuthenticationBackend")
     assert client.post(reverse("campaigns:create"), form_data()).status_code == 403
     url = reverse("campaigns:passcode", args=[campaign.pk])
     assert client.post(url, {"passcode": "x", "passcode_again": "x"}).status_code == 403

@@ -44,7 +44,7 @@ handler500 = mokudash.urls.handler500
 
 def logged_in(user) -> Client:
     client = Client(raise_request_exception=False)
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(user, backend="allauth.account.auth_backends.AuthenticationBackend")
     return client
 
 
@@ -81,7 +81,7 @@ def test_an_anonymous_visitor_gets_the_404_page_with_a_way_to_log_in(client):
     response = client.get("/no-such-page/")
     assert response.status_code == 404
     text = response.content.decode()
-    assert "Page not found" in text and f'href="{reverse("login")}"' in text
+    assert "Page not found" in text and f'href="{reverse("account_login")}"' in text
 
 
 @override_settings(DEBUG=False)
@@ -96,8 +96,8 @@ def test_a_page_of_another_role_gets_our_403_page_with_the_navigation(marketer):
 @override_settings(DEBUG=False)
 def test_a_form_without_its_csrf_token_gets_our_403_page(marketer):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(marketer, backend="django.contrib.auth.backends.ModelBackend")
-    response = client.post(reverse("logout"))
+    client.force_login(marketer, backend="allauth.account.auth_backends.AuthenticationBackend")
+    response = client.post(reverse("account_logout"))
     assert response.status_code == 403
     text = response.content.decode()
     assert "This form was refused" in text
@@ -152,17 +152,17 @@ def test_the_500_handler_answers_plain_html_when_its_template_cannot_render():
 
 
 def test_logging_out_says_so_on_the_login_page(client, marketer):
-    client.post(reverse("login"), {"username": marketer.username, "password": PASSWORD})
+    client.post(reverse("account_login"), {"login": marketer.username, "password": PASSWORD})
     assert client.get(reverse("home")).status_code == 200
-    response = client.post(reverse("logout"), follow=True)
-    assert response.redirect_chain[-1][0] == reverse("login")
+    response = client.post(reverse("account_logout"), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("account_login")
     assert "You have been logged out." in response.content.decode()
     # Once only.
-    assert "You have been logged out." not in client.get(reverse("login")).content.decode()
+    assert "You have been logged out." not in client.get(reverse("account_login")).content.decode()
 
 
 def test_the_login_page_says_nothing_of_a_logout_that_did_not_happen(client):
-    response = client.post(reverse("logout"), follow=True)
+    response = client.post(reverse("account_logout"), follow=True)
     assert "You have been logged out." not in response.content.decode()
 
 
@@ -172,4 +172,6 @@ def test_favicon_ico_leads_to_the_svg_icon(client):
     assert response["Location"] == static("favicon.svg")
     icon = Path(settings.BASE_DIR) / "static" / "favicon.svg"
     assert icon.read_text().startswith("<svg")
-    assert f'href="{static("favicon.svg")}"' in client.get(reverse("login")).content.decode()
+    assert (
+        f'href="{static("favicon.svg")}"' in client.get(reverse("account_login")).content.decode()
+    )

@@ -21,7 +21,7 @@ def _missing_ids(html: str) -> list[str]:
 
 @pytest.mark.django_db
 def test_a_field_s_help_and_errors_have_the_ids_its_aria_describedby_names(client, admin_user):
-    client.force_login(admin_user, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(admin_user, backend="allauth.account.auth_backends.AuthenticationBackend")
     html = client.post(reverse("campaigns:create"), {"name": ""}).content.decode()
     assert 'aria-invalid="true"' in html, "the form was not refused: nothing to check"
     assert IDREF.search(html), "no field names its help or its errors"
@@ -32,5 +32,7 @@ def test_a_field_s_help_and_errors_have_the_ids_its_aria_describedby_names(clien
 
 @pytest.mark.django_db
 def test_the_login_form_s_fields_point_at_nothing_missing(client):
-    html = client.post(reverse("login"), {"username": "nobody", "password": "x"}).content.decode()
+    html = client.post(
+        reverse("account_login"), {"login": "nobody", "password": "x"}
+    ).content.decode()
     assert not _missing_ids(html)

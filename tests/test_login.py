@@ -13,7 +13,7 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.urls import reverse
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, totp_code
 
 pytestmark = pytest.mark.django_db
 
@@ -21,26 +21,104 @@ LOCKED_OUT = "Too many failed logins"
 
 
 def log_in(client, username: str, password: str, next_url: str = ""):
-    data = {"username": username, "password": password}
+    data = {"login": username, "password": password}
     if next_url:
         data["next"] = next_url
-    return client.post(reverse("login"), data)
+    return client.post(reverse("account_login"), data)
 
 
 def test_an_anonymous_visitor_is_sent_to_the_login_page_and_back(client, admin_user):
     page = reverse("campaigns:list")
     response = client.get(page)
     assert response.status_code == 302
-    assert response["Location"] == f"{reverse('login')}?next={page}"
+    assert response["Location"] == f"{reverse('account_login')}?next={page}"
 
     response = log_in(client, admin_user.username, PASSWORD, next_url=page)
+    # The admin has two-factor sign-in: the code first, then the page asked for.
+    assert response.status_code == 302
+    assert response["Location"] == reverse("mfa_authenticate")
+    response = client.post(reverse("mfa_authenticate"), {"code": totp_code()})
     assert response.status_code == 302
     assert response["Location"] == page
     assert client.get(page).status_code == 200
 
 
+# --- Two-factor sign-in (allauth.mfa) --------------------------------------------------------
+
+
+def test_with_totp_set_up_the_password_alone_does_not_sign_in(client, admin_user):
+    response = log_in(client, admin_user.username, PASSWORD)
+    assert response["Location"] == reverse("mfa_authenticate")
+    assert client.get(reverse("home")).status_code == 302  # not signed in yet
+    wrong = client.post(reverse("mfa_authenticate"), {"code": "000000"})
+    assert wrong.status_code == 200 and b"Incorrect code" in wrong.content
+    assert client.get(reverse("home")).status_code == 302
+
+
+def test_an_admin_without_two_factor_is_sent_to_set_it_up_before_anything_else(client, cast):
+    from allauth.mfa.models import Authenticator
+
+    admin = cast["admin"]
+    Authenticator.objects.filter(user=admin).delete()
+    assert log_in(client, admin.username, PASSWORD).status_code == 302  # no code asked
+    for page in (reverse("home"), reverse("campaigns:list"), reverse("rewards:send")):
+        response = client.get(page)
+        assert response.status_code == 302, page
+        assert response["Location"] == reverse("mfa_activate_totp"), page
+    # A live part polling is told where to go, not handed the setup page in its fragment.
+    poll = client.get(reverse("rewards:sync_status"), headers={"HX-Request": "true"})
+    assert poll.status_code == 204 and poll["HX-Redirect"] == reverse("mfa_activate_totp")
+
+    # Setting up a second factor asks for the password again first (allauth: sign-in alone
+    # does not count as a re-authentication).
+    asked = client.get(reverse("mfa_activate_totp"))
+    assert asked["Location"].startswith(reverse("account_reauthenticate"))
+    client.post(asked["Location"], {"password": PASSWORD})
+    setup = client.get(reverse("mfa_activate_totp"))
+    assert setup.status_code == 200
+    secret = setup.context["form"].secret
+    done = client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)})
+    assert done.status_code == 302
+    assert Authenticator.objects.filter(user=admin, type="totp").exists()
+    assert client.get(reverse("campaigns:list")).status_code == 200
+    # The secret is kept encrypted, not as it was shown.
+    stored = Authenticator.objects.get(user=admin, type="totp").data["secret"]
+    assert secret not in stored
+
+
+def test_a_marketer_is_not_required_to_set_up_two_factor(client, marketer):
+    assert log_in(client, marketer.username, PASSWORD)["Location"] == "/"
+    assert client.get(reverse("home")).status_code == 200
+
+
+def test_a_recovery_code_signs_in_once(client, admin_user):
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+
+    codes = RecoveryCodes.activate(admin_user).generate_codes()
+    log_in(client, admin_user.username, PASSWORD)
+    assert client.post(reverse("mfa_authenticate"), {"code": codes[0]})["Location"] == "/"
+    assert client.get(reverse("home")).status_code == 200
+
+    client.post(reverse("account_logout"))
+    log_in(client, admin_user.username, PASSWORD)
+    again = client.post(reverse("mfa_authenticate"), {"code": codes[0]})
+    assert again.status_code == 200 and b"Incorrect code" in again.content
+    assert client.get(reverse("home")).status_code == 302
+    assert client.post(reverse("mfa_authenticate"), {"code": codes[1]})["Location"] == "/"
+
+
+def test_an_admin_cannot_remove_the_second_factor_their_role_requires(client, admin_user):
+    from allauth.mfa.models import Authenticator
+
+    log_in(client, admin_user.username, PASSWORD)
+    client.post(reverse("mfa_authenticate"), {"code": totp_code()})
+    response = client.post(reverse("mfa_deactivate_totp"), follow=True)
+    assert Authenticator.objects.filter(user=admin_user, type="totp").exists()
+    assert response.status_code in (200, 404)
+
+
 def test_the_login_page_itself_is_open(client):
-    response = client.get(reverse("login"))
+    response = client.get(reverse("account_login"))
     assert response.status_code == 200
     assert b'name="password"' in response.content
 
@@ -48,7 +126,7 @@ def test_the_login_page_itself_is_open(client):
 def test_a_wrong_password_shows_the_form_again_without_logging_in(client, marketer):
     response = log_in(client, marketer.username, "not the password")
     assert response.status_code == 200
-    assert b"Please enter a correct username and password" in response.content
+    assert b"The username and/or password you specified are not correct." in response.content
     assert client.get(reverse("home")).status_code == 302
 
 
@@ -91,11 +169,40 @@ def test_the_lockout_ends_after_the_cool_off(client, marketer):
     assert response["Location"] == reverse(settings.LOGIN_REDIRECT_URL)
 
 
-def test_logging_out_takes_a_post_and_ends_the_session(client, admin_user):
-    log_in(client, admin_user.username, PASSWORD)
+def test_the_sign_up_page_says_people_are_invited(client):
+    response = client.get(reverse("account_signup"))
+    assert response.status_code == 200
+    assert b"Sign Up Closed" in response.content
+    answer = client.post(
+        reverse("account_signup"),
+        {
+            "username": "eve",
+            "email": "eve@example.com",
+            "password1": "x" * 20,
+            "password2": "x" * 20,
+        },
+    )
+    assert answer.status_code == 200
+    from django.contrib.auth.models import User
+
+    assert not User.objects.filter(username="eve").exists()
+
+
+def test_one_can_log_in_with_the_email_address(client, marketer):
+    marketer.email = "mark@example.com"
+    marketer.save()
+    assert log_in(client, "mark@example.com", PASSWORD).status_code == 302
     assert client.get(reverse("home")).status_code == 200
-    assert client.get(reverse("logout")).status_code == 405
-    response = client.post(reverse("logout"))
+
+
+def test_logging_out_takes_a_post_and_ends_the_session(client, marketer):
+    log_in(client, marketer.username, PASSWORD)
+    assert client.get(reverse("home")).status_code == 200
+    # A GET only asks: a link or an image on another site cannot log anyone out.
+    asked = client.get(reverse("account_logout"))
+    assert asked.status_code == 200 and b'method="post"' in asked.content
+    assert client.get(reverse("home")).status_code == 200
+    response = client.post(reverse("account_logout"))
     assert response.status_code == 302
     assert client.get(reverse("home")).status_code == 302
 
@@ -108,8 +215,8 @@ PROXY = "10.0.0.1"
 def log_in_from(client, username: str, password: str, *, forwarded: str | None = None):
     headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
     return client.post(
-        reverse("login"),
-        {"username": username, "password": password},
+        reverse("account_login"),
+        {"login": username, "password": password},
         REMOTE_ADDR=PROXY,
         headers=headers,
     )

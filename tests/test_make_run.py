@@ -146,11 +146,11 @@ def test_make_run_serves_the_dashboard_sends_a_reward_and_stops_on_ctrl_c(make_r
     assert icon.status_code == 200 and icon.headers["Content-Type"] == "image/svg+xml"
 
     browser = requests.Session()
-    browser.get(f"{make_run.url}/login/", timeout=10)
+    browser.get(f"{make_run.url}/accounts/login/", timeout=10)
     logged_in = browser.post(
-        f"{make_run.url}/login/",
+        f"{make_run.url}/accounts/login/",
         data={
-            "username": "marketer",
+            "login": "marketer",
             "password": password,
             "csrfmiddlewaretoken": browser.cookies["csrftoken"],
         },

@@ -37,7 +37,7 @@ def made(admin_user):
 
 
 def test_every_kind_of_page_forbids_inline_script(client, admin_user, made):
-    anonymous = [client.get(reverse("login")), client.get("/no-such-page/")]
+    anonymous = [client.get(reverse("account_login")), client.get("/no-such-page/")]
     client.force_login(admin_user)
     logged_in = [
         client.get(reverse("home")),

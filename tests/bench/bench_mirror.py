@@ -301,7 +301,7 @@ def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
     manager = User.objects.create_user("bench-manager", password=uuid.uuid4().hex)
     manager.groups.add(Group.objects.get(name=roles.MANAGER))
     web = Client()
-    web.force_login(manager, backend="django.contrib.auth.backends.ModelBackend")
+    web.force_login(manager, backend="allauth.account.auth_backends.AuthenticationBackend")
     big = campaign_create(
         actor=None, name="big", campaign_id="big", environment="sandbox", passcode=PASSCODE
     )
@@ -564,14 +564,16 @@ def measure_home(*, args, note) -> None:
 
     url = reverse("home")
     floor_client = Client()
-    floor_client.force_login(people["no role"], backend="django.contrib.auth.backends.ModelBackend")
+    floor_client.force_login(
+        people["no role"], backend="allauth.account.auth_backends.AuthenticationBackend"
+    )
     floor_ms = _median_ms(lambda: _ok(floor_client.get(url)), args.repeat)
     floor_queries = _queries(floor_client, url)
     note("home floor: the same page, no role", f"{floor_ms:.1f} ms",
          f"median; {floor_queries} queries (session, user, permissions, layout)")  # fmt: skip
     for name in ("admin", "marketer", "manager"):
         web = Client()
-        web.force_login(people[name], backend="django.contrib.auth.backends.ModelBackend")
+        web.force_login(people[name], backend="allauth.account.auth_backends.AuthenticationBackend")
         page = _ok(web.get(url)).content.decode()
         assert "Needs attention" in page, page[:2000]
         home_ms = _median_ms(lambda web=web: _ok(web.get(url)), args.repeat)

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.conftest import PASSWORD, need_service
+from tests.conftest import PASSWORD, need_service, totp_code
 
 # Playwright's sync API runs an asyncio event loop in the main thread while it talks to the
 # browser. Django sees that running loop and refuses the synchronous database calls a test makes
@@ -186,12 +186,17 @@ def browser_page(_new_page):
 
 def login_as(page, user) -> None:
     """Log in through the real login form, as a user whose password is the cast's PASSWORD."""
-    page.goto("/login/")
-    page.fill("input[name=username]", user.get_username())
+    page.goto("/accounts/login/")
+    page.fill("input[name=login]", user.get_username())
     page.fill("input[name=password]", PASSWORD)
     with page.expect_navigation():
         page.click("form button[type=submit]")
-    if "/login/" in page.url:
+    if "/2fa/authenticate/" in page.url:
+        # Two-factor sign-in: the code the person's authenticator app would show.
+        page.fill("input[name=code]", totp_code())
+        with page.expect_navigation():
+            page.click("form button[type=submit]")
+    if "/accounts/login/" in page.url or "/2fa/" in page.url:
         raise AssertionError(f"Logging in as {user.get_username()} failed: still on {page.url}")
 
 

@@ -51,7 +51,7 @@ def sandbox_rewards(db):
 def test_the_login_and_logged_out_pages_fit_the_window_and_say_so(width, browser_page, marketer):
     page = browser_page
     page.set_viewport_size(WIDTHS[width])
-    page.goto("/login/")
+    page.goto("/accounts/login/")
     assert page.locator("h1").inner_text() == "Log in to your account"
     assert page.locator(".page-center .card").count() == 1
     assert_fits(page, "login")
@@ -70,9 +70,9 @@ def test_the_login_and_logged_out_pages_fit_the_window_and_say_so(width, browser
 def test_the_locked_out_page_fits_the_window(width, browser_page, marketer):
     page = browser_page
     page.set_viewport_size(WIDTHS[width])
-    page.goto("/login/")
+    page.goto("/accounts/login/")
     for _ in range(django_settings.AXES_FAILURE_LIMIT):
-        page.fill("input[name=username]", marketer.username)
+        page.fill("input[name=login]", marketer.username)
         page.fill("input[name=password]", "a wrong guess")
         with page.expect_navigation():
             page.click("form button[type=submit]")

@@ -109,7 +109,7 @@ def pages_of(role: str, user, made: dict) -> list[Visit]:
     """What `role` may open by ACCESS and is a whole HTML page, and the error pages it meets."""
     client = Client()
     if user is not None:
-        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        client.force_login(user, backend="allauth.account.auth_backends.AuthenticationBackend")
     visits = []
     forbidden = None
     for name, rule in ACCESS.items():

@@ -63,9 +63,9 @@ def test_logging_out_ends_the_session(page_as):
     page = page_as("admin")
     with page.expect_navigation():
         page.get_by_role("button", name="Log out").click()
-    assert "/login/" in page.url
+    assert "/accounts/login/" in page.url
     page.goto("/campaigns/")
-    assert "/login/" in page.url
+    assert "/accounts/login/" in page.url
 
 
 # Adding a campaign, its connection check and its history: tests/browser/test_campaign_screens.py.

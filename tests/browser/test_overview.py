@@ -130,8 +130,8 @@ def test_without_javascript_the_numbers_stand_as_a_table(browser, live_server, a
     )
     try:
         page = context.new_page()
-        page.goto("/login/")
-        page.fill("input[name=username]", admin_user.get_username())
+        page.goto("/accounts/login/")
+        page.fill("input[name=login]", admin_user.get_username())
         page.fill("input[name=password]", PASSWORD)
         with page.expect_navigation():
             page.click("form button[type=submit]")

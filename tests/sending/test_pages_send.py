@@ -301,10 +301,10 @@ def test_a_preview_belongs_to_the_person_who_uploaded_and_is_a_404_for_anyone_el
 def test_a_preview_survives_logging_out_and_in_again(client, marketer, campaign):
     client.force_login(marketer)
     location = upload(client, campaign, FLAGGED)["Location"]
-    client.post(reverse("logout"))
+    client.post(reverse("account_logout"))
     assert client.get(location).status_code == 302  # to the login page
     # The real login form (django-axes wants the request), as a person logs in again.
-    client.post(reverse("login"), {"username": marketer.username, "password": PASSWORD})
+    client.post(reverse("account_login"), {"login": marketer.username, "password": PASSWORD})
     page = client.get(location)
     assert page.status_code == 200
     assert re.search(r'data-testid="passed-rows">2<', page.content.decode())
