@@ -22,7 +22,7 @@ def campaigns_named(campaign_ids: list[str]) -> list[Campaign]:
     return [found[cid] for cid in campaign_ids]
 
 
-def add_access_arguments(parser) -> None:  # type: ignore[no-untyped-def]
+def add_access_arguments(parser) -> None:
     parser.add_argument("--email", required=True)
     parser.add_argument("--role", required=True, choices=services.ROLES)
     parser.add_argument(
