@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
@@ -61,6 +62,9 @@ def campaign_list(request):
 
 
 @manage_campaigns
+# The gravest acts ask for the password (or a code) again when the last time is over 10
+# minutes ago (ACCOUNT_REAUTHENTICATION_TIMEOUT): adding a campaign, replacing its passcode.
+@reauthentication_required
 def campaign_create(request):
     form = CampaignCreateForm(request.POST or None)
     check = None
@@ -114,6 +118,7 @@ def campaign_edit(request, pk: int):
 
 
 @manage_campaigns
+@reauthentication_required
 def campaign_passcode(request, pk: int):
     campaign = _campaign(request, pk)
     form = PasscodeForm(request.POST or None)

@@ -39,6 +39,15 @@ def _used_code_keys(code: str) -> list[str]:
     ]
 
 
+def reauthenticate(client) -> None:
+    """Give the password again, as allauth asks before the gravest acts (adding a campaign,
+    replacing a passcode, inviting, changing roles): good for 10 minutes."""
+    from django.urls import reverse
+
+    response = client.post(reverse("account_reauthenticate"), {"password": PASSWORD})
+    assert response.status_code == 302, response.content[:500]
+
+
 def totp_activate(user, secret: str = TOTP_SECRET) -> None:
     from allauth.mfa.totp.internal.auth import TOTP
 

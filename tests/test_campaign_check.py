@@ -29,6 +29,7 @@ from sandbox.models import SandboxReward
 from sandbox.services import sandbox_campaign_save
 from tests.client.bodies import REWARD_URL, failed
 from tests.client.server import body, closed_port, delay, local_server, status
+from tests.conftest import reauthenticate
 from tests.test_commands import command_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,6 +42,7 @@ Action = CampaignAuditEvent.Action
 @pytest.fixture
 def admin_client(client, admin_user):
     client.force_login(admin_user, backend="allauth.account.auth_backends.AuthenticationBackend")
+    reauthenticate(client)
     return client
 
 

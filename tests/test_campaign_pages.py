@@ -12,6 +12,7 @@ from campaigns.models import Campaign, CampaignAuditEvent
 from campaigns.services import campaign_create
 from rewards.models import Batch
 from tests.client.server import closed_port
+from tests.conftest import reauthenticate
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +34,7 @@ def _no_mokugift(settings):
 @pytest.fixture
 def admin_client(client, admin_user):
     client.force_login(admin_user, backend="allauth.account.auth_backends.AuthenticationBackend")
+    reauthenticate(client)
     return client
 
 
@@ -365,6 +367,20 @@ def test_the_api_base_url_follows_the_environment_from_settings(admin_client, ad
     )
     live.refresh_from_db()
     assert live.api_base_url == sandbox_url
+
+
+def test_adding_a_campaign_or_replacing_a_passcode_asks_for_the_password_again(
+    client, admin_user, campaign
+):
+    client.force_login(admin_user, backend="allauth.account.auth_backends.AuthenticationBackend")
+    for url in (reverse("campaigns:create"), reverse("campaigns:passcode", args=[campaign.pk])):
+        asked = client.post(url, {"passcode": "x", "passcode_again": "x", **form_data()})
+        assert asked.status_code == 302, url
+        assert asked["Location"].startswith(reverse("account_reauthenticate")), url
+    assert Campaign.objects.count() == 1
+    # The password, and the page opens; for 10 minutes nothing is asked again.
+    reauthenticate(client)
+    assert client.get(reverse("campaigns:create")).status_code == 200
 
 
 @pytest.mark.parametrize("role", ["marketer", "manager", "outsider"])

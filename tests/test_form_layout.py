@@ -7,6 +7,8 @@ import re
 import pytest
 from django.urls import reverse
 
+from tests.conftest import reauthenticate
+
 IDREF = re.compile(r'aria-describedby="([^"]+)"')
 
 
@@ -22,6 +24,7 @@ def _missing_ids(html: str) -> list[str]:
 @pytest.mark.django_db
 def test_a_field_s_help_and_errors_have_the_ids_its_aria_describedby_names(client, admin_user):
     client.force_login(admin_user, backend="allauth.account.auth_backends.AuthenticationBackend")
+    reauthenticate(client)
     html = client.post(reverse("campaigns:create"), {"name": ""}).content.decode()
     assert 'aria-invalid="true"' in html, "the form was not refused: nothing to check"
     assert IDREF.search(html), "no field names its help or its errors"

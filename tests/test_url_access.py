@@ -149,15 +149,27 @@ ACCESS: dict[str, Rule] = {
     "favicon": rule(*EVERYONE, ok=302),
     # --- campaigns: admins only ---
     "campaigns:list": rule(ADMIN),
-    "campaigns:create": rule(ADMIN),
+    # Adding a campaign and replacing a passcode ask for the password again first.
+    "campaigns:create": rule(ADMIN, ok=302),
     "campaigns:detail": rule(ADMIN, pk=CAMPAIGN),
     "campaigns:edit": rule(ADMIN, pk=CAMPAIGN),
-    "campaigns:passcode": rule(ADMIN, pk=CAMPAIGN),
+    "campaigns:passcode": rule(ADMIN, ok=302, pk=CAMPAIGN),
     # The check asks the sandbox URL of the settings; whatever it answers, back to the page.
     "campaigns:check": rule(ADMIN, method="POST", ok=302, pk=CAMPAIGN),
     # GET: what disabling stops, and the button; its POST is tested in test_campaign_pages.
     "campaigns:disable": rule(ADMIN, pk=CAMPAIGN),
     "campaigns:enable": rule(ADMIN, method="POST", ok=302, pk=CAMPAIGN),
+    # --- accounts: the team (admins) and the invitations' links (anyone) ---
+    "accounts:team": rule(ADMIN),
+    # Inviting, and changing a role or campaigns, ask for the password again first.
+    "accounts:invite": rule(ADMIN, ok=302),
+    "accounts:invitation_withdraw": rule(ADMIN, method="POST", ok=404, pk=0),
+    "accounts:person": rule(ADMIN, pk=Made("marketer_user")),
+    "accounts:person_role": rule(ADMIN, method="POST", ok=302, pk=Made("marketer_user")),
+    "accounts:person_campaigns": rule(ADMIN, method="POST", ok=302, pk=Made("marketer_user")),
+    "accounts:person_deactivate": rule(ADMIN, pk=Made("marketer_user")),
+    "accounts:person_reactivate": rule(ADMIN, method="POST", ok=302, pk=Made("marketer_user")),
+    "accounts:invitation_accept": rule(*EVERYONE, ok=404, token="no-such-invitation"),
     # --- rewards: sending (Marketing, Admin) ---
     "rewards:send": rule(*SENDERS),
     "rewards:send_one": rule(*SENDERS, method="POST"),  # an empty form comes back with errors
@@ -296,6 +308,8 @@ def made(admin_user, marketer):
         **own,
         **{f"other_{name}": value for name, value in other.items()},
         "sandbox_reward": sandbox_reward,
+        # A person of the team, for the Team page's URLs.
+        "marketer_user": marketer,
     }
 
 
