@@ -405,8 +405,22 @@ AXES_CLIENT_IP_CALLABLE = "mokudash.client_ip.client_ip"
 SITE_URL = env.str("SITE_URL", default=f"http://localhost:{WEB_PORT}")
 
 # --- Mail ---------------------------------------------------------------------------------
-# Django 6.1's MAILERS, which replaces EMAIL_BACKEND and the other EMAIL_* settings.
-MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+# EMAIL_URL names the mail server: smtp://host:25, smtp+tls://user:password@host:587 (STARTTLS),
+# smtp+ssl://user:password@host:465. Unset on a developer's machine: no server is needed, every
+# mail is printed to the log and readable at /dev/outbox/ (accounts/mail.py); unset in
+# production: the server on this machine, smtp://localhost:25. Django 6.1's MAILERS replaces
+# EMAIL_BACKEND and the other EMAIL_* settings.
+from mokudash.mailers import mailers_from_url  # noqa: E402 (reads no setting)
+
+_EMAIL_URL = env.str("EMAIL_URL", default="")
+if _EMAIL_URL:
+    MAILERS = {"default": mailers_from_url(_EMAIL_URL)}
+elif DEVELOPMENT:
+    MAILERS = {"default": {"BACKEND": "accounts.mail.OutboxBackend"}}
+else:
+    MAILERS = {"default": mailers_from_url("smtp://localhost:25")}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mokudash <mokudash@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Security -----------------------------------------------------------------------------
 # On by default in production; a deployment behind plain HTTP (or a test run) turns them off.

@@ -24,6 +24,11 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
 ]
 
+if settings.DEVELOPMENT:
+    from accounts.views.outbox import outbox
+
+    urlpatterns.append(path("dev/outbox/", outbox, name="dev_outbox"))
+
 if settings.SANDBOX_ENABLED:
     urlpatterns.append(path("sandbox/", include("sandbox.urls")))
 

@@ -117,7 +117,7 @@ def production_check(workdir: Path) -> list[str]:
     log = workdir / "gunicorn.log"
     process, base = _serve(env, log)
     try:
-        login = _get(base + "/login/", log)
+        login = _get(base + "/accounts/login/", log)
         stylesheets = [base + found["href"] for found in STYLESHEET.finditer(login.text)]
         if not stylesheets:
             raise CheckFailed("the login page names no stylesheet under /static/")
@@ -137,7 +137,7 @@ def production_check(workdir: Path) -> list[str]:
         if icon.status_code != 302:
             raise CheckFailed(f"GET /favicon.ico answered {icon.status_code}, not 302")
         _get(base + icon.headers["Location"], log)
-        return [base + "/login/", *stylesheets, f"{base}/static/{vendored}"]
+        return [base + "/accounts/login/", *stylesheets, f"{base}/static/{vendored}"]
     finally:
         process.terminate()
         try:

@@ -7,11 +7,15 @@ from django.urls import reverse
 
 from campaigns.models import Campaign, CampaignAuditEvent
 from campaigns.services import campaign_create
+from tests.conftest import totp_activate
 
 
 @pytest.fixture
 def superuser(django_user_model):
-    return django_user_model.objects.create_superuser(username="sue-superuser", password="x")
+    # A superuser counts as an Admin: two-factor sign-in is set up, or nothing opens.
+    user = django_user_model.objects.create_superuser(username="sue-superuser", password="x")
+    totp_activate(user)
+    return user
 
 
 @pytest.fixture

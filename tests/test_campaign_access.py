@@ -30,7 +30,7 @@ from rewards.services.sending import (
     batch_resume,
     batch_retry_failed,
 )
-from tests.conftest import _user
+from tests.conftest import _user, totp_activate
 
 pytestmark = pytest.mark.django_db
 
@@ -353,6 +353,7 @@ def test_a_refresh_queues_only_the_persons_campaigns(client, manager, spring, au
 
 def test_the_django_admin_chooses_a_persons_campaigns(client, django_user_model, marketer, spring):
     boss = django_user_model.objects.create_superuser(username="root", password="x" * 20)
+    totp_activate(boss)  # a superuser counts as an Admin, who must use two-factor sign-in
     client.force_login(boss)
     add = reverse("admin:campaigns_campaignaccess_add")
     assert client.get(add).status_code == 200

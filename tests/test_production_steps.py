@@ -13,7 +13,7 @@ def test_with_debug_off_collectstatic_succeeds_and_the_login_page_and_its_files_
     tmp_path,
 ):
     login, *stylesheets, chart = production_check(tmp_path)
-    assert login.endswith("/login/")
+    assert login.endswith("/accounts/login/")
     # Under the hashed names the manifest gives: WhiteNoise serves what collectstatic wrote,
     # the UI kit's stylesheet and ours.
     kit = r"/static/vendor/tabler-1\.6\.1\.min\.[0-9a-f]{12}\.css$"

@@ -13,6 +13,7 @@ from django.urls import clear_url_caches
 
 import mokudash.urls
 from sandbox.services import sandbox_campaign_save
+from tests.conftest import totp_activate
 
 
 def _serves_sandbox(patterns) -> bool:
@@ -43,7 +44,9 @@ def test_the_admin_lists_sandbox_campaigns_and_rewards_without_the_passcode(
     client, django_user_model
 ):
     campaign = sandbox_campaign_save(campaign_id="c-1", passcode="pass-1")
-    client.force_login(django_user_model.objects.create_superuser("root", "r@x.com", "pw"))
+    root = django_user_model.objects.create_superuser("root", "r@x.com", "pw")
+    totp_activate(root)  # a superuser counts as an Admin, who must use two-factor sign-in
+    client.force_login(root)
 
     listing = client.get("/django-admin/sandbox/sandboxcampaign/")
     change = client.get(f"/django-admin/sandbox/sandboxcampaign/{campaign.pk}/change/")

@@ -67,4 +67,12 @@ class Command(BaseCommand):
         self.stdout.write("Log in as (passwords are new on every `make run`):")
         for username, password, role in logins:
             self.stdout.write(f"    {role:<10} user {username:<9} password {password}")
+        if roles.ADMIN in settings.MFA_REQUIRED_ROLES:
+            self.stdout.write(
+                "The admin sets up two-factor sign-in (any authenticator app) at first login."
+            )
+        if settings.MAILERS["default"]["BACKEND"] == "accounts.mail.OutboxBackend":
+            self.stdout.write(
+                f"No mail leaves this machine: every mail is printed below and kept at {url}dev/outbox/"
+            )
         self.stdout.write("")
