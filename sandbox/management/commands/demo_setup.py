@@ -73,6 +73,7 @@ class Command(BaseCommand):
             )
         if settings.MAILERS["default"]["BACKEND"] == "accounts.mail.OutboxBackend":
             self.stdout.write(
-                f"No mail leaves this machine: every mail is printed below and kept at {url}dev/outbox/"
+                "No mail leaves this machine: every mail is printed below and kept at "
+                f"{url}dev/outbox/"
             )
         self.stdout.write("")
