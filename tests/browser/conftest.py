@@ -200,6 +200,15 @@ def login_as(page, user) -> None:
         raise AssertionError(f"Logging in as {user.get_username()} failed: still on {page.url}")
 
 
+def reauthenticate_if_asked(page) -> None:
+    """The gravest acts (a new campaign, a new passcode, inviting, roles) ask for the password
+    again when the last time is over 10 minutes ago: give it, and land where one was going."""
+    if "/reauthenticate/" in page.url:
+        page.fill("input[name=password]", PASSWORD)
+        with page.expect_navigation():
+            page.click("form button[type=submit]")
+
+
 @pytest.fixture
 def page_as(_new_page, request):
     """`page_as(role_or_user)`: a new page logged in as that person, on the start page."""

@@ -9,7 +9,7 @@ import pytest
 from campaigns.models import Campaign
 from sandbox.models import SandboxReward
 from sandbox.services import sandbox_campaign_save
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import reauthenticate_if_asked, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -47,6 +47,7 @@ def test_an_admin_adds_checks_disables_and_enables_a_campaign(page_as, sandbox, 
     page.goto("/campaigns/")
     assert_no_sideways_scroll(page)
     click_and_wait(page, "link", "New campaign")
+    reauthenticate_if_asked(page)
     page.fill("input[name=name]", "Spring planting")
     page.fill("input[name=campaign_id]", "spring-2027-typo")
     page.fill("input[name=passcode]", PASSCODE)
