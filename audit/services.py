@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from audit.middleware import request_address
 from audit.models import AuditEvent, Kind
 from mokudash.client_ip import client_ip
 
@@ -58,7 +59,8 @@ def audit_record(
     """Record one act. Call it in the same transaction as the act, so that the two commit or
     roll back together. `actor` None (or anonymous) is the system, or someone not signed in
     (a failed sign-in names what was typed in `actor_name`). The address comes from the
-    request, as the lock-out reads it (mokudash.client_ip)."""
+    request, as the lock-out reads it (mokudash.client_ip), or without one from the request
+    being served (audit.middleware)."""
     detail = dict(detail or {})
     _check_no_secret(detail)
     user = actor if actor is not None and actor.is_authenticated else None
@@ -68,7 +70,7 @@ def audit_record(
         kind=kind,
         actor=user,
         actor_name=actor_name[:254],
-        ip_address=client_ip(request) if request is not None else None,
+        ip_address=client_ip(request) if request is not None else request_address.get(),
         person=person,
         campaign=campaign,
         batch_pk=batch_pk,

@@ -20,6 +20,7 @@ urlpatterns = [
     ),
     path("favicon.ico", errors.favicon, name="favicon"),
     path("campaigns/", include("campaigns.urls")),
+    path("audit/", include("audit.urls")),
     path("rewards/", include("rewards.urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -159,6 +159,9 @@ ACCESS: dict[str, Rule] = {
     # GET: what disabling stops, and the button; its POST is tested in test_campaign_pages.
     "campaigns:disable": rule(ADMIN, pk=CAMPAIGN),
     "campaigns:enable": rule(ADMIN, method="POST", ok=302, pk=CAMPAIGN),
+    # --- audit: the trail (admins) ---
+    "audit:list": rule(ADMIN),
+    "audit:csv": rule(ADMIN),
     # --- accounts: the team (admins) and the invitations' links (anyone) ---
     "accounts:team": rule(ADMIN),
     # Inviting, and changing a role or campaigns, ask for the password again first.

@@ -19,14 +19,22 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from django.db.models import QuerySet
 
+from audit.models import Kind
+from audit.services import audit_record
 from rewards.models import MirroredReward
 from rewards.selectors.mirror import Report, ledger_not_in_mokugift
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+    from django.http import HttpRequest
+
+    from campaigns.models import Campaign
 
 CHUNK_ROWS = 2000
 # Bytes of CSV gathered before a piece is handed to the response.
@@ -352,3 +360,29 @@ def report_csv(*, report: Report, table: str = "months") -> Iterator[str]:
 def report_xlsx(*, report: Report, out: IO[bytes]) -> None:
     sheets = [report_table(report=report, table=t, dates_as_text=False) for t in REPORT_TABLES]
     xlsx_write(sheets=sheets, out=out)
+
+
+def export_record(
+    *,
+    actor: User | AnonymousUser | None,
+    what: str,
+    fmt: str,
+    filters: Mapping[str, object],
+    allowed: Iterable[str],
+    campaign: Campaign | None = None,
+    batch_pk: int | None = None,
+    request: HttpRequest | None = None,
+) -> None:
+    """An export in the audit trail: who took which file, with which filter. Only the filter's
+    own fields are kept (`allowed`): a query string is the visitor's to write."""
+    kept = {
+        key: str(value)[:200] for key, value in filters.items() if key in set(allowed) and value
+    }
+    audit_record(
+        kind=Kind.EXPORT_DOWNLOADED,
+        actor=actor,
+        request=request,
+        campaign=campaign,
+        batch_pk=batch_pk,
+        detail={"what": what, "format": fmt, "filter": kept},
+    )

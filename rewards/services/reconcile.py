@@ -52,6 +52,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from audit.models import Kind
+from audit.services import audit_record
 from campaigns.crypto import DecryptionError
 from campaigns.models import Campaign
 from rewards.models import Batch, Send, SendEvent
@@ -589,6 +591,22 @@ def _operator_decide(
             )
             for pk in moved
         )
+        if moved:
+            row_list = sorted(
+                Send.objects.filter(pk__in=moved).values_list("row_number", flat=True)
+            )
+            audit_record(
+                kind=Kind.SEND_DECIDED,
+                actor=actor,
+                campaign=batch.campaign,
+                batch_pk=batch.pk,
+                detail={
+                    "decision": decision,
+                    "rows": row_list[:100],
+                    "count": len(moved),
+                    "reason": reason[:500],
+                },
+            )
     logger.info("batch %s: %s: %s, %d unknown rows", batch.pk, actor, decision, len(moved))
     batch_finish_if_done(batch_id=batch.pk, now=now)
     return len(moved)

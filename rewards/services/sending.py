@@ -31,6 +31,8 @@ from django.db.models import Count, Min, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from audit.models import Kind
+from audit.services import audit_record
 from campaigns.selectors import campaign_visible_to, user_is_admin
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import OPEN_STATES, LeftOutRow, Mode
@@ -180,6 +182,22 @@ def batch_create(
                 filename=filename[:255],
             )
             _sends_insert(batch=batch, rows=rows, now=now)
+            audit_record(
+                kind=Kind.BATCH_CREATED,
+                actor=created_by,
+                campaign=campaign,
+                batch_pk=batch.pk,
+                detail={"rows": len(rows), "mode": mode, "source": source},
+            )
+            if send_anyway_by is not None:
+                # Confirmed although recipients of it were rewarded in the last 30 days.
+                audit_record(
+                    kind=Kind.BATCH_SEND_ANYWAY,
+                    actor=send_anyway_by,
+                    campaign=campaign,
+                    batch_pk=batch.pk,
+                    detail={"rows": len(rows)},
+                )
             batch_enqueue(batch_id=batch.pk, chains=_chains_for(len(rows)))
     except IntegrityError:
         if idempotency_key:
@@ -286,6 +304,13 @@ def batch_cancel(*, batch: Batch, actor: User | None = None) -> int:
     )
     batch_finish_if_done(batch_id=batch.pk, now=now)
     batch.refresh_from_db()
+    audit_record(
+        kind=Kind.BATCH_CANCELLED,
+        actor=actor,
+        campaign=batch.campaign,
+        batch_pk=batch.pk,
+        detail={"rows_not_sent": len(cancelled)},
+    )
     logger.info("batch %s cancelled %s: %d rows not sent", batch.pk, who, len(cancelled))
     return len(cancelled)
 
@@ -301,6 +326,13 @@ def batch_resume(*, batch: Batch, actor: User | None = None) -> bool:
     if not resumed:
         return False
     waiting = Send.objects.filter(batch=batch, state=Send.State.WAITING).count()
+    audit_record(
+        kind=Kind.BATCH_RESUMED,
+        actor=actor,
+        campaign=batch.campaign,
+        batch_pk=batch.pk,
+        detail={"rows_waiting": waiting},
+    )
     batch_enqueue(batch_id=batch.pk, chains=_chains_for(waiting))
     logger.info("batch %s resumed by %s: %d rows waiting", batch.pk, actor, waiting)
     return True
@@ -328,6 +360,13 @@ def batch_retry_failed(*, batch: Batch, actor: User | None = None) -> int:
         error_message="",
     )
     if moved:
+        audit_record(
+            kind=Kind.BATCH_RETRIED,
+            actor=actor,
+            campaign=batch.campaign,
+            batch_pk=batch.pk,
+            detail={"rows_sent_again": len(moved)},
+        )
         Batch.objects.filter(pk=batch.pk, state=Batch.State.DONE).update(
             state=Batch.State.SENDING, finished_at=None
         )

@@ -26,7 +26,7 @@ from rewards.models.ledger import FINISHED_STATES
 from rewards.selectors import backoff as backoff_selectors
 from rewards.selectors import sending as sending_selectors
 from rewards.services import reconcile, sending
-from rewards.services.export import csv_pieces
+from rewards.services.export import csv_pieces, export_record
 from rewards.views import send_rewards_required
 
 RESULTS_PER_PAGE = 100
@@ -221,6 +221,16 @@ def batch_results_csv(request, pk: int):
     batch = _batch(request, pk)
     asked = request.GET.get("state", "")
     only_left_out = asked == LEFT_OUT
+    export_record(
+        actor=request.user,
+        what="batch results",
+        fmt="csv",
+        filters=request.GET,
+        allowed=("state",),
+        campaign=batch.campaign,
+        batch_pk=batch.pk,
+        request=request,
+    )
     state = "" if only_left_out else _state_filter(request)
 
     def sent_rows():

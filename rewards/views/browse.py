@@ -110,6 +110,14 @@ def reward_detail(request, pk: int):
 def reward_list_csv(request):
     _, filters = _form(request)
     rewards = selectors.rewards_filter(filters=filters)
+    export.export_record(
+        actor=request.user,
+        what="rewards",
+        fmt="csv",
+        filters=request.GET,
+        allowed=RewardFilterForm.base_fields,
+        request=request,
+    )
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response = StreamingHttpResponse(
         export.rewards_csv(rewards=rewards), content_type="text/csv; charset=utf-8"

@@ -85,6 +85,14 @@ def report_csv(request):
     response = StreamingHttpResponse(
         export.report_csv(report=data, table=table), content_type="text/csv; charset=utf-8"
     )
+    export.export_record(
+        actor=request.user,
+        what="report",
+        fmt="csv",
+        filters=request.GET,
+        allowed=("year", "campaign", "table"),
+        request=request,
+    )
     suffix = "" if table == "months" else f"-{table}"
     response["Content-Disposition"] = f'attachment; filename="{_filename(data, suffix)}.csv"'
     return response
@@ -95,6 +103,14 @@ def report_xlsx(request):
     data = _report_or_404(request)
     out = io.BytesIO()
     export.report_xlsx(report=data, out=out)
+    export.export_record(
+        actor=request.user,
+        what="report",
+        fmt="xlsx",
+        filters=request.GET,
+        allowed=("year", "campaign"),
+        request=request,
+    )
     out.seek(0)
     return FileResponse(
         out,

@@ -24,8 +24,9 @@ def _admin_page(browser, live_server, admin_user, viewport, javascript=True):
     return context, page
 
 
-# The admin's sections: Overview, Send rewards, Batches, Rewards, Reports, Campaigns, Team.
-ADMIN_SECTIONS = 7
+# The admin's sections: Overview, Send rewards, Batches, Rewards, Reports, Campaigns, Team,
+# Audit.
+ADMIN_SECTIONS = 8
 
 
 def _links(page):

@@ -39,6 +39,14 @@ class Command(BaseCommand):
         if fmt == "xlsx" and not output:
             raise CommandError("XLSX needs --output FILE.")
         campaign_ids = (campaign,) if campaign else ()
+        # The command line has no person: the trail says the system, with the filter.
+        export.export_record(
+            actor=None,
+            what="report" if report else "rewards",
+            fmt=fmt,
+            filters={"campaign": campaign, "month": month, "year": year},
+            allowed=("campaign", "month", "year"),
+        )
         if report:
             if year is None or month is not None:
                 raise CommandError("--report takes --year (and no --month).")
