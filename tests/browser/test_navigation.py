@@ -9,7 +9,7 @@ pytestmark = pytest.mark.browser
 # The links of templates/includes/_nav.html (by data-nav) each role must see, and a page each
 # role must not open. Add a role's new link here when the navigation grows.
 NAVIGATION = {
-    "admin": {"send", "batches", "rewards", "reports", "campaigns"},
+    "admin": {"send", "batches", "rewards", "reports", "campaigns", "team", "audit"},
     "marketer": {"send", "batches"},
     "manager": {"rewards", "reports"},
     "outsider": set(),

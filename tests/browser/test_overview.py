@@ -123,18 +123,14 @@ def test_the_admin_follows_a_failed_check_to_the_campaign(page_as, things_to_sho
 
 
 def test_without_javascript_the_numbers_stand_as_a_table(browser, live_server, admin_user):
-    from tests.conftest import PASSWORD
+    from tests.browser.conftest import login_as
 
     context = browser.new_context(
         base_url=live_server.url, viewport=PHONE, java_script_enabled=False
     )
     try:
         page = context.new_page()
-        page.goto("/accounts/login/")
-        page.fill("input[name=login]", admin_user.get_username())
-        page.fill("input[name=password]", PASSWORD)
-        with page.expect_navigation():
-            page.click("form button[type=submit]")
+        login_as(page, admin_user)  # the password, then the two-factor code: no script needed
         assert page.locator("#months tbody tr").count() == 12
         assert not page.locator("#home-chart-box").is_visible()  # no empty canvas
         assert page.get_by_text("Nothing needs you").is_visible()
