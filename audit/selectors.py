@@ -61,16 +61,25 @@ def _detail_words(event: AuditEvent) -> str:
         shown = ", ".join(f"{k} {v}" for k, v in (detail.get("filter") or {}).items())
         parts.append(f"{what} as {str(detail.get('format', '')).upper()}")
         parts.append(f"filtered by {shown}" if shown else "unfiltered")
+    elif event.kind == Kind.CAMPAIGN_CREATED:
+        parts.append(f"ID {event.campaign.campaign_id}" if event.campaign else "")
     else:
         for key, value in detail.items():
             if isinstance(value, list) and len(value) == 2 and key not in ("rows",):
-                parts.append(f"{key.replace('_', ' ')} {value[0]!r} → {value[1]!r}")
+                old, new = (_shown(v) for v in value)
+                parts.append(f"{key.replace('_', ' ')} {old} → {new}")
             elif isinstance(value, bool):
                 if value:
                     parts.append(key.replace("_", " "))
             elif value not in (None, "", [], {}):
                 parts.append(f"{key.replace('_', ' ')}: {value}")
-    return "; ".join(parts)
+    return "; ".join(part for part in parts if part)
+
+
+def _shown(value: Any) -> str:
+    if value in (None, ""):
+        return "(none)"
+    return f"“{value}”" if isinstance(value, str) else str(value)
 
 
 def _campaigns_words(value: Any) -> str:
