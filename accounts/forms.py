@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from allauth.account import forms as allauth_forms
 from django import forms
 from django.contrib.auth.models import User
 
@@ -67,3 +68,24 @@ class InvitationAcceptForm(forms.Form):
         if data.get("password") and data.get("password") != data.get("password_again"):
             self.add_error("password_again", "The two passwords differ.")
         return data
+
+
+class ResetPasswordForm(allauth_forms.ResetPasswordForm):
+    """allauth's, but a reset goes only to an address its owner has confirmed: one added to an
+    account and not yet confirmed from its mailbox (an email change under way, perhaps by
+    someone who took over a session) gets none. A person made before allauth, whose address
+    has no record of its own, keeps the address they were given."""
+
+    def clean_email(self) -> str:
+        email = super().clean_email()
+        from allauth.account.models import EmailAddress
+
+        kept = []
+        for user in self.users:
+            records = EmailAddress.objects.filter(user=user, email__iexact=email)
+            if records.filter(verified=True).exists() or (
+                not records.exists() and user.email.lower() == email.lower()
+            ):
+                kept.append(user)
+        self.users = kept
+        return email
