@@ -168,6 +168,26 @@ def sandbox(live_server, settings):
     return SandboxServer(live_server, settings)
 
 
+def campaign_make(name: str, campaign_id: str):
+    """A sandbox campaign, made as an admin would (no Mokugift is asked)."""
+    from campaigns.services import campaign_create
+
+    return campaign_create(
+        actor=None, name=name, campaign_id=campaign_id, environment="sandbox", passcode="p"
+    )
+
+
+@pytest.fixture
+def spring(db):
+    """Two campaigns, for the tests of who sees which."""
+    return campaign_make("Spring", "spring-1")
+
+
+@pytest.fixture
+def autumn(db):
+    return campaign_make("Autumn", "autumn-1")
+
+
 @pytest.fixture
 def smtp_server(settings):
     """A real SMTP server on loopback (aiosmtpd), and the settings that send mail to it."""

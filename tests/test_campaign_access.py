@@ -19,7 +19,6 @@ from django.urls import reverse
 from campaigns import roles
 from campaigns.models import CampaignAccess
 from campaigns.selectors import campaign_ids_visible_to, campaigns_visible_to
-from campaigns.services import campaign_create
 from rewards.models import Batch, MirroredReward, Send
 from rewards.selectors.overview import overview_for
 from rewards.services.sending import (
@@ -33,22 +32,6 @@ from rewards.services.sending import (
 from tests.conftest import _user, totp_activate
 
 pytestmark = pytest.mark.django_db
-
-
-def _campaign(name: str, campaign_id: str):
-    return campaign_create(
-        actor=None, name=name, campaign_id=campaign_id, environment="sandbox", passcode="p"
-    )
-
-
-@pytest.fixture
-def spring():
-    return _campaign("Spring", "spring-1")
-
-
-@pytest.fixture
-def autumn():
-    return _campaign("Autumn", "autumn-1")
 
 
 def give(user, *campaigns) -> None:

@@ -20,28 +20,11 @@ from audit.models import AuditEvent, Kind
 from campaigns import roles
 from campaigns.models import CampaignAccess
 from campaigns.selectors import campaign_ids_visible_to
-from campaigns.services import campaign_create
 from tests.conftest import PASSWORD, totp_code
 from tests.mail import links
 
 pytestmark = pytest.mark.django_db
 NEW_PASSWORD = "a long new password for nina"
-
-
-def _campaign(name: str, campaign_id: str):
-    return campaign_create(
-        actor=None, name=name, campaign_id=campaign_id, environment="sandbox", passcode="p"
-    )
-
-
-@pytest.fixture
-def spring():
-    return _campaign("Spring", "spring-1")
-
-
-@pytest.fixture
-def autumn():
-    return _campaign("Autumn", "autumn-1")
 
 
 def _admin_client(client, admin_user):
