@@ -116,6 +116,8 @@ def test_demo_setup_makes_a_sandbox_campaign_with_the_same_passcode_and_prints_t
     settings,
 ):
     settings.DEVELOPMENT = True
+    # As `make run` has it (the tests' own mail goes to memory).
+    settings.MAILERS = {"default": {"BACKEND": "accounts.mail.OutboxBackend"}}
     out = io.StringIO()
 
     call_command("demo_setup", stdout=out)
@@ -128,6 +130,11 @@ def test_demo_setup_makes_a_sandbox_campaign_with_the_same_passcode_and_prints_t
     campaign = Campaign.objects.get(environment="sandbox", campaign_id="demo")
     assert sandbox_passcode_matches(campaign=sandbox, passcode=campaign.passcode)
     assert campaign.passcode not in text
+    # Each has a confirmed address, for trying a password reset through the outbox.
+    from allauth.account.models import EmailAddress
+
+    assert EmailAddress.objects.filter(email="marketer@example.com", verified=True).count() == 1
+    assert "dev/outbox/" in text
 
 
 @pytest.mark.django_db

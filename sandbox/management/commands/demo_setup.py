@@ -1,5 +1,6 @@
 import secrets
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -39,7 +40,13 @@ class Command(BaseCommand):
             password = secrets.token_urlsafe(9)
             user.set_password(password)
             user.is_staff = role == roles.ADMIN
+            # An address of their own, confirmed, so that a password reset can be tried: its
+            # mail shows on the outbox page.
+            user.email = f"{username}@example.com"
             user.save()
+            EmailAddress.objects.update_or_create(
+                user=user, email=user.email, defaults={"verified": True, "primary": True}
+            )
             user.groups.set([Group.objects.get(name=role)])
             logins.append((username, password, role))
 
