@@ -82,7 +82,7 @@ class AuditEvent(models.Model):
         null=True,
         blank=True,
         on_delete=models.PROTECT,
-        related_name="+",
+        related_name="audit_events",
     )
     # The batch by its number, without a key: the trail must not stop a batch's deletion in a
     # test, and a number is all a reader needs to find it.

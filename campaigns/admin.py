@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from campaigns.models import Campaign, CampaignAccess, CampaignAuditEvent
+from campaigns.models import Campaign, CampaignAccess
 
 
 @admin.register(Campaign)
@@ -26,24 +26,9 @@ class CampaignAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(CampaignAuditEvent)
-class CampaignAuditEventAdmin(admin.ModelAdmin):
-    list_display = ("campaign", "action", "actor", "at")
-    list_filter = ("action",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(CampaignAccess)
 class CampaignAccessAdmin(admin.ModelAdmin):
-    """Who sees which campaigns, until the Team page chooses them. A person without a row has
+    """Who sees which campaigns, as the Team page chooses them. A person without a row has
     every campaign; an admin has every campaign whatever their row says."""
 
     list_display = ("user", "all_campaigns")

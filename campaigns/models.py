@@ -70,37 +70,6 @@ class Campaign(models.Model):
         return settings.MOKUGIFT_SANDBOX_URL
 
 
-class CampaignAuditEvent(models.Model):
-    """One change to a campaign or its credentials: who, when, what. Never the passcode."""
-
-    class Action(models.TextChoices):
-        CREATED = "created", "Created"
-        UPDATED = "updated", "Updated"
-        PASSCODE_REPLACED = "passcode_replaced", "Passcode replaced"
-        ENABLED = "enabled", "Enabled"
-        DISABLED = "disabled", "Disabled"
-        KEY_ROTATED = "key_rotated", "Passcode re-encrypted under a new key"
-        CHECKED = "checked", "Connection checked"
-
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="audit_events")
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    action = models.CharField(max_length=20, choices=Action)
-    # {"field": [old, new]} for plain fields; the passcode appears only as {"passcode": "set"}.
-    # A connection check: {"ok": true | false | null, "message": "..."}.
-    changes = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-at", "-pk"]
-
-    def __str__(self) -> str:
-        return (
-            f"{self.get_action_display()} by {self.actor or 'system'} at {self.at:%Y-%m-%d %H:%M}"
-        )
-
-
 class CampaignAccess(models.Model):
     """Which campaigns a person may see and work on: all of them, or the chosen list.
 

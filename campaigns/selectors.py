@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import Case, Model, QuerySet, Value, When
 
+from audit.models import AuditEvent, Kind
 from campaigns.models import (
     Campaign,
     CampaignAccess,
-    CampaignAuditEvent,
     Environment,
     check_verdict,
 )
@@ -122,8 +122,9 @@ def campaign_access_forget(*, user: Person) -> None:
         delattr(user, _CACHE)
 
 
-def campaign_history(*, campaign: Campaign) -> QuerySet[CampaignAuditEvent]:
-    return campaign.audit_events.select_related("actor")
+def campaign_history(*, campaign: Campaign) -> QuerySet[AuditEvent]:
+    """The campaign's changes and checks, newest first, from the one audit trail."""
+    return AuditEvent.objects.filter(campaign=campaign, kind__startswith="campaign.")
 
 
 # Our own numbers: ASCII digits (str.isdigit() also takes "²"), as many as a bigint holds.
@@ -192,29 +193,41 @@ def _change_sentence(field: str, old: object, new: object) -> str:
     return f"{label}: {_value_words(field, old)} → {_value_words(field, new)}"
 
 
-def _event_sentences(event: CampaignAuditEvent) -> list[str]:
-    changes = event.changes if isinstance(event.changes, dict) else {}
-    Action = CampaignAuditEvent.Action
-    if event.action == Action.CHECKED:
+# What the history calls each kind of change (the trail's own labels name the campaign).
+_WHAT = {
+    Kind.CAMPAIGN_CREATED: "Created",
+    Kind.CAMPAIGN_UPDATED: "Updated",
+    Kind.PASSCODE_REPLACED: "Passcode replaced",
+    Kind.CAMPAIGN_ENABLED: "Enabled",
+    Kind.CAMPAIGN_DISABLED: "Disabled",
+    Kind.KEY_ROTATED: "Passcode re-encrypted under a new key",
+    Kind.CAMPAIGN_CHECKED: "Connection checked",
+}
+
+
+def _event_sentences(event: AuditEvent) -> list[str]:
+    changes = event.detail if isinstance(event.detail, dict) else {}
+    if event.kind == Kind.CAMPAIGN_CHECKED:
         verdict = check_verdict(changes.get("ok"))
         message = changes.get("message") or ""
         return [f"{verdict}: {message}" if message else verdict]
-    if event.action == Action.KEY_ROTATED:
+    if event.kind == Kind.KEY_ROTATED:
         return ["Passcode re-encrypted under the newest key; the passcode itself is unchanged"]
     sentences = []
+    created = event.kind == Kind.CAMPAIGN_CREATED
     # The form's order, then anything else a future change may record.
     fields = [f for f in _FIELD_WORDS if f in changes] + sorted(
-        f for f in changes if f not in _FIELD_WORDS and f != "passcode"
+        f for f in changes if f not in _FIELD_WORDS and f != "credential_replaced"
     )
     for field in fields:
         change = changes[field]
         if isinstance(change, list | tuple) and len(change) == 2:
             old, new = change
-            if event.action == Action.CREATED and field in _SAID_CHANGED_ONLY and not new:
+            if created and field in _SAID_CHANGED_ONLY and not new:
                 continue
             sentences.append(_change_sentence(field, old, new))
-    if "passcode" in changes:
-        sentences.append("Passcode set" if event.action == Action.CREATED else "Passcode changed")
+    if changes.get("credential_replaced"):
+        sentences.append("Passcode set" if created else "Passcode changed")
     return sentences
 
 
@@ -224,8 +237,8 @@ def campaign_history_in_words(*, campaign: Campaign) -> list[HistoryEntry]:
     return [
         HistoryEntry(
             at=event.at,
-            actor=str(event.actor) if event.actor else "command line",
-            what=event.get_action_display(),
+            actor=event.actor_name or "command line",
+            what=_WHAT.get(Kind(event.kind), event.get_kind_display()),
             sentences=_event_sentences(event),
         )
         for event in campaign_history(campaign=campaign)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from audit.models import AuditEvent, Kind
 from audit.services import audit_record
 from campaigns.crypto import DecryptionError
-from campaigns.models import Campaign, CampaignAuditEvent, check_verdict
+from campaigns.models import Campaign, check_verdict
 from rewards.mokugift import (
     ApiError,
     DeadlineExceeded,
@@ -30,32 +30,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Action = CampaignAuditEvent.Action
-# The campaign's own history (its page) and the one audit trail (audit/) record each change.
-_TRAIL_KIND = {
-    Action.CREATED: Kind.CAMPAIGN_CREATED,
-    Action.UPDATED: Kind.CAMPAIGN_UPDATED,
-    Action.PASSCODE_REPLACED: Kind.PASSCODE_REPLACED,
-    Action.ENABLED: Kind.CAMPAIGN_ENABLED,
-    Action.DISABLED: Kind.CAMPAIGN_DISABLED,
-    Action.KEY_ROTATED: Kind.KEY_ROTATED,
-    Action.CHECKED: Kind.CAMPAIGN_CHECKED,
-}
-
 
 def _history_record(
-    *, campaign: Campaign, actor: User | None, action: str, changes: dict[str, Any]
+    *, campaign: Campaign, actor: User | None, kind: Kind, changes: dict[str, Any]
 ) -> None:
-    """One change of a campaign, in its history and in the audit trail. The trail is told
-    that the passcode changed, never what it is (the history's "set" is not a secret, but
-    the trail refuses any key that names one)."""
-    CampaignAuditEvent.objects.create(
-        campaign=campaign, actor=actor, action=action, changes=changes
-    )
+    """One change of a campaign, in the audit trail (the campaign page's history reads it
+    back). The trail is told that the passcode changed, never what it is."""
     detail = {key: value for key, value in changes.items() if key != "passcode"}
     if "passcode" in changes:
         detail["credential_replaced"] = True
-    audit_record(kind=_TRAIL_KIND[Action(action)], actor=actor, campaign=campaign, detail=detail)
+    audit_record(kind=kind, actor=actor, campaign=campaign, detail=detail)
 
 
 # A person waits for the check (on save, on the button), so it gets less time than a send;
@@ -94,7 +78,7 @@ def campaign_create(
     }
     if passcode:
         changes["passcode"] = "set"
-    _history_record(campaign=campaign, actor=actor, action=Action.CREATED, changes=changes)
+    _history_record(campaign=campaign, actor=actor, kind=Kind.CAMPAIGN_CREATED, changes=changes)
     return campaign
 
 
@@ -118,10 +102,10 @@ def campaign_update(*, campaign: Campaign, actor: User | None, **fields: object)
     campaign.full_clean(exclude=["passcode"])
     campaign.save(update_fields=[*changes, "updated_at"])
     if set(changes) == {"enabled"}:
-        action = Action.ENABLED if campaign.enabled else Action.DISABLED
+        kind = Kind.CAMPAIGN_ENABLED if campaign.enabled else Kind.CAMPAIGN_DISABLED
     else:
-        action = Action.UPDATED
-    _history_record(campaign=campaign, actor=actor, action=action, changes=changes)
+        kind = Kind.CAMPAIGN_UPDATED
+    _history_record(campaign=campaign, actor=actor, kind=kind, changes=changes)
     return campaign
 
 
@@ -134,7 +118,7 @@ def campaign_passcode_replace(*, campaign: Campaign, actor: User | None, passcod
     campaign.passcode = passcode
     campaign.save(update_fields=["passcode", "updated_at"])
     _history_record(
-        campaign=campaign, actor=actor, action=Action.PASSCODE_REPLACED, changes={"passcode": "set"}
+        campaign=campaign, actor=actor, kind=Kind.PASSCODE_REPLACED, changes={"passcode": "set"}
     )
     return campaign
 
@@ -159,9 +143,6 @@ def campaigns_rotate_encryption_keys(*, batch_size: int = 500) -> int:
             if not batch:
                 return done
             Campaign.objects.bulk_update(batch, ["passcode"])
-            CampaignAuditEvent.objects.bulk_create(
-                CampaignAuditEvent(campaign=c, action=Action.KEY_ROTATED) for c in batch
-            )
             AuditEvent.objects.bulk_create(
                 AuditEvent(kind=Kind.KEY_ROTATED, campaign=c) for c in batch
             )
@@ -271,7 +252,7 @@ def campaign_check_record(
     _history_record(
         campaign=campaign,
         actor=actor,
-        action=Action.CHECKED,
+        kind=Kind.CAMPAIGN_CHECKED,
         changes={"ok": outcome.ok, "message": outcome.message},
     )
     return campaign

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from campaigns.models import Campaign, CampaignAuditEvent
+from audit.models import AuditEvent
+from campaigns.models import Campaign
 from campaigns.services import campaign_create
 from tests.conftest import totp_activate
 
@@ -39,18 +40,18 @@ def test_not_even_a_superuser_may_delete_a_campaign_and_its_history_in_the_admin
     )
 
     assert Campaign.objects.filter(pk=campaign.pk).exists()
-    assert CampaignAuditEvent.objects.filter(campaign=campaign).exists()
+    assert AuditEvent.objects.filter(campaign=campaign).exists()
 
 
 def test_an_audit_event_can_be_read_but_not_changed_or_deleted_in_the_admin(
     client, superuser, campaign
 ):
     client.force_login(superuser)
-    event = CampaignAuditEvent.objects.get(campaign=campaign)
-    change = reverse("admin:campaigns_campaignauditevent_change", args=[event.pk])
+    event = AuditEvent.objects.get(campaign=campaign)
+    change = reverse("admin:audit_auditevent_change", args=[event.pk])
 
     assert client.get(change).status_code == 200
-    assert client.post(change, {"action": "disabled"}).status_code == 403
-    delete = reverse("admin:campaigns_campaignauditevent_delete", args=[event.pk])
+    assert client.post(change, {"kind": "campaign.disabled"}).status_code == 403
+    delete = reverse("admin:audit_auditevent_delete", args=[event.pk])
     assert client.post(delete, {"post": "yes"}).status_code == 403
-    assert CampaignAuditEvent.objects.get(pk=event.pk).action == event.action
+    assert AuditEvent.objects.get(pk=event.pk).kind == event.kind

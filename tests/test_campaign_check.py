@@ -22,7 +22,8 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.urls import reverse
 
-from campaigns.models import Campaign, CampaignAuditEvent
+from audit.models import AuditEvent, Kind
+from campaigns.models import Campaign
 from campaigns.services import campaign_check, campaign_create
 from rewards.mokugift import ApiError, MokugiftClient
 from sandbox.models import SandboxReward
@@ -36,7 +37,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 PASSCODE = "Right-Passcode-of-the-Oaks"
 WRONG = "Wrong-Passcode-of-the-Elms"
-Action = CampaignAuditEvent.Action
 
 
 @pytest.fixture
@@ -146,8 +146,8 @@ def test_campaign_check_records_what_mokugift_says_and_makes_no_reward(
     assert (saved.last_check_ok, saved.last_check_message) == (ok, outcome.message)
     assert saved.last_check_at == outcome.at
     event = saved.audit_events.first()
-    assert event.action == Action.CHECKED
-    assert event.changes == {"ok": ok, "message": outcome.message}
+    assert event.kind == Kind.CAMPAIGN_CHECKED
+    assert event.detail == {"ok": ok, "message": outcome.message}
 
 
 def test_a_check_that_gets_no_answer_says_it_could_not_check_not_that_they_are_wrong(
@@ -210,7 +210,7 @@ def test_the_passcode_is_in_no_message_log_or_history_of_a_check(
             outcome.message,
             caplog.text,
             page,
-            json.dumps(list(CampaignAuditEvent.objects.values()), default=str),
+            json.dumps(list(AuditEvent.objects.values()), default=str),
         ]
     )
     assert PASSCODE not in everything

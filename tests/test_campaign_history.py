@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from campaigns.models import CampaignAuditEvent
+from audit.models import Kind
+from audit.services import audit_record
 from campaigns.selectors import campaign_history_in_words
 from campaigns.services import (
     CheckOutcome,
@@ -119,9 +120,7 @@ def test_a_connection_check_reads_as_its_verdict_and_words(campaign, ok, message
 
 def test_no_sentence_shows_a_python_value_or_a_field_name(campaign, admin_user):
     campaign_update(campaign=campaign, actor=admin_user, name="UX trees 2", enabled=False)
-    CampaignAuditEvent.objects.create(
-        campaign=campaign, action=CampaignAuditEvent.Action.UPDATED, changes={"budget": [None, 5]}
-    )
+    audit_record(kind=Kind.CAMPAIGN_UPDATED, campaign=campaign, detail={"budget": [None, 5]})
     words = " ".join(s for entry in sentences(campaign) for s in entry)
     for python in ("None", "True", "False", "[", "{", "campaign_id", "_"):
         assert python not in words, python

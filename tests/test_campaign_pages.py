@@ -8,7 +8,8 @@ import pytest
 from cryptography.fernet import Fernet
 from django.urls import reverse
 
-from campaigns.models import Campaign, CampaignAuditEvent
+from audit.models import AuditEvent, Kind
+from campaigns.models import Campaign
 from campaigns.services import campaign_create
 from rewards.models import Batch
 from tests.client.server import closed_port
@@ -18,7 +19,6 @@ pytestmark = pytest.mark.django_db
 
 PASSCODE = "Tr33s-4-Everyone-passcode"
 NEW_PASSCODE = "Second-Secret-of-the-forest"
-Action = CampaignAuditEvent.Action
 NEW = {"passcode": NEW_PASSCODE, "passcode_again": NEW_PASSCODE, "save_anyway": "1"}
 
 
@@ -85,10 +85,10 @@ def test_an_admin_creates_a_campaign_through_the_form(admin_client, admin_user):
     )
     assert campaign.created_by == admin_user
 
-    event = campaign.audit_events.get(action=Action.CREATED)
+    event = campaign.audit_events.get(kind=Kind.CAMPAIGN_CREATED)
     assert event.actor == admin_user
-    assert event.changes["passcode"] == "set"
-    assert event.changes["name"] == [None, "Autumn"]
+    assert event.detail["credential_replaced"] is True
+    assert event.detail["name"] == [None, "Autumn"]
     assert event.at is not None
 
 
@@ -152,9 +152,9 @@ def test_editing_records_what_changed_and_leaves_the_passcode(admin_client, camp
     campaign.refresh_from_db()
     assert campaign.name == "Spring 2027"
     assert campaign.passcode == PASSCODE
-    event = campaign.audit_events.get(action=Action.UPDATED)
+    event = campaign.audit_events.get(kind=Kind.CAMPAIGN_UPDATED)
     assert event.actor == admin_user
-    assert event.changes == {"name": ["Spring", "Spring 2027"]}
+    assert event.detail == {"name": ["Spring", "Spring 2027"]}
     history = admin_client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
     assert "Display name: Spring → Spring 2027" in history
 
@@ -177,8 +177,8 @@ def test_an_edit_that_changes_nothing_records_no_change(admin_client, campaign):
     data = form_data(name="Spring", campaign_id="spring-1", notes="First one", passcode=None)
     assert admin_client.post(reverse("campaigns:edit", args=[campaign.pk]), data).status_code == 302
     # "created", and the check the save made; no "updated".
-    actions = list(campaign.audit_events.values_list("action", flat=True))
-    assert actions == [Action.CHECKED, Action.CREATED]
+    actions = list(campaign.audit_events.values_list("kind", flat=True))
+    assert actions == [Kind.CAMPAIGN_CHECKED, Kind.CAMPAIGN_CREATED]
 
 
 def test_an_admin_replaces_the_passcode(admin_client, campaign, admin_user):
@@ -196,9 +196,9 @@ def test_an_admin_replaces_the_passcode(admin_client, campaign, admin_user):
     assert response.status_code == 302
     campaign.refresh_from_db()
     assert campaign.passcode == NEW_PASSCODE
-    event = campaign.audit_events.filter(action=Action.PASSCODE_REPLACED).get()
+    event = campaign.audit_events.filter(kind=Kind.PASSCODE_REPLACED).get()
     assert event.actor == admin_user
-    assert event.changes == {"passcode": "set"}
+    assert event.detail == {"credential_replaced": True}
 
 
 def test_disable_asks_first_and_says_what_it_stops(admin_client, campaign, admin_user):
@@ -228,8 +228,8 @@ def test_disable_asks_first_and_says_what_it_stops(admin_client, campaign, admin
     campaign.refresh_from_db()
     assert campaign.enabled is False
     event = campaign.audit_events.first()
-    assert (event.action, event.actor, event.changes) == (
-        Action.DISABLED,
+    assert (event.kind, event.actor, event.detail) == (
+        Kind.CAMPAIGN_DISABLED,
         admin_user,
         {"enabled": [True, False]},
     )
@@ -245,10 +245,10 @@ def test_enable_is_a_post_and_is_recorded(admin_client, campaign, admin_user):
     assert admin_client.post(url).status_code == 302
     campaign.refresh_from_db()
     assert campaign.enabled is True
-    actions = list(campaign.audit_events.values_list("action", "actor", "changes"))
+    actions = list(campaign.audit_events.values_list("kind", "actor", "detail"))
     assert actions[:2] == [
-        (Action.ENABLED, admin_user.pk, {"enabled": [False, True]}),
-        (Action.DISABLED, admin_user.pk, {"enabled": [True, False]}),
+        (Kind.CAMPAIGN_ENABLED, admin_user.pk, {"enabled": [False, True]}),
+        (Kind.CAMPAIGN_DISABLED, admin_user.pk, {"enabled": [True, False]}),
     ]
 
 
@@ -280,7 +280,7 @@ def test_a_campaign_whose_passcode_no_key_reads_can_still_be_disabled_and_edited
     assert admin_client.post(edit, {**data, "save_anyway": "1"}).status_code == 302
     saved = Campaign.objects.defer("passcode").get(pk=campaign.pk)
     assert (saved.name, saved.enabled, saved.last_check_ok) == ("Spring (key lost)", False, None)
-    assert campaign.audit_events.filter(action=Action.DISABLED).exists()
+    assert campaign.audit_events.filter(kind=Kind.CAMPAIGN_DISABLED).exists()
 
 
 def test_the_edit_form_cannot_disable_a_campaign_past_its_confirmation(admin_client, campaign):
@@ -342,7 +342,7 @@ def test_no_campaign_page_and_no_audit_record_holds_the_passcode(admin_client, c
         response = admin_client.get(page)
         assert response.status_code == 200, page
         assert_no_passcode(response)
-    audit = json.dumps(list(CampaignAuditEvent.objects.values()), default=str)
+    audit = json.dumps(list(AuditEvent.objects.values()), default=str)
     assert PASSCODE not in audit and NEW_PASSCODE not in audit
 
 
