@@ -50,3 +50,18 @@ class Invitation(models.Model):
             and self.withdrawn_at is None
             and self.expires_at > timezone.now()
         )
+
+
+class Profile(models.Model):
+    """A person's own settings: their time zone (for "send at" and the times pages show) and
+    which kinds of notice they turned off (notices.models.Kind values)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    # An IANA name ("Europe/Berlin"); empty: the server's TIME_ZONE.
+    time_zone = models.CharField(max_length=64, blank=True)
+    notices_off = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return f"Profile of {self.user}"

@@ -46,6 +46,10 @@ class Kind(models.TextChoices):
     BATCH_RESUMED = "batch.resumed", "Batch resumed"
     BATCH_RETRIED = "batch.retried", "Failed rows sent again"
     SEND_DECIDED = "batch.send_decided", "Unknown row decided by an operator"
+    BATCH_APPROVED = "batch.approved", "Batch approved"
+    BATCH_DECLINED = "batch.declined", "Batch declined"
+    BATCH_RESCHEDULED = "batch.rescheduled", "Batch rescheduled"
+    BATCH_STARTED = "batch.started", "Scheduled batch started"
 
     EXPORT_DOWNLOADED = "export.downloaded", "Export downloaded"
 

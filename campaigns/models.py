@@ -16,6 +16,14 @@ def check_verdict(ok: bool | None) -> str:
     return {True: "Accepted", False: "Refused", None: "Could not check"}[ok]
 
 
+class Approval(models.TextChoices):
+    """When a batch on the campaign needs a second person's approval (Campaign.approval)."""
+
+    NEVER = "never", "Never"
+    ALWAYS = "always", "Always"
+    ABOVE = "above", "Above a number of rewards"
+
+
 class Campaign(models.Model):
     name = models.CharField("display name", max_length=200)
     campaign_id = models.CharField(
@@ -37,6 +45,25 @@ class Campaign(models.Model):
     last_check_at = models.DateTimeField(null=True, blank=True)
     last_check_ok = models.BooleanField(null=True, blank=True)
     last_check_message = models.CharField(max_length=300, blank=True, default="")
+    # Spending controls (rewards/services/controls.py enforces them).
+    approval = models.CharField(
+        "approval by a second person", max_length=10, choices=Approval, default=Approval.NEVER
+    )
+    approval_above = models.PositiveIntegerField(
+        "approval above", null=True, blank=True, help_text="Batches of more rewards than this."
+    )
+    monthly_budget = models.PositiveIntegerField(
+        "monthly budget",
+        null=True,
+        blank=True,
+        help_text="Rewards per calendar month (UTC, as Mokugift counts). Empty: no limit.",
+    )
+    monthly_budget_per_person = models.PositiveIntegerField(
+        "monthly budget per person",
+        null=True,
+        blank=True,
+        help_text="Rewards each person may send per calendar month. Empty: no limit.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -51,6 +78,7 @@ class Campaign(models.Model):
             ("send_rewards", "Can send rewards"),
             ("view_reports", "Can browse rewards and read reports"),
             ("export_rewards", "Can export rewards and reports"),
+            ("approve_batches", "Can approve or decline other people's batches"),
         ]
 
     def __str__(self) -> str:
@@ -62,6 +90,21 @@ class Campaign(models.Model):
         if self.last_check_at is None:
             return "Never checked"
         return check_verdict(self.last_check_ok)
+
+    def needs_approval(self, *, rows: int) -> bool:
+        """The campaign's approval rule, the one place it is read: does a batch of `rows`
+        rewards wait for a second person?"""
+        if self.approval == Approval.ALWAYS:
+            return True
+        if self.approval == Approval.ABOVE:
+            return self.approval_above is not None and rows > self.approval_above
+        return False
+
+    @property
+    def approval_words(self) -> str:
+        if self.approval == Approval.ABOVE and self.approval_above is not None:
+            return f"Above {self.approval_above} rewards"
+        return self.get_approval_display()
 
     @property
     def api_base_url(self) -> str:

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "allauth.usersessions",
     "accounts",
     "audit",
+    "notices",
     "campaigns",
     "rewards",
     "sandbox",

@@ -30,9 +30,14 @@ class LeftOutRow(TypedDict):
 
 class Batch(models.Model):
     class State(models.TextChoices):
+        # Waiting for a second person (Campaign.approval); nothing of it is claimed.
+        AWAITING_APPROVAL = "approval", "Awaiting approval"
+        # Approved (or needing none), waiting for its send_at.
+        SCHEDULED = "scheduled", "Scheduled"
         SENDING = "sending", "Sending"
         PAUSED = "paused", "Paused"
         CANCELLED = "cancelled", "Cancelled"
+        DECLINED = "declined", "Declined"
         DONE = "done", "Done"
 
     class Source(models.TextChoices):
@@ -63,10 +68,31 @@ class Batch(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Spending controls (rewards/services/controls.py). When it is to go out (None: at once).
+    send_at = models.DateTimeField(null=True, blank=True)
+    # When it went out: its first chains were queued.
+    started_at = models.DateTimeField(null=True, blank=True)
+    # The first day of the month (UTC) whose budget its rows use; None: nothing reserved yet
+    # (awaiting approval, declined). Its rows that end failed or cancelled use none.
+    budget_month = models.DateField(null=True, blank=True)
+    approval_needed = models.BooleanField(default=False)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decline_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
         verbose_name_plural = "batches"
+        indexes = [
+            models.Index(fields=["campaign", "budget_month"], name="batch_budget_month"),
+            models.Index(
+                fields=["send_at"],
+                name="batch_scheduled_send_at",
+                condition=models.Q(state="scheduled"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Batch {self.pk} ({self.get_source_display()}, {self.campaign_id})"

@@ -8,11 +8,13 @@ The tasks are imported when needed: their modules import the services that call 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 if TYPE_CHECKING:
@@ -39,6 +41,18 @@ def batch_enqueue(*, batch_id: int, chains: int = 1, countdown: float | None = N
         transaction.on_commit(
             partial(task_publish, batch_send_chunk, args=[batch_id], countdown=countdown)
         )
+
+
+def batch_start_enqueue(*, batch_id: int, at: datetime) -> None:
+    """Start a scheduled batch at its time, once the current transaction commits. The sweep
+    starts it as well (within MOKUGIFT_SWEEP_INTERVAL) if this task is lost; a task for a time
+    since moved finds the batch not due and does nothing."""
+    from rewards.tasks.sending import batch_start_due
+
+    wait = (at - timezone.now()).total_seconds()
+    transaction.on_commit(
+        partial(task_publish, batch_start_due, args=[batch_id], countdown=max(0.0, wait) + 0.05)
+    )
 
 
 def reconcile_enqueue(

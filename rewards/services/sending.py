@@ -34,10 +34,12 @@ from django.utils import timezone
 from audit.models import Kind
 from audit.services import audit_record
 from campaigns.selectors import campaign_visible_to, user_is_admin
+from notices.services import notice_enqueue
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import OPEN_STATES, LeftOutRow, Mode
 from rewards.services import ledger_postgresql
-from rewards.services.enqueue import batch_enqueue
+from rewards.services.controls import budget_month_of, budget_reserve
+from rewards.services.enqueue import batch_enqueue, batch_start_enqueue
 from rewards.services.ledger_months import ledger_months_refresh_after
 
 if TYPE_CHECKING:
@@ -146,8 +148,14 @@ def batch_create(
     left_out: Iterable[LeftOutRow] = (),
     send_anyway_by: User | None = None,
     filename: str = "",
+    send_at: datetime | None = None,
 ) -> Batch:
     """Write a batch and a waiting ledger row per recipient in one transaction, then send.
+
+    The spending controls (rewards/services/controls.py) decide how: a batch the campaign's
+    rule says needs approval waits for it, reserving nothing yet; any other reserves its rows
+    in the budget of the month it goes out (ValidationError with the numbers if they do not
+    fit, and nothing is written), then goes out at once or at `send_at`.
 
     A repeated `idempotency_key` returns the batch the first call made (a double-submitted
     form): the unique constraint settles a race between the two.
@@ -168,10 +176,31 @@ def batch_create(
     if not campaign.enabled:
         raise ValidationError(f"The campaign {campaign.name} is disabled.")
     now = timezone.now()
+    if send_at is not None and send_at <= now:
+        send_at = None  # a time already past: at once
+    needs_approval = campaign.needs_approval(rows=len(rows))
     try:
         with transaction.atomic():
+            month, crossed = None, []
+            if not needs_approval:
+                month = budget_month_of(send_at or now)
+                crossed = budget_reserve(
+                    campaign=campaign,
+                    person_pk=created_by.pk if created_by else None,
+                    rows=len(rows),
+                    month=month,
+                )
+            if needs_approval:
+                state = Batch.State.AWAITING_APPROVAL
+            else:
+                state = Batch.State.SCHEDULED if send_at else Batch.State.SENDING
             batch = Batch.objects.create(
                 campaign=campaign,
+                state=state,
+                send_at=send_at,
+                started_at=now if state == Batch.State.SENDING else None,
+                budget_month=month,
+                approval_needed=needs_approval,
                 mode=mode,
                 source=source,
                 idempotency_key=idempotency_key or None,
@@ -198,7 +227,14 @@ def batch_create(
                     batch_pk=batch.pk,
                     detail={"rows": len(rows)},
                 )
-            batch_enqueue(batch_id=batch.pk, chains=_chains_for(len(rows)))
+            if state == Batch.State.SENDING:
+                batch_enqueue(batch_id=batch.pk, chains=_chains_for(len(rows)))
+            elif send_at is not None:
+                batch_start_enqueue(batch_id=batch.pk, at=send_at)
+            else:
+                notice_enqueue("approval_needed", batch_pk=batch.pk)
+            for threshold in crossed:
+                notice_enqueue(f"budget_{threshold}", campaign_pk=campaign.pk)
     except IntegrityError:
         if idempotency_key:
             # The other submission won the race for the key: show its batch.
@@ -206,8 +242,24 @@ def batch_create(
             if existing is not None:
                 return existing
         raise
-    logger.info("batch %s: %d rows for campaign %s (%s)", batch.pk, len(rows), campaign.pk, mode)
+    logger.info(
+        "batch %s: %d rows for campaign %s (%s, %s)", batch.pk, len(rows), campaign.pk, mode, state
+    )
     return batch
+
+
+def batch_start(*, batch_id: int, from_state: str, now: datetime) -> bool:
+    """A batch goes out: from `from_state` (scheduled, or awaiting approval) to sending, its
+    chains queued after the commit. False if it was no longer in `from_state`."""
+    started = Batch.objects.filter(pk=batch_id, state=from_state).update(
+        state=Batch.State.SENDING, started_at=now
+    )
+    if not started:
+        return False
+    waiting = Send.objects.filter(batch_id=batch_id, state=Send.State.WAITING).count()
+    batch_enqueue(batch_id=batch_id, chains=_chains_for(waiting))
+    logger.info("batch %s started: %d rows waiting", batch_id, waiting)
+    return True
 
 
 def _events(
@@ -277,6 +329,16 @@ def _move(
     return moved
 
 
+# A batch not yet started (scheduled, or awaiting approval: its creator withdraws it) or not
+# yet finished.
+CANCELLABLE = (
+    Batch.State.AWAITING_APPROVAL,
+    Batch.State.SCHEDULED,
+    Batch.State.SENDING,
+    Batch.State.PAUSED,
+)
+
+
 def batch_cancel(*, batch: Batch, actor: User | None = None) -> int:
     """Cancel a batch: rows not yet claimed are never sent. Returns how many were cancelled.
 
@@ -286,7 +348,7 @@ def batch_cancel(*, batch: Batch, actor: User | None = None) -> int:
     """
     _steer_check(batch=batch, actor=actor)
     now = timezone.now()
-    Batch.objects.filter(pk=batch.pk, state__in=[Batch.State.SENDING, Batch.State.PAUSED]).update(
+    Batch.objects.filter(pk=batch.pk, state__in=CANCELLABLE).update(
         state=Batch.State.CANCELLED, paused_reason=""
     )
     # The claim's UPDATE checks the batch's state in the same statement, so from here on no

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from rewards.models import Batch, Send
 from rewards.selectors.backoff import campaigns_backed_off
+from rewards.services.controls import batches_start_due
 from rewards.services.enqueue import reconcile_enqueue
 from rewards.services.reconcile import campaigns_to_reconcile
 from rewards.services.sending import _move, batch_finish_if_done, batch_wake
@@ -52,6 +53,7 @@ class SweepReport:
     reconciled_campaigns: int = 0
     kicked_batches: int = 0
     finished_batches: int = 0
+    started_batches: int = 0
 
 
 def sends_sweep() -> SweepReport:
@@ -65,6 +67,8 @@ def sends_sweep() -> SweepReport:
     itself: a stalling endpoint holds up none but its own campaign.
     """
     report = SweepReport(stuck=len(sends_stuck_to_unknown()))
+    # Scheduled batches whose time has come (their own task was lost, or is late).
+    report.started_batches = batches_start_due()
     # A row reconciliation sent back to waiting just as its batch was cancelled.
     orphans = Send.objects.filter(
         state=Send.State.WAITING, batch__state=Batch.State.CANCELLED
@@ -106,6 +110,6 @@ def sends_sweep() -> SweepReport:
     for batch_id in list(open_batches):
         if batch_finish_if_done(batch_id=batch_id, now=now):
             report.finished_batches += 1
-    if report.stuck or report.kicked_batches:
+    if report.stuck or report.kicked_batches or report.started_batches:
         logger.info("sweep: %s", report)
     return report

@@ -16,7 +16,7 @@ from django.db import connection
 from rewards.models import Send
 from rewards.mokugift import session_get
 from rewards.selectors.backoff import campaign_backoff_wait
-from rewards.services import backoff, chunk, reconcile, sweep
+from rewards.services import backoff, chunk, controls, reconcile, sweep
 
 
 @worker_process_init.connect
@@ -71,3 +71,9 @@ def campaign_sending_resume(campaign_pk: int) -> None:
 @shared_task(name="rewards.sends_sweep")
 def sends_sweep() -> None:
     sweep.sends_sweep()
+
+
+@shared_task(name="rewards.batch_start_due")
+def batch_start_due(batch_id: int) -> None:
+    """A scheduled batch's time has come (or was moved: then it is not due, and waits)."""
+    controls.batches_start_due(batch_id=batch_id)
