@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from campaigns.models import Campaign, Environment
+from campaigns.models import Approval, Campaign, Environment
 
 
 class CampaignForm(forms.Form):
@@ -56,4 +56,45 @@ class PasscodeForm(forms.Form):
         data = self.cleaned_data
         if data.get("passcode") != data.get("passcode_again"):
             self.add_error("passcode_again", "The two passcodes differ.")
+        return data
+
+
+class ControlsForm(forms.Form):
+    """A campaign's spending controls: when a batch needs a second person, and budgets."""
+
+    approval = forms.ChoiceField(
+        label="Approval by a second person",
+        choices=Approval.choices,
+        widget=forms.RadioSelect,
+        help_text="A Manager or Admin of the campaign, never the batch's maker, approves.",
+    )
+    approval_above = forms.IntegerField(
+        label="Approval above (rewards)",
+        min_value=1,
+        max_value=1_000_000,
+        required=False,
+        help_text="With “Above a number of rewards”: batches of more rewards than this.",
+    )
+    monthly_budget = forms.IntegerField(
+        label="Monthly budget (rewards)",
+        min_value=0,
+        max_value=100_000_000,
+        required=False,
+        help_text="Per calendar month, in UTC as Mokugift counts. Empty: no limit.",
+    )
+    monthly_budget_per_person = forms.IntegerField(
+        label="Monthly budget per person (rewards)",
+        min_value=0,
+        max_value=100_000_000,
+        required=False,
+        help_text="What each person may send per month on this campaign. Empty: no limit.",
+    )
+
+    def clean(self):
+        super().clean()
+        data = self.cleaned_data
+        if data.get("approval") == Approval.ABOVE and data.get("approval_above") is None:
+            self.add_error("approval_above", "Say above how many rewards a batch needs approval.")
+        if data.get("approval") != Approval.ABOVE:
+            data["approval_above"] = None
         return data

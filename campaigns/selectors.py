@@ -9,6 +9,7 @@ from django.db.models import Case, Model, QuerySet, Value, When
 
 from audit.models import AuditEvent, Kind
 from campaigns.models import (
+    Approval,
     Campaign,
     CampaignAccess,
     Environment,
@@ -175,6 +176,8 @@ def _value_words(field: str, value: object) -> str:
         return "yes" if value else "no"
     if field == "environment" and value in Environment.values:
         return Environment(value).label
+    if field == "approval" and value in Approval.values:
+        return Approval(value).label.lower()
     return str(value)
 
 

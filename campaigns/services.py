@@ -48,7 +48,10 @@ CHECK_TIMEOUT = (5.0, 10.0)
 CHECK_DEADLINE = 15.0
 
 # The fields a person edits on the campaign form; the passcode has its own door.
-EDITABLE_FIELDS = ("name", "campaign_id", "environment", "enabled", "notes")
+# The spending controls (rewards/services/controls.py enforces them) are edited on their own
+# form of the campaign page and by `campaign_set`.
+CONTROL_FIELDS = ("approval", "approval_above", "monthly_budget", "monthly_budget_per_person")
+EDITABLE_FIELDS = ("name", "campaign_id", "environment", "enabled", "notes", *CONTROL_FIELDS)
 
 
 @transaction.atomic

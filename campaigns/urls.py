@@ -8,6 +8,7 @@ urlpatterns = [
     path("new/", views.campaign_create, name="create"),
     path("<int:pk>/", views.campaign_detail, name="detail"),
     path("<int:pk>/edit/", views.campaign_edit, name="edit"),
+    path("<int:pk>/controls/", views.campaign_controls, name="controls"),
     path("<int:pk>/passcode/", views.campaign_passcode, name="passcode"),
     path("<int:pk>/check/", views.campaign_check, name="check"),
     path("<int:pk>/disable/", views.campaign_disable, name="disable"),

@@ -11,8 +11,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from campaigns import selectors, services
-from campaigns.forms import CampaignCreateForm, CampaignForm, PasscodeForm
+from campaigns.forms import CampaignCreateForm, CampaignForm, ControlsForm, PasscodeForm
 from campaigns.models import Campaign
+from rewards.services.controls import budget_state
 
 manage_campaigns = permission_required("campaigns.manage_campaigns", raise_exception=True)
 
@@ -93,7 +94,12 @@ def campaign_detail(request, pk: int):
     return render(
         request,
         "campaigns/detail.html",
-        {"campaign": campaign, "has_passcode": has_passcode, "history": history},
+        {
+            "campaign": campaign,
+            "has_passcode": has_passcode,
+            "history": history,
+            "budget": budget_state(campaign=campaign),
+        },
     )
 
 
@@ -115,6 +121,22 @@ def campaign_edit(request, pk: int):
                 _say_saved(request, "Campaign saved.", check)
                 return redirect("campaigns:detail", pk=campaign.pk)
     return _form_page(request, form, title=f"Edit {campaign.name}", campaign=campaign, check=check)
+
+
+@manage_campaigns
+def campaign_controls(request, pk: int):
+    campaign = _campaign(request, pk)
+    initial = {field: getattr(campaign, field) for field in ControlsForm.base_fields}
+    form = ControlsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.campaign_update(campaign=campaign, actor=request.user, **form.cleaned_data)
+        except ValidationError as e:
+            form.add_error(None, e)
+        else:
+            messages.success(request, "Spending controls saved.")
+            return redirect("campaigns:detail", pk=campaign.pk)
+    return render(request, "campaigns/controls.html", {"campaign": campaign, "form": form})
 
 
 @manage_campaigns

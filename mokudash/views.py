@@ -1,6 +1,7 @@
 from django.shortcuts import render
 
-from rewards.selectors.overview import OverviewParts, overview_for
+from rewards.selectors.overview import OverviewParts, overview_campaign_ids, overview_for
+from rewards.services.controls import budgets_this_month
 
 
 def home(request):
@@ -10,5 +11,10 @@ def home(request):
     return render(
         request,
         "home.html",
-        {"overview": overview, "parts": parts, "chart": overview.chart_data()},
+        {
+            "overview": overview,
+            "parts": parts,
+            "chart": overview.chart_data(),
+            "budgets": budgets_this_month(campaign_ids=overview_campaign_ids(user=request.user)),
+        },
     )

@@ -9,6 +9,7 @@ from typing import cast
 
 from django import forms
 from django.conf import settings
+from django.utils import timezone
 
 from campaigns.selectors import campaigns_enabled
 from rewards.models.ledger import Mode
@@ -60,6 +61,46 @@ def _mode_field() -> forms.ChoiceField:
     )
 
 
+# How far ahead a send may be scheduled.
+SCHEDULE_DAYS_AHEAD = 366
+
+
+class SendAtField(forms.DateTimeField):
+    """ "Send at": a date and time in the person's time zone (the one active for the request,
+    accounts.middleware), empty for at once. Never in the past, at most a year ahead."""
+
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", "Send at (optional)")
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", "Empty: at once. In your time zone.")
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        moment = super().clean(value)
+        if moment is None:
+            return None
+        now = timezone.now()
+        if moment < now - dt.timedelta(minutes=1):
+            raise forms.ValidationError("That time is past: choose a later one, or leave it empty.")
+        if moment > now + dt.timedelta(days=SCHEDULE_DAYS_AHEAD):
+            raise forms.ValidationError("At most a year ahead.")
+        return moment
+
+
+class RescheduleForm(forms.Form):
+    send_at = SendAtField(label="New time", help_text="Empty: send now. In your time zone.")
+
+
+class DeclineForm(forms.Form):
+    reason = forms.CharField(
+        label="Why (the person who made it reads this)",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
 class SingleSendForm(forms.Form):
     campaign = _campaign_field()
     mode = _mode_field()
@@ -69,6 +110,7 @@ class SingleSendForm(forms.Form):
         help_text="An email address; for “Give me the link (our recipient ID)”, our ID.",
     )
     name = forms.CharField(label="Name (optional)", max_length=200, required=False)
+    send_at = SendAtField()
     # Made when the form is rendered: a double submit carries the same key and finds the batch
     # the first submit made.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
@@ -168,6 +210,7 @@ class BulkUploadForm(forms.Form):
 
 class ConfirmForm(forms.Form):
     send_anyway = forms.BooleanField(required=False)
+    send_at = SendAtField()
 
 
 def _row_numbers(text: str) -> list[int] | None:

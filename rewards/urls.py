@@ -1,6 +1,6 @@
 from django.urls import path
 
-from rewards.views import batches, browse, reports, send
+from rewards.views import approvals, batches, browse, reports, send
 
 app_name = "rewards"
 urlpatterns = [
@@ -26,6 +26,10 @@ urlpatterns = [
         batches.batch_unknown_decide,
         name="batch_unknown_decide",
     ),
+    path("batches/approvals/", approvals.approval_list, name="approval_list"),
+    path("batches/<int:pk>/approve/", approvals.batch_approve, name="batch_approve"),
+    path("batches/<int:pk>/decline/", approvals.batch_decline, name="batch_decline"),
+    path("batches/<int:pk>/reschedule/", approvals.batch_reschedule, name="batch_reschedule"),
     path("batches/paid-twice/", batches.paid_twice_list, name="paid_twice"),
     # Browsing, reports and export (Manager)
     path("", browse.reward_list, name="list"),

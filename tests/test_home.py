@@ -183,7 +183,10 @@ def test_the_manager_sees_the_figures_but_no_batch_lists(client, manager, ledger
     assert _figure(page, "fig-sent") == "5"
     assert _figure(page, "fig-trees") == "8"
     assert 'id="fig-failed"' not in page and 'id="recent-batches"' not in page
-    assert "/rewards/batches/" not in page  # no link the manager could not open
+    # No link the manager could not open: the menu's Approvals is theirs.
+    links = set(re.findall(r'href="(/rewards/batches/[^"]*)"', page))
+    assert links == {reverse("rewards:approval_list")}
+    assert all(client.get(link).status_code == 200 for link in links)
 
 
 def test_a_person_without_a_role_sees_no_figure(client, outsider, ledger):
@@ -337,8 +340,9 @@ def test_the_home_page_runs_a_bounded_number_of_queries_however_many_batches(
         _rows(batch, Send.State.UNKNOWN, 1, attempt_started_at=now)
     ledger_months_refresh()
     client.force_login(user)
-    # Session, user, two of permissions; then at most six of the overview.
-    with django_assert_max_num_queries(10):
+    # Session, user, two of permissions; the menu's count of approvals waiting; then at most
+    # six of the overview and one of the monthly budgets.
+    with django_assert_max_num_queries(12):
         assert client.get(reverse("home")).status_code == 200
 
 

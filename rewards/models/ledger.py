@@ -63,6 +63,9 @@ class Batch(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     send_anyway_at = models.DateTimeField(null=True, blank=True)
+    # The rows flagged as recently rewarded that were sent anyway (LeftOutRow each): what the
+    # creator saw at confirmation, for the approver to see too.
+    sent_anyway = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

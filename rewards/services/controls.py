@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from audit.models import Kind
@@ -108,6 +109,24 @@ def budget_state(
         if person is not None and person_limit is not None
         else 0,
     )
+
+
+def budgets_this_month(
+    *, campaign_ids: tuple[int, ...] | None
+) -> list[tuple[Campaign, BudgetState]]:
+    """The campaigns (of `campaign_ids`; None: all) that have a monthly budget, each with its
+    state this month, in one query: for the home page."""
+    month = budget_month_of(timezone.now())
+    spent = Q(batches__budget_month=month) & ~Q(batches__sends__state__in=_NOT_SPENT)
+    campaigns = (
+        Campaign.objects.filter(monthly_budget__isnull=False)
+        .defer("passcode")
+        .annotate(used=Count("batches__sends", filter=spent))
+        .order_by("name")
+    )
+    if campaign_ids is not None:
+        campaigns = campaigns.filter(pk__in=campaign_ids)
+    return [(c, BudgetState(month=month, limit=c.monthly_budget, used=c.used)) for c in campaigns]
 
 
 def _month_words(month: date) -> str:

@@ -110,6 +110,13 @@ class CsvParseResult:
         ]
         return sorted(left_out, key=lambda p: p["row"])
 
+    def sent_anyway(self, *, send_anyway: bool) -> list[LeftOutRow]:
+        """The recently rewarded rows sent all the same, with why they were flagged, as
+        `Batch.sent_anyway` keeps them for its approver."""
+        if not send_anyway:
+            return []
+        return [p.as_left_out() for p in self.problems if p.kind == Kind.RECENTLY_REWARDED]
+
 
 def recipient_problem(*, mode: str, recipient: str) -> tuple[str, str] | None:
     """(kind, message) when the recipient cannot be sent in this mode, else None."""

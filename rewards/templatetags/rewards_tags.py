@@ -91,6 +91,9 @@ _TONES = {
     "cancelled": "secondary",
     "paused": "warning",
     "done": "success",
+    "approval": "purple",
+    "scheduled": "azure",
+    "declined": "danger",
 }
 
 

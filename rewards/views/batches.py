@@ -17,20 +17,24 @@ from django.db.models import Case, Count, F, Q, QuerySet, Value, When
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from campaigns.selectors import visible_only
-from rewards.forms import UnknownRowsForm
+from rewards.forms import DeclineForm, RescheduleForm, UnknownRowsForm
 from rewards.models import Batch, Send
 from rewards.models.ledger import FINISHED_STATES
 from rewards.selectors import backoff as backoff_selectors
 from rewards.selectors import sending as sending_selectors
-from rewards.services import reconcile, sending
+from rewards.services import controls, reconcile, sending
 from rewards.services.export import csv_pieces, export_record
-from rewards.views import send_rewards_required
+from rewards.views import batches_required, send_rewards_required
 
 RESULTS_PER_PAGE = 100
+# A scheduled batch that went out this much after its time was late (approved after it).
+LATE_SECONDS = 90
 BATCHES_PER_PAGE = 25
+UPCOMING_SHOWN = 50
 # The states the progress shows, in the order a row goes through them.
 PROGRESS_STATES = [
     Send.State.WAITING,
@@ -106,7 +110,7 @@ def _state_filter(request) -> str:
     return state if state in Send.State.values else ""
 
 
-@send_rewards_required
+@batches_required
 def batch_list(request):
     batches = (
         _batches(request)
@@ -124,7 +128,16 @@ def batch_list(request):
             percent=Case(When(total=0, then=Value(0)), default=F("finished") * 100 / F("total"))
         )
     )
-    page = Paginator(batches, BATCHES_PER_PAGE).get_page(request.GET.get("page"))
+    not_started = [Batch.State.AWAITING_APPROVAL, Batch.State.SCHEDULED]
+    # Apart, above the rest: what is still to go out, soonest first, in the viewer's zone.
+    upcoming = list(
+        batches.filter(state__in=not_started).order_by(
+            F("send_at").asc(nulls_first=True), "created_at"
+        )[:UPCOMING_SHOWN]
+    )
+    page = Paginator(batches.exclude(state__in=not_started), BATCHES_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
     # Why rows failed, grouped and counted, for the whole page in one query.
     reasons = sending_selectors.batches_failure_reasons(
         batch_ids=[batch.pk for batch in page if getattr(batch, "failed", 0)]
@@ -135,6 +148,7 @@ def batch_list(request):
         {
             "page": page,
             "rows": [(batch, reasons.get(batch.pk, [])) for batch in page],
+            "upcoming": upcoming,
             "paid_twice": visible_only(
                 sending_selectors.sends_paid_twice(), user=request.user, field="batch__campaign_id"
             ).count(),
@@ -153,7 +167,7 @@ def _batch_live_context(request, batch: Batch) -> dict:
     )
     # Nothing more can change by itself: the page stops polling (a batch still being
     # reconciled after a cancel included, or it would poll forever).
-    finished = batch.state in (Batch.State.DONE, Batch.State.CANCELLED) or (
+    finished = batch.state in (Batch.State.DONE, Batch.State.CANCELLED, Batch.State.DECLINED) or (
         progress["percent"] == 100 and batch.state != Batch.State.PAUSED
     )
     query = {"state": state} if state else {}
@@ -180,10 +194,39 @@ def _batch_live_context(request, batch: Batch) -> dict:
         "link_not_recovered": LINK_NOT_RECOVERED,
         # Cancel, resume and retry are shown to its creator and admins only.
         "may_steer": sending.batch_steerable_by(batch=batch, user=request.user),
+        **_controls_context(request, batch, rows=progress["total"]),
     }
 
 
-@send_rewards_required
+def _controls_context(request, batch: Batch, *, rows: int) -> dict:
+    """The spending controls' part of the batch page: the decision awaited, the time it goes
+    out, the budget it uses."""
+    waiting = batch.state in (Batch.State.AWAITING_APPROVAL, Batch.State.SCHEDULED)
+    late = (
+        batch.send_at is not None
+        and batch.started_at is not None
+        and (batch.started_at - batch.send_at).total_seconds() > LATE_SECONDS
+    )
+    campaign = batch.campaign
+    has_budget = campaign.monthly_budget is not None
+    return {
+        "not_started": waiting,
+        "may_approve": batch.state == Batch.State.AWAITING_APPROVAL
+        and controls.batch_may_be_approved_by(batch=batch, user=request.user),
+        "decline_form": DeclineForm(),
+        "reschedule_form": RescheduleForm(initial={"send_at": batch.send_at}),
+        "started_late": late,
+        # The budget of the month it goes out in, as it stands now.
+        "batch_budget": controls.budget_state(
+            campaign=campaign, at=max(batch.send_at or timezone.now(), timezone.now())
+        )
+        if has_budget and waiting
+        else None,
+        "batch_rows": rows,
+    }
+
+
+@batches_required
 def batch_detail(request, pk: int):
     batch = _batch(request, pk)
     return render(
@@ -200,7 +243,7 @@ def batch_detail(request, pk: int):
     )
 
 
-@send_rewards_required
+@batches_required
 def batch_status(request, pk: int):
     """The live part of the batch page (state, counts, bar, reasons, buttons, tabs and the
     results table), which the page polls with htmx until the batch is finished."""
@@ -273,7 +316,12 @@ def batch_results_csv(request, pk: int):
 @require_POST
 @send_rewards_required
 def batch_cancel(request, pk: int):
-    cancelled = sending.batch_cancel(batch=_steerable(request, pk), actor=request.user)
+    batch = _steerable(request, pk)
+    not_started = batch.state in (Batch.State.AWAITING_APPROVAL, Batch.State.SCHEDULED)
+    cancelled = sending.batch_cancel(batch=batch, actor=request.user)
+    if not_started:
+        messages.success(request, f"Batch #{pk} withdrawn: none of its rows will be sent.")
+        return redirect("rewards:batch_detail", pk=pk)
     messages.success(
         request,
         f"Batch cancelled: {cancelled} row{pluralize(cancelled)} not yet claimed will not be "

@@ -15,6 +15,7 @@ from campaigns.selectors import campaigns_visible_to
 from rewards.forms import MODE_HELP, BulkUploadForm, ConfirmForm, SingleSendForm
 from rewards.models import Batch
 from rewards.models.ledger import Mode
+from rewards.services.controls import budget_state
 from rewards.services.csv_import import csv_template
 from rewards.services.export import csv_pieces
 from rewards.services.sending import RecipientRow, batch_create
@@ -40,6 +41,13 @@ def _send_page(request, *, single=None, bulk=None, status=200):
             "single": single or SingleSendForm(prefix="one", campaigns=campaigns),
             "bulk": bulk or BulkUploadForm(prefix="bulk", campaigns=campaigns),
             "has_campaigns": campaigns.exists(),
+            # The budgets of the campaigns that have one, used and left this month.
+            "budgets": [
+                (campaign, budget_state(campaign=campaign, person=request.user))
+                for campaign in campaigns
+                if campaign.monthly_budget is not None
+                or campaign.monthly_budget_per_person is not None
+            ],
             "modes": [(value, label, MODE_HELP[value]) for value, label in Mode.choices],
         },
         status=status,
@@ -66,6 +74,7 @@ def send_one(request):
             created_by=request.user,
             source=Batch.Source.SINGLE,
             idempotency_key=data["idempotency_key"],
+            send_at=data["send_at"],
         )
     except ValidationError as error:
         form.add_error(None, error)
@@ -166,7 +175,7 @@ def send_preview(request, token: str):
     # Not `request.POST or None`: a confirmation without the box ticked posts no field at all.
     form = ConfirmForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        return _confirm(request, token, campaign, meta, result, form.cleaned_data["send_anyway"])
+        return _confirm(request, token, campaign, meta, result, form.cleaned_data)
     recent = {r.row_number for r in result.recently_rewarded}
     return render(
         request,
@@ -185,12 +194,13 @@ def send_preview(request, token: str):
             "to_send_anyway": len(result.rows),
             "recent_count": len(recent),
             "left_out_count": len(result.left_out_rows),
+            "budget": budget_state(campaign=campaign, person=request.user),
         },
     )
 
 
-def _confirm(request, token, campaign, meta, result, send_anyway: bool):
-    send_anyway = send_anyway and bool(result.recently_rewarded)
+def _confirm(request, token, campaign, meta, result, data: dict):
+    send_anyway = data["send_anyway"] and bool(result.recently_rewarded)
     rows = result.rows_to_send(send_anyway=send_anyway)
     if not rows:
         messages.error(request, "No row passed: there is nothing to send. Fix the file first.")
@@ -206,8 +216,10 @@ def _confirm(request, token, campaign, meta, result, send_anyway: bool):
             source=Batch.Source.CSV,
             idempotency_key=token,
             left_out=result.left_out(send_anyway=send_anyway),
+            sent_anyway=result.sent_anyway(send_anyway=send_anyway),
             send_anyway_by=request.user if send_anyway else None,
             filename=meta["filename"],
+            send_at=data["send_at"],
         )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))

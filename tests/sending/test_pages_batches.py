@@ -60,13 +60,23 @@ def results_csv(client, batch, query: str = "") -> list[list[str]]:
     return list(csv.reader(io.StringIO(body)))
 
 
-@pytest.mark.parametrize("who", ["manager", "outsider"])
-def test_only_people_who_send_rewards_see_batches(client, cast, campaign, who):
+def test_only_people_who_send_rewards_see_batches(client, cast, campaign):
     batch = make_batch(campaign, ["sent"])
-    client.force_login(cast[who])
+    client.force_login(cast["outsider"])
     for name in ["rewards:batch_detail", "rewards:batch_status", "rewards:batch_results_csv"]:
         assert client.get(reverse(name, args=[batch.pk])).status_code == 403
     assert client.get(reverse("rewards:batch_list")).status_code == 403
+    assert client.post(reverse("rewards:batch_cancel", args=[batch.pk])).status_code == 403
+
+
+def test_a_manager_reads_batches_to_approve_them_but_steers_none(client, cast, campaign):
+    batch = make_batch(campaign, ["waiting"])
+    client.force_login(cast["manager"])
+    for name in ["rewards:batch_detail", "rewards:batch_status", "rewards:batch_list"]:
+        args = [] if name == "rewards:batch_list" else [batch.pk]
+        assert client.get(reverse(name, args=args)).status_code == 200
+    # The results file stays with those who send (and export from the rewards page).
+    assert client.get(reverse("rewards:batch_results_csv", args=[batch.pk])).status_code == 403
     assert client.post(reverse("rewards:batch_cancel", args=[batch.pk])).status_code == 403
 
 
@@ -80,8 +90,8 @@ def test_the_batch_list_shows_recent_batches_with_progress_in_a_few_queries(
 ):
     for _ in range(30):
         make_batch(campaign, ["sent", "sent", "failed", "waiting"])
-    # One of them reads the campaigns the marketer may see.
-    with django_assert_max_num_queries(9):
+    # One of them reads the campaigns the marketer may see, one the batches still to go out.
+    with django_assert_max_num_queries(10):
         page = as_marketer.get(reverse("rewards:batch_list")).content.decode()
     assert page.count('aria-valuenow="75"') == 25
     assert "2 sent" in page and "1 failed" in page
