@@ -77,6 +77,8 @@ def test_a_manager_reads_batches_to_approve_them_but_steers_none(client, cast, c
         assert client.get(reverse(name, args=args)).status_code == 200
     # The results file stays with those who send (and export from the rewards page).
     assert client.get(reverse("rewards:batch_results_csv", args=[batch.pk])).status_code == 403
+    page = client.get(reverse("rewards:batch_detail", args=[batch.pk])).content.decode()
+    assert 'id="results-csv"' not in page and 'id="cancel-batch"' not in page
     assert client.post(reverse("rewards:batch_cancel", args=[batch.pk])).status_code == 403
 
 
