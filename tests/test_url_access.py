@@ -153,6 +153,7 @@ ACCESS: dict[str, Rule] = {
     "campaigns:create": rule(ADMIN, ok=302),
     "campaigns:detail": rule(ADMIN, pk=CAMPAIGN),
     "campaigns:edit": rule(ADMIN, pk=CAMPAIGN),
+    "campaigns:controls": rule(ADMIN, pk=CAMPAIGN),
     "campaigns:passcode": rule(ADMIN, ok=302, pk=CAMPAIGN),
     # The check asks the sandbox URL of the settings; whatever it answers, back to the page.
     "campaigns:check": rule(ADMIN, method="POST", ok=302, pk=CAMPAIGN),
@@ -183,9 +184,15 @@ ACCESS: dict[str, Rule] = {
     "rewards:send_preview": rule(*SENDERS, ok=302, token="no-such-upload"),
     "rewards:send_problems_csv": rule(*SENDERS, ok=404, token="no-such-upload"),
     "rewards:send_template": rule(*SENDERS, mode="email"),
-    "rewards:batch_list": rule(*SENDERS),
-    "rewards:batch_detail": rule(*SENDERS, pk=BATCH),
-    "rewards:batch_status": rule(*SENDERS, pk=BATCH),
+    # Managers read batches too: they approve them (and steer none).
+    "rewards:batch_list": rule(*SENDERS, MANAGER),
+    "rewards:batch_detail": rule(*SENDERS, MANAGER, pk=BATCH),
+    "rewards:batch_status": rule(*SENDERS, MANAGER, pk=BATCH),
+    "rewards:approval_list": rule(*READERS),
+    # Not awaiting approval (nor scheduled): said so, and back to the batch.
+    "rewards:batch_approve": rule(*READERS, method="POST", ok=302, pk=BATCH),
+    "rewards:batch_decline": rule(*READERS, method="POST", ok=302, pk=BATCH),
+    "rewards:batch_reschedule": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
     "rewards:batch_results_csv": rule(*SENDERS, pk=BATCH),
     "rewards:batch_cancel": rule(*SENDERS, method="POST", ok=302, pk=BATCH),
     "rewards:batch_resume": rule(*SENDERS, method="POST", ok=302, pk=BATCH),

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from rewards.forms import DeclineForm, RescheduleForm
 from rewards.selectors.approvals import batches_awaiting_approval
 from rewards.services import controls
-from rewards.views import approve_batches_required, batches_required
+from rewards.views import approve_batches_required, send_rewards_required
 from rewards.views.batches import _batch, _steerable
 
 APPROVALS_PER_PAGE = 25
@@ -79,7 +79,7 @@ def batch_decline(request, pk: int):
 
 
 @require_POST
-@batches_required
+@send_rewards_required
 def batch_reschedule(request, pk: int):
     batch = _steerable(request, pk)
     form = RescheduleForm(request.POST)

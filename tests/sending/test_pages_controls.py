@@ -210,3 +210,18 @@ def test_the_campaign_page_sets_the_controls_and_shows_the_budget(client, admin_
     assert event.detail["monthly_budget"] == [None, 500]
     home = client.get(reverse("home")).content.decode()
     assert 'id="home-budgets"' in home and "500 left" in home
+
+
+def test_a_manager_without_the_campaign_neither_sees_nor_approves_its_batches(
+    client, as_marketer, above_100, manager
+):
+    from campaigns.models import CampaignAccess
+
+    batch = _confirm(as_marketer, above_100, 150)
+    CampaignAccess.objects.create(user=manager, all_campaigns=False)  # no campaign at all
+    client.force_login(manager)
+    page = client.get(reverse("rewards:approval_list")).content.decode()
+    assert f'data-batch="{batch.pk}"' not in page and 'id="approvals-count"' not in page
+    assert client.post(reverse("rewards:batch_approve", args=[batch.pk])).status_code == 404
+    batch.refresh_from_db()
+    assert batch.state == Batch.State.AWAITING_APPROVAL
