@@ -147,6 +147,9 @@ _STATE_BADGES: dict[str, str] = {
     Batch.State.DONE.value: "bg-success-lt",
     Batch.State.SENDING.value: "bg-blue-lt",
     Batch.State.CANCELLED.value: "bg-secondary-lt",
+    Batch.State.AWAITING_APPROVAL.value: "bg-purple-lt",
+    Batch.State.SCHEDULED.value: "bg-azure-lt",
+    Batch.State.DECLINED.value: "bg-red-lt",
 }
 
 

@@ -207,7 +207,13 @@ def batch_approver_check(*, batch: Batch, user: User | None) -> None:
 def _locked(batch: Batch, *states: str) -> Batch:
     """The batch's row, locked, if it is in one of `states`; ValidationError otherwise (it
     moved since the page was shown: someone else decided, or it was withdrawn)."""
-    locked = Batch.objects.select_for_update().filter(pk=batch.pk, state__in=states).first()
+    locked = (
+        Batch.objects.select_for_update(of=("self",))
+        .select_related("campaign")
+        .defer("campaign__passcode")  # never decrypted here: a lost key must not stop a decision
+        .filter(pk=batch.pk, state__in=states)
+        .first()
+    )
     if locked is None:
         batch.refresh_from_db()
         raise ValidationError(f"Batch {batch.pk} is {batch.get_state_display().lower()} now.")
@@ -237,6 +243,10 @@ def batch_approve(*, batch: Batch, actor: User | None) -> Batch:
     now = timezone.now()
     with transaction.atomic():
         locked = _locked(batch, Batch.State.AWAITING_APPROVAL)
+        if not locked.campaign.enabled:
+            raise ValidationError(
+                f"The campaign {locked.campaign.name} is disabled: enable it first, or decline."
+            )
         rows = Send.objects.filter(batch=locked, state=Send.State.WAITING).count()
         month = budget_month_of(max(locked.send_at or now, now))
         crossed = budget_reserve(

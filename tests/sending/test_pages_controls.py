@@ -225,3 +225,15 @@ def test_a_manager_without_the_campaign_neither_sees_nor_approves_its_batches(
     assert client.post(reverse("rewards:batch_approve", args=[batch.pk])).status_code == 404
     batch.refresh_from_db()
     assert batch.state == Batch.State.AWAITING_APPROVAL
+
+
+def test_a_batch_on_a_campaign_disabled_since_cannot_be_approved(
+    client, as_marketer, above_100, manager
+):
+    batch = _confirm(as_marketer, above_100, 150)
+    campaign_update(campaign=above_100, actor=None, enabled=False)
+    client.force_login(manager)
+    page = client.post(reverse("rewards:batch_approve", args=[batch.pk]), follow=True)
+    assert "is disabled: enable it first, or decline" in page.content.decode()
+    batch.refresh_from_db()
+    assert batch.state == Batch.State.AWAITING_APPROVAL
