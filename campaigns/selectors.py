@@ -9,6 +9,7 @@ from django.db.models import Case, Model, QuerySet, Value, When
 
 from audit.models import AuditEvent, Kind
 from campaigns.models import (
+    Approval,
     Campaign,
     CampaignAccess,
     Environment,
@@ -157,6 +158,10 @@ _FIELD_WORDS = {
     "environment": "Environment",
     "enabled": "Enabled",
     "notes": "Notes",
+    "approval": "Approval by a second person",
+    "approval_above": "Approval above",
+    "monthly_budget": "Monthly budget",
+    "monthly_budget_per_person": "Monthly budget per person",
 }
 # Long text: the history says that it changed, not what it holds.
 _SAID_CHANGED_ONLY = {"notes"}
@@ -175,6 +180,8 @@ def _value_words(field: str, value: object) -> str:
         return "yes" if value else "no"
     if field == "environment" and value in Environment.values:
         return Environment(value).label
+    if field == "approval" and value in Approval.values:
+        return Approval(value).label.lower()
     return str(value)
 
 
