@@ -229,9 +229,10 @@ def batch_create(
                 )
             if state == Batch.State.SENDING:
                 batch_enqueue(batch_id=batch.pk, chains=_chains_for(len(rows)))
-            elif send_at is not None:
-                batch_start_enqueue(batch_id=batch.pk, at=send_at)
+            elif state == Batch.State.SCHEDULED:
+                batch_start_enqueue(batch_id=batch.pk, at=send_at or now)
             else:
+                # Awaiting approval, with a time or without: approval queues its start.
                 notice_enqueue("approval_needed", batch_pk=batch.pk)
             for threshold in crossed:
                 notice_enqueue(f"budget_{threshold}", campaign_pk=campaign.pk)

@@ -290,3 +290,14 @@ def test_only_its_maker_or_an_admin_reschedules_or_cancels_a_scheduled_batch(
     batch.refresh_from_db()
     assert batch.state == Batch.State.CANCELLED
     assert batches_start_due(now=timezone.now() + timedelta(days=1)) == 0
+
+
+def test_a_scheduled_batch_that_needs_approval_tells_the_approvers(campaign, marketer, monkeypatch):
+    from rewards.services import sending
+
+    told = []
+    monkeypatch.setattr(sending, "notice_enqueue", lambda kind, **kw: told.append(kind))
+    controls(campaign, approval=Approval.ALWAYS)
+    make(campaign, 2, by=marketer)
+    make(campaign, 2, by=marketer, prefix="s", send_at=timezone.now() + timedelta(hours=1))
+    assert told == ["approval_needed", "approval_needed"]
