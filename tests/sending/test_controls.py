@@ -24,7 +24,7 @@ from rewards.services.controls import (
     budget_state,
     budget_used,
 )
-from rewards.services.sending import RecipientRow, batch_cancel, batch_create
+from rewards.services.sending import RecipientRow, batch_cancel, batch_create, batch_retry_failed
 
 
 def rows(n: int, prefix: str = "r") -> list[RecipientRow]:
@@ -301,3 +301,15 @@ def test_a_scheduled_batch_that_needs_approval_tells_the_approvers(campaign, mar
     make(campaign, 2, by=marketer)
     make(campaign, 2, by=marketer, prefix="s", send_at=timezone.now() + timedelta(hours=1))
     assert told == ["approval_needed", "approval_needed"]
+
+
+def test_sending_failed_rows_again_must_fit_the_budget_they_gave_back(campaign, marketer):
+    controls(campaign, monthly_budget=5)
+    first = make(campaign, 5, by=marketer, prefix="a")
+    Send.objects.filter(batch=first, row_number__lte=4).update(state=Send.State.FAILED)  # 3
+    make(campaign, 3, by=marketer, prefix="b")  # the budget they gave back, spent
+    with pytest.raises(ValidationError, match=r"5 of 5 used this month; this batch needs 3"):
+        batch_retry_failed(batch=first, actor=marketer)
+    assert first.sends.filter(state=Send.State.FAILED).count() == 3
+    Campaign.objects.filter(pk=campaign.pk).update(monthly_budget=8)
+    assert batch_retry_failed(batch=first, actor=marketer) == 3
