@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from campaigns.fields import EncryptedTextField
@@ -90,6 +91,13 @@ class Campaign(models.Model):
         if self.last_check_at is None:
             return "Never checked"
         return check_verdict(self.last_check_ok)
+
+    def clean(self) -> None:
+        # needs_approval reads "above" without a number as "never": refuse to store that.
+        if self.approval == Approval.ABOVE and self.approval_above is None:
+            raise ValidationError(
+                {"approval_above": "Approval above a number of rewards needs the number."}
+            )
 
     def needs_approval(self, *, rows: int) -> bool:
         """The campaign's approval rule, the one place it is read: does a batch of `rows`

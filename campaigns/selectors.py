@@ -158,6 +158,10 @@ _FIELD_WORDS = {
     "environment": "Environment",
     "enabled": "Enabled",
     "notes": "Notes",
+    "approval": "Approval by a second person",
+    "approval_above": "Approval above",
+    "monthly_budget": "Monthly budget",
+    "monthly_budget_per_person": "Monthly budget per person",
 }
 # Long text: the history says that it changed, not what it holds.
 _SAID_CHANGED_ONLY = {"notes"}

@@ -48,10 +48,10 @@ CHECK_TIMEOUT = (5.0, 10.0)
 CHECK_DEADLINE = 15.0
 
 # The fields a person edits on the campaign form; the passcode has its own door.
-# The spending controls (rewards/services/controls.py enforces them) are edited on their own
-# form of the campaign page and by `campaign_set`.
+EDITABLE_FIELDS = ("name", "campaign_id", "environment", "enabled", "notes")
+# The spending controls (rewards/services/controls.py enforces them): set by an admin, from
+# the command line (campaign_set) or a page, through campaign_update like the rest.
 CONTROL_FIELDS = ("approval", "approval_above", "monthly_budget", "monthly_budget_per_person")
-EDITABLE_FIELDS = ("name", "campaign_id", "environment", "enabled", "notes", *CONTROL_FIELDS)
 
 
 @transaction.atomic
@@ -87,8 +87,10 @@ def campaign_create(
 
 @transaction.atomic
 def campaign_update(*, campaign: Campaign, actor: User | None, **fields: object) -> Campaign:
-    """Change plain fields. Records only what really changed; no change, no event."""
-    unknown = set(fields) - set(EDITABLE_FIELDS)
+    """Change plain fields (the form's, and the spending controls). Records only what really
+    changed; no change, no event. ValidationError (Campaign.clean) for a rule that cannot be
+    kept, e.g. approval above a number without the number."""
+    unknown = set(fields) - set(EDITABLE_FIELDS) - set(CONTROL_FIELDS)
     if unknown:
         raise ValueError(f"Not editable here: {', '.join(sorted(unknown))}")
     # Without the passcode: an admin must be able to disable a campaign whose key is lost.

@@ -85,14 +85,16 @@ def _role_group(role: str) -> Group:
     # A transactional test (any test on live_server) ends with a flush that empties every table,
     # the groups the data migration made included; post_migrate brings back the permissions but
     # not the groups. So a later test makes its role's group again, as migration 0002_roles did.
+    # Later migrations that grant a role more (0007: approving batches) are replayed too.
     group, created = Group.objects.get_or_create(name=role)
     if created:
         migration = importlib.import_module("campaigns.migrations.0002_roles")
+        codenames = list(migration.ROLE_PERMISSIONS[role])
+        controls = importlib.import_module("campaigns.migrations.0007_spending_controls")
+        if role in controls.APPROVERS:
+            codenames.append("approve_batches")
         group.permissions.add(
-            *Permission.objects.filter(
-                content_type__app_label="campaigns",
-                codename__in=migration.ROLE_PERMISSIONS[role],
-            )
+            *Permission.objects.filter(content_type__app_label="campaigns", codename__in=codenames)
         )
     return group
 

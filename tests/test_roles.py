@@ -11,11 +11,24 @@ from django.db.migrations.loader import MigrationLoader
 
 from campaigns import roles
 
-# Written out here, not read from the migration: the test must be able to disagree with it.
-EXPECTED = {
+# Written out here, not read from the migrations: the test must be able to disagree with them.
+# What 0002_roles made...
+EXPECTED_0002 = {
     roles.MARKETING: {"send_rewards"},
     roles.MANAGER: {"view_reports", "export_rewards"},
     roles.ADMIN: {"manage_campaigns", "send_rewards", "view_reports", "export_rewards"},
+}
+# ...and what the roles hold after every migration: 0007 lets Managers and Admins approve.
+EXPECTED = {
+    roles.MARKETING: {"send_rewards"},
+    roles.MANAGER: {"view_reports", "export_rewards", "approve_batches"},
+    roles.ADMIN: {
+        "manage_campaigns",
+        "send_rewards",
+        "view_reports",
+        "export_rewards",
+        "approve_batches",
+    },
 }
 
 
@@ -49,4 +62,16 @@ def test_the_roles_migration_makes_the_groups_and_their_permissions_from_nothing
 
     migration.make_roles(state.apps, None)
 
+    assert _groups() == EXPECTED_0002
+
+
+@pytest.mark.django_db
+def test_the_tests_make_a_flushed_role_again_with_what_every_migration_gave_it():
+    # A transactional test's flush empties the groups; tests/conftest.py makes them again for
+    # the cast. They must hold what `migrate` leaves, or approvals and the like fail only there.
+    from tests.conftest import _role_group
+
+    Group.objects.all().delete()
+    for role in EXPECTED:
+        _role_group(role)
     assert _groups() == EXPECTED

@@ -231,9 +231,10 @@ def batch_create(
                 )
             if state == Batch.State.SENDING:
                 batch_enqueue(batch_id=batch.pk, chains=_chains_for(len(rows)))
-            elif send_at is not None:
-                batch_start_enqueue(batch_id=batch.pk, at=send_at)
+            elif state == Batch.State.SCHEDULED:
+                batch_start_enqueue(batch_id=batch.pk, at=send_at or now)
             else:
+                # Awaiting approval, with a time or without: approval queues its start.
                 notice_enqueue("approval_needed", batch_pk=batch.pk)
             for threshold in crossed:
                 notice_enqueue(f"budget_{threshold}", campaign_pk=campaign.pk)
@@ -406,23 +407,36 @@ def batch_retry_failed(*, batch: Batch, actor: User | None = None) -> int:
     """Send the failed rows again, and only those. Returns how many go back to waiting.
 
     Not in a cancelled batch: its rows would only wait until the sweep cancels them. Only its
-    creator or an admin: PermissionDenied for anyone else.
+    creator or an admin: PermissionDenied for anyone else. They must fit the monthly budgets
+    again: ValidationError with the numbers, and nothing moves, if they do not.
     """
     _steer_check(batch=batch, actor=actor)
-    batch.refresh_from_db(fields=["state"])
+    batch.refresh_from_db(fields=["state", "budget_month"])
     if batch.state == Batch.State.CANCELLED:
         return 0
-    failed = Send.objects.filter(batch=batch, state=Send.State.FAILED).values_list("pk", flat=True)
-    moved = _move(
-        ids=list(failed),
-        from_state=Send.State.FAILED,
-        to_state=Send.State.WAITING,
-        note=f"Sent again by {actor}" if actor else "Sent again",
-        attempts=0,
-        next_attempt_at=None,
-        error_code=None,
-        error_message="",
+    failed = list(
+        Send.objects.filter(batch=batch, state=Send.State.FAILED).values_list("pk", flat=True)
     )
+    with transaction.atomic():
+        if failed and batch.budget_month is not None:
+            # A failed row gave its budget back (controls.budget_used): sent again, it takes
+            # it again, so it must still fit (ValidationError with the numbers if not).
+            budget_reserve(
+                campaign=batch.campaign,
+                person_pk=batch.created_by_id,
+                rows=len(failed),
+                month=batch.budget_month,
+            )
+        moved = _move(
+            ids=failed,
+            from_state=Send.State.FAILED,
+            to_state=Send.State.WAITING,
+            note=f"Sent again by {actor}" if actor else "Sent again",
+            attempts=0,
+            next_attempt_at=None,
+            error_code=None,
+            error_message="",
+        )
     if moved:
         audit_record(
             kind=Kind.BATCH_RETRIED,

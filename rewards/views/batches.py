@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Case, Count, F, Q, QuerySet, Value, When
 from django.http import StreamingHttpResponse
@@ -344,7 +344,11 @@ def batch_resume(request, pk: int):
 @send_rewards_required
 def batch_retry_failed(request, pk: int):
     batch = _steerable(request, pk)
-    again = sending.batch_retry_failed(batch=batch, actor=request.user)
+    try:
+        again = sending.batch_retry_failed(batch=batch, actor=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("rewards:batch_detail", pk=pk)
     if again:
         messages.success(request, f"{again} failed row{pluralize(again)} sent again.")
     elif batch.state == Batch.State.CANCELLED:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
+from campaigns.models import Approval, Campaign
 from campaigns.services import campaign_create
-from rewards.models import Batch
+from rewards.models import Batch, Send
+from rewards.services.controls import batch_approve, batch_decline
+from rewards.services.sending import batch_cancel
 from sandbox.models import SandboxReward
 
 PASSCODE = "cmd-Passc0de"
@@ -121,3 +126,184 @@ def test_it_exits_1_saying_so_when_the_batch_pauses_for_moku_coins(
     with pytest.raises(CommandError, match=r"is paused: Paused: .*no moku-coins"):
         run("--campaign=cmd-4", "--mode=email", f"--csv={path}", "--wait", "--timeout=60")
     assert SandboxReward.objects.count() == 3
+
+
+# --- The spending controls: --at, approval, budgets -------------------------------------------
+
+
+def recipients_csv(tmp_path, n: int, prefix: str = "r"):
+    path = tmp_path / f"{prefix}.csv"
+    path.write_text("email\n" + "".join(f"{prefix}{i}@example.com\n" for i in range(n)))
+    return path
+
+
+def test_at_schedules_the_batch_in_the_zone_given(campaign, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        out, _ = run(
+            "--campaign=cmd-1",
+            "--mode=email",
+            "--to=a@example.com",
+            "--at=2030-12-24 09:00",
+            "--tz=Europe/Berlin",
+        )
+    batch = Batch.objects.get()
+    assert batch.state == Batch.State.SCHEDULED
+    assert batch.send_at == datetime(2030, 12, 24, 8, 0, tzinfo=UTC)
+    assert "starts at 2030-12-24 09:00 CET (Europe/Berlin)" in out
+
+
+def test_at_is_read_in_time_zone_by_default(campaign, settings, django_capture_on_commit_callbacks):
+    settings.TIME_ZONE = "America/New_York"
+    with django_capture_on_commit_callbacks(execute=False):
+        run("--campaign=cmd-1", "--mode=email", "--to=a@example.com", "--at=2030-07-01 09:00")
+    assert Batch.objects.get().send_at == datetime(2030, 7, 1, 13, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--at=2020-01-01 09:00"], r"--at: 2020-01-01 09:00 UTC \(UTC\) is in the past"),
+        (["--at=2030-01-01 09:00", "--tz=Mars/Olympus"], r"--tz: unknown time zone 'Mars/Olympus'"),
+        (["--at=Christmas"], r"--at: 'Christmas' is not a date and time"),
+        (["--tz=Europe/Berlin"], r"--tz is the time zone of --at: give --at too"),
+    ],
+)
+def test_it_refuses_a_past_time_an_unknown_zone_and_nonsense(campaign, args, words):
+    with pytest.raises(CommandError, match=words):
+        run("--campaign=cmd-1", "--mode=email", "--to=a@example.com", *args)
+    assert Batch.objects.count() == 0
+
+
+def test_it_refuses_a_batch_over_the_monthly_budget_with_the_numbers(campaign, tmp_path):
+    Campaign.objects.filter(pk=campaign.pk).update(monthly_budget=2)
+    with pytest.raises(
+        CommandError,
+        match=r"Over the monthly budget of Cmd: 0 of 2 used this month; this batch needs 3\. "
+        "Nothing was sent",
+    ):
+        run("--campaign=cmd-1", "--mode=email", f"--csv={recipients_csv(tmp_path, 3)}")
+    assert Batch.objects.count() == 0
+
+
+def test_it_says_that_a_batch_awaits_approval(campaign, django_capture_on_commit_callbacks):
+    Campaign.objects.filter(pk=campaign.pk).update(approval=Approval.ALWAYS)
+    with django_capture_on_commit_callbacks(execute=False):
+        out, _ = run("--campaign=cmd-1", "--mode=email", "--to=a@example.com")
+    batch = Batch.objects.get()
+    assert batch.state == Batch.State.AWAITING_APPROVAL
+    assert f"Batch {batch.pk} awaits approval by a Manager or Admin of Cmd" in out
+
+
+@pytest.fixture
+def decided_while_waiting(monkeypatch):
+    """What a second person does while the command waits: `decide(batch)` runs at the
+    command's first pause between two looks at the database, then pauses are short."""
+    from rewards.management.commands import send_rewards
+
+    real_sleep = send_rewards.time.sleep
+    decisions = []
+
+    def install(decide):
+        def sleep(seconds):
+            if not decisions:
+                decisions.append(decide(Batch.objects.get()))
+            else:
+                real_sleep(0.05)
+
+        monkeypatch.setattr(send_rewards.time, "sleep", sleep)
+
+    return install
+
+
+def test_wait_ends_with_the_reason_when_the_batch_is_declined(
+    campaign, manager, decided_while_waiting, django_capture_on_commit_callbacks
+):
+    Campaign.objects.filter(pk=campaign.pk).update(approval=Approval.ALWAYS)
+    decided_while_waiting(
+        lambda batch: batch_decline(batch=batch, actor=manager, reason="Not before the board.")
+    )
+    with (
+        django_capture_on_commit_callbacks(execute=False),
+        pytest.raises(
+            CommandError, match=r"was declined by mona-manager: Not before the board\. Nothing"
+        ),
+    ):
+        run("--campaign=cmd-1", "--mode=email", "--to=a@example.com", "--wait")
+    assert set(Send.objects.values_list("state", flat=True)) == {Send.State.CANCELLED}
+
+
+def test_wait_says_when_an_approved_batch_starts_and_waits_for_its_time(
+    campaign, manager, decided_while_waiting, django_capture_on_commit_callbacks
+):
+    Campaign.objects.filter(pk=campaign.pk).update(approval=Approval.ALWAYS)
+    decided_while_waiting(lambda batch: batch_approve(batch=batch, actor=manager))
+    with (
+        django_capture_on_commit_callbacks(execute=False),
+        pytest.raises(CommandError, match=r"had not started \(it is scheduled\)"),
+    ):
+        call_command(
+            "send_rewards",
+            "--campaign=cmd-1",
+            "--mode=email",
+            "--to=a@example.com",
+            "--at=2030-12-24 09:00",
+            "--tz=Europe/Berlin",
+            "--wait",
+            "--timeout=0.5",
+            stdout=(out := io.StringIO()),
+            stderr=io.StringIO(),
+        )
+    assert "approved by mona-manager: it starts at 2030-12-24 09:00 CET" in out.getvalue()
+    assert Batch.objects.get().state == Batch.State.SCHEDULED
+
+
+def test_wait_ends_when_the_batch_is_withdrawn_before_it_starts(
+    campaign, decided_while_waiting, django_capture_on_commit_callbacks
+):
+    decided_while_waiting(lambda batch: batch_cancel(batch=batch, actor=None))
+    with (
+        django_capture_on_commit_callbacks(execute=False),
+        pytest.raises(CommandError, match="was cancelled before it started"),
+    ):
+        run(
+            "--campaign=cmd-1",
+            "--mode=email",
+            "--to=a@example.com",
+            "--at=2030-01-01 00:00",
+            "--wait",
+        )
+
+
+@pytest.mark.worker
+def test_wait_follows_a_batch_approved_while_it_waits_until_all_are_sent(
+    sandbox, celery_worker, manager, decided_while_waiting
+):
+    campaign = sandbox.campaign(campaign_id="cmd-5", passcode=PASSCODE)
+    Campaign.objects.filter(pk=campaign.pk).update(approval=Approval.ALWAYS)
+    celery_worker()
+    decided_while_waiting(lambda batch: batch_approve(batch=batch, actor=manager))
+    out, _ = run(
+        "--campaign=cmd-5", "--mode=link", "--to=sally@example.com", "--wait", "--timeout=60"
+    )
+    assert "awaits approval" in out and "approved by mona-manager" in out
+    assert "all 1 sent" in out
+    assert SandboxReward.objects.get().recipient_email == "sally@example.com"
+
+
+@pytest.mark.worker
+def test_wait_waits_for_a_scheduled_batch_to_start_then_follows_it(sandbox, celery_worker):
+    sandbox.campaign(campaign_id="cmd-6", passcode=PASSCODE)
+    celery_worker()
+    at = timezone.now() + timedelta(seconds=4)
+    out, _ = run(
+        "--campaign=cmd-6",
+        "--mode=link",
+        "--to=sally@example.com",
+        f"--at={at:%Y-%m-%d %H:%M:%S}",
+        "--tz=UTC",
+        "--wait",
+        "--timeout=60",
+    )
+    assert "is scheduled: it starts at" in out and "all 1 sent" in out
+    reward = SandboxReward.objects.get()
+    assert reward.created >= at.replace(microsecond=0)

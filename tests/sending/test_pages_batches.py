@@ -375,6 +375,26 @@ def test_send_failed_rows_again_puts_back_only_the_failed_rows(as_marketer, mark
     assert "failed" not in states
 
 
+def test_send_failed_rows_again_over_the_budget_says_the_numbers_and_moves_nothing(
+    as_marketer, marketer, campaign
+):
+    from rewards.services.controls import budget_month_of
+
+    type(campaign).objects.filter(pk=campaign.pk).update(monthly_budget=2)
+    month = budget_month_of(timezone.now())
+    make_batch(campaign, ["sent"], created_by=marketer, state="done", budget_month=month)
+    batch = make_batch(
+        campaign,
+        ["sent", "failed", "failed"],
+        created_by=marketer,
+        state="done",
+        budget_month=month,
+    )
+    response = as_marketer.post(reverse("rewards:batch_retry_failed", args=[batch.pk]), follow=True)
+    assert "2 of 2 used this month; this batch needs 2" in response.content.decode()
+    assert batch.sends.filter(state="failed").count() == 2
+
+
 def test_cancel_stops_the_rows_not_yet_claimed(as_marketer, marketer, campaign):
     batch = make_batch(campaign, ["sent", "sending", "waiting", "waiting"], created_by=marketer)
     as_marketer.post(reverse("rewards:batch_cancel", args=[batch.pk]))

@@ -1,20 +1,30 @@
 """send_rewards: the send form for automation, through the same ledger and Celery tasks.
 
     python manage.py send_rewards --campaign ID --mode email|link|link-id \\
-        (--csv FILE | --to RECIPIENT [--name NAME]) [--wait]
+        (--csv FILE | --to RECIPIENT [--name NAME]) [--at "2026-12-24 09:00" [--tz ZONE]] [--wait]
 
 A worker must be running (`celery -A mokudash worker`): this command only writes the batch and
 enqueues it, like the web page. With --wait it follows the batch in the database and exits 0
 only when every row ended sent.
+
+The campaign's spending controls apply as on the page (rewards/services/controls.py): a batch
+over a monthly budget is refused with the numbers; one that needs approval waits for a Manager
+or Admin (with --wait, this command waits for the decision too: declined, it exits 1 with the
+reason); with --at it goes out at that time (in --tz, by default TIME_ZONE), and --wait waits
+for it to start.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_by_reference
@@ -35,6 +45,38 @@ def campaign_find(*, ref: str) -> Campaign:
     if not campaign.enabled:
         raise CommandError(f"The campaign {campaign} is disabled.")
     return campaign
+
+
+def zone_find(*, name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CommandError(
+            f"--tz: unknown time zone {name!r}; give an IANA name such as Europe/Berlin or UTC."
+        ) from None
+
+
+def send_at_parse(*, at: str, zone: tzinfo, now: datetime) -> datetime:
+    """--at as a moment: "2026-12-24 09:00" in `zone` (an offset in the text wins). A time
+    already past is refused: the batch would go out at once, which is not what was asked."""
+    try:
+        moment = datetime.fromisoformat(at.strip())
+    except ValueError:
+        raise CommandError(
+            f'--at: {at!r} is not a date and time; give it as "2026-12-24 09:00".'
+        ) from None
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=zone)
+    if moment <= now:
+        raise CommandError(
+            f"--at: {when_words(moment, zone)} is in the past (it is {when_words(now, zone)}); "
+            "give a time ahead, or leave --at out to send now."
+        )
+    return moment
+
+
+def when_words(moment: datetime, zone: tzinfo) -> str:
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M %Z} ({zone})"
 
 
 class Command(BaseCommand):
@@ -60,10 +102,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--key", default=None, help="An idempotency key: running again with it sends nothing."
         )
+        parser.add_argument(
+            "--at", default=None, help='When to send, e.g. "2026-12-24 09:00" (in --tz).'
+        )
+        parser.add_argument(
+            "--tz", default=None, help="The time zone of --at (default: the TIME_ZONE setting)."
+        )
 
     def handle(self, *args, **options):
         from rewards.services import csv_import
 
+        zone = zone_find(name=options["tz"] or settings.TIME_ZONE)
+        if options["tz"] and not options["at"]:
+            raise CommandError("--tz is the time zone of --at: give --at too.")
+        send_at = None
+        if options["at"]:
+            send_at = send_at_parse(at=options["at"], zone=zone, now=timezone.now())
         campaign = campaign_find(ref=options["campaign"])
         mode = MODES[options["mode"]]
         if options["csv"]:
@@ -91,16 +145,67 @@ class Command(BaseCommand):
                 source=source,
                 idempotency_key=options["key"],
                 filename=filename,
+                send_at=send_at,
             )
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
         self.stdout.write(
             f"Batch {batch.pk}: {len(rows)} reward(s) to send with {campaign.name} ({mode})."
         )
+        deadline = None if options["timeout"] is None else time.monotonic() + options["timeout"]
+        if batch.state == Batch.State.AWAITING_APPROVAL:
+            self.stdout.write(
+                f"Batch {batch.pk} awaits approval by a Manager or Admin of {campaign.name} "
+                "(on the batch's page): nothing is sent until then"
+                + (
+                    f", and then not before {when_words(batch.send_at, zone)}."
+                    if batch.send_at
+                    else "."
+                )
+            )
+        elif batch.state == Batch.State.SCHEDULED and batch.send_at:
+            self.stdout.write(
+                f"Batch {batch.pk} is scheduled: it starts at {when_words(batch.send_at, zone)}."
+            )
         if not options["wait"]:
             self.stdout.write("Queued. Follow it on the batch page, or run again with --wait.")
             return
-        self._wait(batch=batch, timeout=options["timeout"])
+        self._wait_for_start(batch=batch, zone=zone, deadline=deadline)
+        self._wait(batch=batch, timeout=options["timeout"], deadline=deadline)
+
+    def _wait_for_start(self, *, batch: Batch, zone: tzinfo, deadline: float | None) -> None:
+        """Wait while the batch awaits approval or its time; CommandError if it never will go
+        out (declined, cancelled)."""
+        said = batch.state
+        while True:
+            batch.refresh_from_db()
+            if batch.state == Batch.State.DECLINED:
+                who = f" by {batch.decided_by}" if batch.decided_by else ""
+                raise CommandError(
+                    f"Batch {batch.pk} was declined{who}: {batch.decline_reason} Nothing was sent."
+                )
+            if batch.state == Batch.State.CANCELLED and batch.started_at is None:
+                raise CommandError(f"Batch {batch.pk} was cancelled before it started.")
+            if batch.state not in (Batch.State.AWAITING_APPROVAL, Batch.State.SCHEDULED):
+                if said == Batch.State.AWAITING_APPROVAL:
+                    self.stdout.write(f"Batch {batch.pk} approved by {batch.decided_by}.")
+                return
+            if (
+                said == Batch.State.AWAITING_APPROVAL
+                and batch.state == Batch.State.SCHEDULED
+                and batch.send_at is not None
+            ):
+                self.stdout.write(
+                    f"Batch {batch.pk} approved by {batch.decided_by}: it starts at "
+                    f"{when_words(batch.send_at, zone)}."
+                )
+                said = batch.state
+            if deadline is not None and time.monotonic() > deadline:
+                raise CommandError(
+                    f"Batch {batch.pk} had not started (it is {batch.get_state_display().lower()})"
+                    " within the --timeout."
+                )
+            time.sleep(POLL_SECONDS)
 
     def _rows_from_csv(self, *, path: Path, mode: str, campaign) -> list[RecipientRow]:
         from rewards.services.csv_import import recipients_parse_csv
@@ -121,8 +226,7 @@ class Command(BaseCommand):
             )
         return list(result.rows)
 
-    def _wait(self, *, batch: Batch, timeout: float | None) -> None:
-        started = time.monotonic()
+    def _wait(self, *, batch: Batch, timeout: float | None, deadline: float | None) -> None:
         last = None
         while True:
             progress = batch_progress(batch=batch)
@@ -141,7 +245,7 @@ class Command(BaseCommand):
                 break
             if batch.state == Batch.State.PAUSED:
                 raise CommandError(f"Batch {batch.pk} is paused: {batch.paused_reason}")
-            if timeout is not None and time.monotonic() - started > timeout:
+            if deadline is not None and time.monotonic() > deadline:
                 raise CommandError(f"Batch {batch.pk} had not finished after {timeout:.0f} s.")
             time.sleep(POLL_SECONDS)
         not_sent = progress.total - counts["sent"]
