@@ -11,8 +11,9 @@ from django.contrib import messages
 from django.contrib.auth import middleware as auth_middleware
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import Resolver404, resolve, reverse
+from django.utils import timezone
 
-from accounts.selectors import person_must_use_mfa, person_uses_mfa
+from accounts.selectors import person_must_use_mfa, person_uses_mfa, person_zone
 
 # What a person without their required second factor may still open: setting it up (and the
 # password asked before it), logging out, and what the pages around them need.
@@ -81,6 +82,25 @@ def session_renewal(get_response: Callable[[HttpRequest], HttpResponse]):
                 # A write marks the session modified: it is saved with a fresh expiry.
                 request.session[_RENEWED] = now
         return get_response(request)
+
+    return middleware
+
+
+def person_time_zone(get_response: Callable[[HttpRequest], HttpResponse]):
+    """The times a page shows, in the signed-in person's own zone (Profile.time_zone), or
+    the server's TIME_ZONE when they chose none. The zone is kept in the cache, so a request
+    asks the database at most once an hour per person (profile_update forgets it)."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        zone = person_zone(user=request.user) if request.user.is_authenticated else None
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        try:
+            return get_response(request)
+        finally:
+            timezone.deactivate()
 
     return middleware
 
