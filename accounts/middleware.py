@@ -106,11 +106,12 @@ def person_time_zone(get_response: Callable[[HttpRequest], HttpResponse]):
 
 
 def session_started(request: HttpRequest | None, user: Any) -> None:
-    """At sign-in: the new session is renewed, and knows whether its person has two-factor
-    sign-in, so that its first pages pay no extra query or write."""
+    """At sign-in: the new session is renewed, knows whether its person has two-factor
+    sign-in, and their time zone is kept, so that its first pages pay no extra query or write."""
     if request is None or not hasattr(request, "session"):
         return
     request.session[_RENEWED] = int(time.time())
+    person_zone(user=user)
     if person_uses_mfa(user=user):
         request.session[_HAS_MFA] = True
 
