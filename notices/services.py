@@ -51,7 +51,9 @@ def notice_enqueue(
     from rewards.services.enqueue import task_publish
 
     if kind not in Kind.values:
-        raise ValueError(f"{kind!r} is no kind of notice")
+        # A bug to fix, loudly in the log; but a notice never fails the send that tells it.
+        logger.error("no kind of notice is called %r: nobody is told", kind)
+        return
     transaction.on_commit(
         partial(task_publish, notices_deliver, args=[kind, batch_pk or 0, campaign_pk or 0]),
         robust=True,
@@ -264,6 +266,11 @@ def notices_deliver(*, kind: str, batch_pk: int | None, campaign_pk: int | None)
         campaign = Campaign.objects.defer("passcode").filter(pk=campaign_pk).first()
         if campaign is None:
             return []
+    approved_since = batch is not None and batch.state != batch.State.AWAITING_APPROVAL
+    if kind == Kind.APPROVAL_NEEDED and approved_since:
+        return []  # decided before the task ran: no one need look
+    if kind in _BUDGET and (campaign is None or not campaign.monthly_budget):
+        return []  # the budget was lifted since: nothing left to tell
     people = notice_recipients(kind=kind, batch=batch, campaign=campaign)
     off = _turned_off(kind=kind, people=people)
     people = [person for person in people if person.pk not in off]

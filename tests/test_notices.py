@@ -403,3 +403,18 @@ def test_pages_show_times_in_the_persons_own_zone(
     with django_capture_on_commit_callbacks(execute=True):
         profile_update(user=marketer, time_zone="", notices_off=[])
     assert "2026-01-01 00:00" in client.get(reverse("notices:list")).content.decode()
+
+
+def test_a_batch_decided_before_its_notice_ran_asks_no_one_to_approve_it(
+    team, spring, smtp_server, published, django_capture_on_commit_callbacks
+):
+    spring.approval = Approval.ALWAYS
+    spring.save(update_fields=["approval"])
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _batch(spring, team["marketer"])
+        batch_decline(batch=batch, actor=team["manager"], reason="Not this month")
+    assert [args[0] for args in published] == ["approval_needed", "batch_declined"]
+    _deliver(published)
+    assert list(Notice.objects.values_list("kind", "user")) == [
+        ("batch_declined", team["marketer"].pk)
+    ]
