@@ -11,8 +11,9 @@ from django.contrib import messages
 from django.contrib.auth import middleware as auth_middleware
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import Resolver404, resolve, reverse
+from django.utils import timezone
 
-from accounts.selectors import person_must_use_mfa, person_uses_mfa
+from accounts.selectors import person_must_use_mfa, person_uses_mfa, person_zone
 
 # What a person without their required second factor may still open: setting it up (and the
 # password asked before it), logging out, and what the pages around them need.
@@ -85,12 +86,32 @@ def session_renewal(get_response: Callable[[HttpRequest], HttpResponse]):
     return middleware
 
 
+def person_time_zone(get_response: Callable[[HttpRequest], HttpResponse]):
+    """The times a page shows, in the signed-in person's own zone (Profile.time_zone), or
+    the server's TIME_ZONE when they chose none. The zone is kept in the cache, so a request
+    asks the database at most once an hour per person (profile_update forgets it)."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        zone = person_zone(user=request.user) if request.user.is_authenticated else None
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        try:
+            return get_response(request)
+        finally:
+            timezone.deactivate()
+
+    return middleware
+
+
 def session_started(request: HttpRequest | None, user: Any) -> None:
-    """At sign-in: the new session is renewed, and knows whether its person has two-factor
-    sign-in, so that its first pages pay no extra query or write."""
+    """At sign-in: the new session is renewed, knows whether its person has two-factor
+    sign-in, and their time zone is kept, so that its first pages pay no extra query or write."""
     if request is None or not hasattr(request, "session"):
         return
     request.session[_RENEWED] = int(time.time())
+    person_zone(user=user)
     if person_uses_mfa(user=user):
         request.session[_HAS_MFA] = True
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import QuerySet
 
 from accounts.models import Invitation
@@ -87,3 +89,34 @@ def invitations_pending() -> QuerySet[Invitation]:
         .select_related("invited_by")
         .prefetch_related("campaigns")
     )
+
+
+_ZONE_KEPT = 3600
+
+
+def person_zone_key(user_pk: int) -> str:
+    return f"accounts:time-zone:{user_pk}"
+
+
+def person_zone(*, user: User | AnonymousUser) -> zoneinfo.ZoneInfo | None:
+    """A person's own time zone, None for the server's (TIME_ZONE): read from their Profile,
+    kept in the cache for an hour (profile_update forgets it). A name the system no longer
+    knows counts as none."""
+    if not user.is_authenticated:
+        return None
+    key = person_zone_key(user.pk)
+    name = cache.get(key)
+    if name is None:
+        from accounts.models import Profile
+
+        name = (
+            Profile.objects.filter(user_id=user.pk).values_list("time_zone", flat=True).first()
+            or ""
+        )
+        cache.set(key, name, _ZONE_KEPT)
+    if not name:
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None

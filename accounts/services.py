@@ -13,13 +13,15 @@ from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group, User
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from accounts.models import Invitation
+from accounts.models import Invitation, Profile
+from accounts.selectors import person_zone_key
 from audit.models import Kind
 from audit.services import audit_record
 from campaigns import roles
@@ -384,3 +386,27 @@ def person_reactivate(*, actor: User, person: User, request: HttpRequest | None 
     with transaction.atomic():
         if User.objects.filter(pk=person.pk, is_active=False).update(is_active=True):
             audit_record(kind=Kind.PERSON_REACTIVATED, actor=actor, request=request, person=person)
+
+
+# --- A person's own settings ---------------------------------------------------------------
+
+
+def profile_update(*, user: User, time_zone: str, notices_off: Iterable[str]) -> Profile:
+    """Save a person's time zone ("" for the server's TIME_ZONE) and the kinds of notice they
+    turned off (notices.models.Kind values). No audit event: it concerns them alone."""
+    import zoneinfo
+
+    from notices.models import Kind
+
+    if time_zone and time_zone not in zoneinfo.available_timezones():
+        raise ValidationError(f"{time_zone!r} is no time zone.")
+    off = sorted(set(notices_off))
+    unknown = [kind for kind in off if kind not in Kind.values]
+    if unknown:
+        raise ValidationError(f"No such kind of notice: {', '.join(unknown)}.")
+    profile, _ = Profile.objects.update_or_create(
+        user=user, defaults={"time_zone": time_zone, "notices_off": off}
+    )
+    # Every session of theirs reads the new zone at its next request.
+    transaction.on_commit(lambda: cache.delete(person_zone_key(user.pk)))
+    return profile

@@ -108,6 +108,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in person's own time zone for the times a page shows (accounts.Profile).
+    "accounts.middleware.person_time_zone",
     # Django's, telling htmx to load the login page rather than swap it into a fragment.
     "accounts.middleware.LoginRequiredMiddleware",
     "accounts.middleware.session_renewal",

@@ -22,6 +22,7 @@ urlpatterns = [
     path("campaigns/", include("campaigns.urls")),
     path("audit/", include("audit.urls")),
     path("rewards/", include("rewards.urls")),
+    path("notices/", include("notices.urls")),
     path("django-admin/", admin.site.urls),
 ]
 

@@ -340,9 +340,9 @@ def test_the_home_page_runs_a_bounded_number_of_queries_however_many_batches(
         _rows(batch, Send.State.UNKNOWN, 1, attempt_started_at=now)
     ledger_months_refresh()
     client.force_login(user)
-    # Session, user, two of permissions; the menu's count of approvals waiting; then at most
-    # six of the overview and one of the monthly budgets.
-    with django_assert_max_num_queries(12):
+    # Session, user, two of permissions, the bell's unread notices, the menu's count of
+    # approvals waiting; then at most six of the overview and one of the monthly budgets.
+    with django_assert_max_num_queries(13):
         assert client.get(reverse("home")).status_code == 200
 
 

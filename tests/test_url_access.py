@@ -176,6 +176,9 @@ ACCESS: dict[str, Rule] = {
     "accounts:invitation_accept": rule(*EVERYONE, ok=404, token="no-such-invitation"),
     # A developer's machine only (DJANGO_DEBUG): the mails sent, for anyone who can reach it.
     "dev_outbox": rule(*EVERYONE),
+    # --- notices: each person's own, and their choices ---
+    "notices:list": rule(*ROLES),
+    "notices:settings": rule(*ROLES),
     # --- rewards: sending (Marketing, Admin) ---
     "rewards:send": rule(*SENDERS),
     "rewards:send_one": rule(*SENDERS, method="POST"),  # an empty form comes back with errors

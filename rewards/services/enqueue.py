@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def task_publish(task: Task[..., None], *, args: list[int], countdown: float | None = None) -> None:
+def task_publish(
+    task: Task[..., None], *, args: list[int | str], countdown: float | None = None
+) -> None:
     """Publish a task (called after commit). A broker that is down does not undo what was
     committed: ledger rows wait for the sweep, a sync for the next scheduled one."""
     try:
@@ -65,5 +67,5 @@ def reconcile_enqueue(
 
     if not cache.add(f"rewards:reconcile-scheduled:{campaign_pk}", 1, timeout=countdown or 1):
         return
-    args = [campaign_pk] if follow_ups else [campaign_pk, RECONCILE_FOLLOW_UPS]
+    args: list[int | str] = [campaign_pk] if follow_ups else [campaign_pk, RECONCILE_FOLLOW_UPS]
     transaction.on_commit(partial(task_publish, campaign_reconcile, args=args, countdown=countdown))

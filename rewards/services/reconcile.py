@@ -56,6 +56,7 @@ from audit.models import Kind
 from audit.services import audit_record
 from campaigns.crypto import DecryptionError
 from campaigns.models import Campaign
+from notices.services import notice_enqueue
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import Mode
 from rewards.mokugift import MokugiftClient, MokugiftError, RewardRecord, TransportError
@@ -483,6 +484,9 @@ def _flag_pair(row: Send, *, row_remote_id: str, other: Send, now: datetime) -> 
                         note=f"PAID TWICE with row {partner.row_number} of batch "
                         f"{partner.batch_id}: the recipient also got reward {duplicate}",
                     )
+                    # One notice per batch: the two rows may be of one batch.
+                    if send.batch_id != partner.batch_id or send is row:
+                        notice_enqueue("paid_twice", batch_pk=send.batch_id)
     except IntegrityError:
         return 0
     return flagged
@@ -517,6 +521,7 @@ def _paid_twice(row: Send, *, reward: RewardRecord, now: datetime) -> int:
                     f"{reward.date:%Y-%m-%d %H:%M:%S} UTC came after this row was proven "
                     f"absent and sent again as {row.remote_id}",
                 )
+                notice_enqueue("paid_twice", batch_pk=row.batch_id)
     except IntegrityError:
         return 0
     return moved

@@ -467,6 +467,7 @@ def batch_finish_if_done(*, batch_id: int, now: datetime | None = None) -> bool:
     ).update(finished_at=now)
     if done:
         logger.info("batch %s done", batch_id)
+        notice_enqueue("batch_finished", batch_pk=batch_id)
     if done or ended:
         # The home page's month figures: its failures count from now (after the commit).
         transaction.on_commit(lambda: ledger_months_refresh_after(f"batch {batch_id}"))
@@ -475,10 +476,12 @@ def batch_finish_if_done(*, batch_id: int, now: datetime | None = None) -> bool:
 
 def batch_pause(*, batch_id: int, reason: str) -> None:
     """A sending batch stops claiming rows until someone resumes it (`batch_resume`)."""
-    Batch.objects.filter(pk=batch_id, state=Batch.State.SENDING).update(
+    paused = Batch.objects.filter(pk=batch_id, state=Batch.State.SENDING).update(
         state=Batch.State.PAUSED, paused_reason=reason
     )
     logger.warning("batch %s paused: %s", batch_id, reason)
+    if paused:
+        notice_enqueue("batch_paused", batch_pk=batch_id)
 
 
 def batch_wake(*, batch_id: int, chains: int | None = None) -> None:
