@@ -53,6 +53,8 @@ ACCESS_WITHOUT_A_ROW_IS_ALL = True
 
 # What makes an admin (migration 0002_roles gives it to the Admin role alone).
 ADMIN_PERMISSION = "campaigns.manage_campaigns"
+# What makes an approver of other people's batches (Managers and Admins, migration 0007).
+APPROVE_PERMISSION = "campaigns.approve_batches"
 
 # Where the answer is kept on the user object for the rest of the request.
 _CACHE = "_campaign_ids_visible"

@@ -26,6 +26,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns.selectors import ADMIN_PERMISSION, APPROVE_PERMISSION
 from notices.models import Kind, Notice
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-APPROVE_PERMISSION = "campaigns.approve_batches"
-ADMIN_PERMISSION = "campaigns.manage_campaigns"
 # Kinds told to the batch's creator alone.
 _TO_CREATOR = (Kind.BATCH_APPROVED, Kind.BATCH_DECLINED, Kind.BATCH_FINISHED, Kind.BATCH_PAUSED)
 _BUDGET = (Kind.BUDGET_80, Kind.BUDGET_100)

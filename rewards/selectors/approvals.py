@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING
 
 from django.db.models import QuerySet
 
-from campaigns.selectors import visible_only
+from campaigns.selectors import APPROVE_PERMISSION, visible_only
 from rewards.models import Batch
-from rewards.services.controls import APPROVE_PERMISSION
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User

@@ -33,7 +33,7 @@ from django.utils import timezone
 from audit.models import Kind
 from audit.services import audit_record
 from campaigns.models import Campaign
-from campaigns.selectors import campaign_visible_to
+from campaigns.selectors import APPROVE_PERMISSION, campaign_visible_to
 from rewards.models import Batch, Send
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-APPROVE_PERMISSION = "campaigns.approve_batches"
 # Rows that use their batch's budget: all but those that ended without a reward.
 _NOT_SPENT = (Send.State.FAILED, Send.State.CANCELLED)
 # An admin's notices: at these shares of a monthly budget.

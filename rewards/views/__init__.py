@@ -3,15 +3,17 @@
 from django.contrib.auth.decorators import permission_required, user_passes_test
 from django.core.exceptions import PermissionDenied
 
+from campaigns.selectors import APPROVE_PERMISSION
+
 send_rewards_required = permission_required("campaigns.send_rewards", raise_exception=True)
 view_reports_required = permission_required("campaigns.view_reports", raise_exception=True)
 export_rewards_required = permission_required("campaigns.export_rewards", raise_exception=True)
-approve_batches_required = permission_required("campaigns.approve_batches", raise_exception=True)
+approve_batches_required = permission_required(APPROVE_PERMISSION, raise_exception=True)
 
 
 def _sees_batches(user) -> bool:
     # Senders, and approvers (Managers), who must read what they approve.
-    if user.has_perm("campaigns.send_rewards") or user.has_perm("campaigns.approve_batches"):
+    if user.has_perm("campaigns.send_rewards") or user.has_perm(APPROVE_PERMISSION):
         return True
     raise PermissionDenied
 

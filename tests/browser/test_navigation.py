@@ -9,9 +9,9 @@ pytestmark = pytest.mark.browser
 # The links of templates/includes/_nav.html (by data-nav) each role must see, and a page each
 # role must not open. Add a role's new link here when the navigation grows.
 NAVIGATION = {
-    "admin": {"send", "batches", "rewards", "reports", "campaigns", "team", "audit"},
+    "admin": {"send", "batches", "approvals", "rewards", "reports", "campaigns", "team", "audit"},
     "marketer": {"send", "batches"},
-    "manager": {"rewards", "reports"},
+    "manager": {"approvals", "rewards", "reports"},
     "outsider": set(),
 }
 FORBIDDEN_PAGE = {
