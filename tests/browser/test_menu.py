@@ -24,9 +24,9 @@ def _admin_page(browser, live_server, admin_user, viewport, javascript=True):
     return context, page
 
 
-# The admin's sections: Overview, Send rewards, Batches, Rewards, Reports, Campaigns, Team,
-# Audit.
-ADMIN_SECTIONS = 8
+# The admin's sections: Overview, Send rewards, Batches, Approvals, Rewards, Reports, Campaigns,
+# Team, Audit.
+ADMIN_SECTIONS = 9
 
 
 def _links(page):
