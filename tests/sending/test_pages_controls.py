@@ -237,3 +237,19 @@ def test_a_batch_on_a_campaign_disabled_since_cannot_be_approved(
     assert "is disabled: enable it first, or decline" in page.content.decode()
     batch.refresh_from_db()
     assert batch.state == Batch.State.AWAITING_APPROVAL
+
+
+def test_send_at_is_read_in_the_person_s_own_time_zone(client, marketer, campaign):
+    from datetime import UTC, datetime
+
+    from accounts.services import profile_update
+
+    profile_update(user=marketer, time_zone="Europe/Berlin", notices_off=[])
+    client.force_login(marketer)
+    year = timezone.now().year + 1
+    client.post(SEND_ONE, one(campaign, send_at=f"{year}-01-15T09:00"))
+    batch = Batch.objects.get()
+    # 09:00 in Berlin in January is 08:00 UTC.
+    assert batch.send_at == datetime(year, 1, 15, 8, 0, tzinfo=UTC)
+    page = client.get(reverse("rewards:batch_detail", args=[batch.pk])).content.decode()
+    assert "09:00" in page.split('id="scheduled-at"')[1][:60] and "Europe/Berlin" in page
