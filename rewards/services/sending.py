@@ -417,8 +417,18 @@ def batch_retry_failed(*, batch: Batch, actor: User | None = None) -> int:
     failed = list(
         Send.objects.filter(batch=batch, state=Send.State.FAILED).values_list("pk", flat=True)
     )
+    campaign = batch.campaign
+    budgeted = campaign.monthly_budget is not None or campaign.monthly_budget_per_person is not None
     with transaction.atomic():
-        if failed and batch.budget_month is not None:
+        if failed and budgeted:
+            # Sent again, they go out this month: a batch counted in a month that is over
+            # (or in none) would send them outside this month's budget.
+            if batch.budget_month != budget_month_of(timezone.now()):
+                raise ValidationError(
+                    f"The {len(failed)} failed rows of batch {batch.pk} were counted in a month "
+                    "that is over: sent again they would go out this month outside its budget. "
+                    "Send them in a new batch. Nothing was sent."
+                )
             # A failed row gave its budget back (controls.budget_used): sent again, it takes
             # it again, so it must still fit (ValidationError with the numbers if not).
             budget_reserve(

@@ -1,0 +1,41 @@
+"""Attacks on the spending controls: paths around the budget or the schedule that the
+services must close."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from rewards.models import Batch, Send
+from rewards.services.controls import budget_month_of
+from rewards.services.sending import batch_retry_failed
+from tests.sending.test_controls import controls, make
+
+
+def _last_month() -> date:
+    first = budget_month_of(timezone.now())
+    return budget_month_of(datetime_of(first) - timedelta(days=1))
+
+
+def datetime_of(day: date):
+    from datetime import datetime
+
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def test_failed_rows_of_a_past_month_cannot_be_sent_again_around_this_months_budget(
+    campaign, marketer
+):
+    """Last month's failed rows gave last month's budget back; sent again now they go out
+    this month, so last month's room must not let them past this month's budget."""
+    controls(campaign, monthly_budget=5)
+    old = make(campaign, 5, by=marketer, prefix="old")
+    Batch.objects.filter(pk=old.pk).update(budget_month=_last_month())
+    Send.objects.filter(batch=old).update(state=Send.State.FAILED)
+    make(campaign, 5, by=marketer, prefix="now")  # this month's budget, all used
+    with pytest.raises(ValidationError):
+        batch_retry_failed(batch=old, actor=marketer)
+    assert old.sends.filter(state=Send.State.FAILED).count() == 5
