@@ -331,6 +331,11 @@ def batch_reschedule(*, batch: Batch, actor: User | None, send_at: datetime | No
         changes: dict[str, object] = {"send_at": send_at}
         crossed: list[int] = []
         if locked.state == Batch.State.SCHEDULED:
+            if send_at is None and not locked.campaign.enabled:
+                raise ValidationError(
+                    f"The campaign {locked.campaign.name} is disabled: enable it first, or "
+                    "withdraw the batch."
+                )
             month = budget_month_of(send_at or now)
             if month != locked.budget_month:
                 rows = Send.objects.filter(batch=locked, state=Send.State.WAITING).count()
@@ -372,7 +377,10 @@ def batches_start_due(*, now: datetime | None = None, batch_id: int | None = Non
     from rewards.services.sending import batch_start
 
     now = now or timezone.now()
-    due = Batch.objects.filter(state=Batch.State.SCHEDULED, send_at__lte=now)
+    # A campaign disabled since it was scheduled: it waits until the campaign is enabled again.
+    due = Batch.objects.filter(
+        state=Batch.State.SCHEDULED, send_at__lte=now, campaign__enabled=True
+    )
     if batch_id is not None:
         due = due.filter(pk=batch_id)
     started = 0

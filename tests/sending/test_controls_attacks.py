@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from rewards.models import Batch, Send
-from rewards.services.controls import budget_month_of
+from rewards.services.controls import batch_reschedule, batches_start_due, budget_month_of
 from rewards.services.sending import batch_retry_failed
 from tests.sending.test_controls import controls, make
 
@@ -39,3 +39,22 @@ def test_failed_rows_of_a_past_month_cannot_be_sent_again_around_this_months_bud
     with pytest.raises(ValidationError):
         batch_retry_failed(batch=old, actor=marketer)
     assert old.sends.filter(state=Send.State.FAILED).count() == 5
+
+
+def test_a_scheduled_batch_of_a_campaign_disabled_since_does_not_start(campaign, marketer):
+    batch = make(campaign, 2, by=marketer, send_at=timezone.now() + timedelta(hours=1))
+    controls(campaign, enabled=False)
+    assert batches_start_due(now=timezone.now() + timedelta(hours=2)) == 0
+    batch.refresh_from_db()
+    assert batch.state == Batch.State.SCHEDULED
+
+
+def test_a_scheduled_batch_of_a_campaign_disabled_since_is_not_rescheduled_to_now(
+    campaign, marketer
+):
+    batch = make(campaign, 2, by=marketer, send_at=timezone.now() + timedelta(hours=1))
+    controls(campaign, enabled=False)
+    with pytest.raises(ValidationError, match="disabled"):
+        batch_reschedule(batch=batch, actor=marketer, send_at=None)
+    batch.refresh_from_db()
+    assert batch.state == Batch.State.SCHEDULED
