@@ -89,15 +89,26 @@ class SendAtField(forms.DateTimeField):
         return moment
 
 
+# In the batch page's live part, polled while the batch waits: what is being typed in these
+# fields is kept (hx-preserve, by their id) when a poll swaps the part in again.
+_PRESERVED = {"hx-preserve": "true"}
+
+
 class RescheduleForm(forms.Form):
-    send_at = SendAtField(label="New time", help_text="Empty: send now. In your time zone.")
+    send_at = SendAtField(
+        label="New time",
+        help_text="Empty: send now. In your time zone.",
+        widget=forms.DateTimeInput(
+            attrs={"type": "datetime-local", **_PRESERVED}, format="%Y-%m-%dT%H:%M"
+        ),
+    )
 
 
 class DeclineForm(forms.Form):
     reason = forms.CharField(
         label="Why (the person who made it reads this)",
         max_length=2000,
-        widget=forms.Textarea(attrs={"rows": 2}),
+        widget=forms.Textarea(attrs={"rows": 2, **_PRESERVED}),
     )
 
 
