@@ -254,7 +254,8 @@ def batch_approve(*, batch: Batch, actor: User | None) -> Batch:
         Batch.objects.filter(pk=locked.pk).update(
             budget_month=month, decided_by=actor, decided_at=now
         )
-        locked.refresh_from_db()
+        # Only these: a full refresh forgets the campaign, loaded without its passcode.
+        locked.refresh_from_db(fields=["budget_month", "decided_by", "decided_at"])
         late = locked.send_at is not None and locked.send_at <= now
         state = _go(batch=locked, now=now)
         audit_record(
@@ -348,7 +349,8 @@ def batch_reschedule(*, batch: Batch, actor: User | None, send_at: datetime | No
                 )
                 changes["budget_month"] = month
         Batch.objects.filter(pk=locked.pk).update(**changes)
-        locked.refresh_from_db()
+        # Only these: a full refresh forgets the campaign, loaded without its passcode.
+        locked.refresh_from_db(fields=list(changes))
         if locked.state == Batch.State.SCHEDULED:
             _go(batch=locked, now=now)
         audit_record(

@@ -368,11 +368,12 @@ def batch_cancel(*, batch: Batch, actor: User | None = None) -> int:
         next_attempt_at=None,
     )
     batch_finish_if_done(batch_id=batch.pk, now=now)
+    campaign = batch.campaign  # as given (without its passcode): a refresh forgets it
     batch.refresh_from_db()
     audit_record(
         kind=Kind.BATCH_CANCELLED,
         actor=actor,
-        campaign=batch.campaign,
+        campaign=campaign,
         batch_pk=batch.pk,
         detail={"rows_not_sent": len(cancelled)},
     )

@@ -58,3 +58,43 @@ def test_a_scheduled_batch_of_a_campaign_disabled_since_is_not_rescheduled_to_no
         batch_reschedule(batch=batch, actor=marketer, send_at=None)
     batch.refresh_from_db()
     assert batch.state == Batch.State.SCHEDULED
+
+
+def _passcode_reads(queries) -> list[str]:
+    return [q["sql"] for q in queries if '"campaigns_campaign"."passcode"' in q["sql"]]
+
+
+def test_approving_and_rescheduling_never_load_the_passcode(campaign, marketer, manager):
+    """The refreshed batch forgot its campaign (loaded without the passcode), so the audit
+    line loaded it again, passcode and all: a lost key would stop a decision."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from campaigns.models import Approval
+    from rewards.services.controls import batch_approve
+
+    controls(campaign, approval=Approval.ALWAYS)
+    batch = make(campaign, 2, by=marketer, send_at=timezone.now() + timedelta(hours=1))
+    batch = Batch.objects.defer("campaign__passcode").select_related("campaign").get(pk=batch.pk)
+    with CaptureQueriesContext(connection) as approving:
+        batch_approve(batch=batch, actor=manager)
+    assert _passcode_reads(approving.captured_queries) == []
+    batch = Batch.objects.defer("campaign__passcode").select_related("campaign").get(pk=batch.pk)
+    with CaptureQueriesContext(connection) as moving:
+        batch_reschedule(batch=batch, actor=marketer, send_at=timezone.now() + timedelta(hours=3))
+    assert _passcode_reads(moving.captured_queries) == []
+
+
+def test_withdrawing_a_batch_awaiting_approval_never_loads_the_passcode(campaign, marketer):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from campaigns.models import Approval
+    from rewards.services.sending import batch_cancel
+
+    controls(campaign, approval=Approval.ALWAYS)
+    batch = make(campaign, 2, by=marketer)
+    batch = Batch.objects.defer("campaign__passcode").select_related("campaign").get(pk=batch.pk)
+    with CaptureQueriesContext(connection) as withdrawing:
+        batch_cancel(batch=batch, actor=marketer)
+    assert _passcode_reads(withdrawing.captured_queries) == []
