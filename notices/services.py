@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -144,19 +145,30 @@ def _when(moment) -> str:
 def notice_words(*, kind: str, batch: Batch | None, campaign: Campaign | None) -> Words:
     """The title, body and link of a notice, in plain words with the numbers."""
     from rewards.selectors.sending import batch_counts, batch_failure_reasons, sends_paid_twice
-    from rewards.services.controls import budget_state
+    from rewards.services.controls import budget_month_of, budget_state
 
     if kind in _BUDGET:
         assert campaign is not None
-        state = budget_state(campaign=campaign)
+        # The month the batch that crossed it reserved in (a scheduled one: a later month).
+        month = batch.budget_month if batch is not None else None
+        at = datetime(month.year, month.month, 1, tzinfo=UTC) if month else None
+        state = budget_state(campaign=campaign, at=at)
         share = "80 %" if kind == Kind.BUDGET_80 else "all"
-        return Words(
-            title=f"{campaign.name} used {share} of its monthly budget",
-            body=(
+        current = state.month == budget_month_of(timezone.now())
+        if current:
+            body = (
                 f"{state.used} of {state.limit} used this month ({state.percent} %); "
                 f"{state.left} left until the month ends (UTC)."
                 + (" New batches on it are refused until then." if not state.left else "")
-            ),
+            )
+        else:
+            body = (
+                f"{state.used} of {state.limit} used in {state.month:%B %Y} ({state.percent} %),"
+                f" by batches scheduled for it; {state.left} left then."
+            )
+        return Words(
+            title=f"{campaign.name} used {share} of its monthly budget",
+            body=body,
             url=reverse("campaigns:detail", args=[campaign.pk]),
         )
     assert batch is not None

@@ -237,8 +237,8 @@ def test_the_admins_are_told_at_80_and_100_percent_of_a_monthly_budget(
     spring.monthly_budget = 5
     spring.save(update_fields=["monthly_budget"])
     with django_capture_on_commit_callbacks(execute=True):
-        _batch(spring, team["marketer"], n=4)
-    assert ["budget_80", 0, spring.pk] in published
+        first = _batch(spring, team["marketer"], n=4)
+    assert ["budget_80", first.pk, spring.pk] in published
     _deliver(published)
     (mail,) = smtp_server.wait_for(to="alice-admin@example.com")
     assert mail["Subject"] == "[mokudash] Spring used 80 % of its monthly budget"
@@ -246,8 +246,8 @@ def test_the_admins_are_told_at_80_and_100_percent_of_a_monthly_budget(
     assert reverse("campaigns:detail", args=[spring.pk]) in links(mail)[0]
 
     with django_capture_on_commit_callbacks(execute=True):
-        _batch(spring, team["marketer"], n=1)
-    assert ["budget_100", 0, spring.pk] in published
+        second = _batch(spring, team["marketer"], n=1)
+    assert ["budget_100", second.pk, spring.pk] in published
     _deliver(published)
     mails = smtp_server.wait_for(to="alice-admin@example.com", count=2)
     assert "5 of 5 used this month" in body_text(mails[1])

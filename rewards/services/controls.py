@@ -267,7 +267,9 @@ def batch_approve(*, batch: Batch, actor: User | None) -> Batch:
         )
         notice_enqueue("batch_approved", batch_pk=locked.pk)
         for threshold in crossed:
-            notice_enqueue(f"budget_{threshold}", campaign_pk=locked.campaign_id)
+            notice_enqueue(
+                f"budget_{threshold}", batch_pk=locked.pk, campaign_pk=locked.campaign_id
+            )
     batch.refresh_from_db()
     logger.info("batch %s approved by %s (%s)", batch.pk, actor, state)
     return batch
@@ -367,7 +369,9 @@ def batch_reschedule(*, batch: Batch, actor: User | None, send_at: datetime | No
             from notices.services import notice_enqueue
 
             for threshold in crossed:
-                notice_enqueue(f"budget_{threshold}", campaign_pk=locked.campaign_id)
+                notice_enqueue(
+                    f"budget_{threshold}", batch_pk=locked.pk, campaign_pk=locked.campaign_id
+                )
     batch.refresh_from_db()
     return batch
 

@@ -237,7 +237,7 @@ def batch_create(
                 # Awaiting approval, with a time or without: approval queues its start.
                 notice_enqueue("approval_needed", batch_pk=batch.pk)
             for threshold in crossed:
-                notice_enqueue(f"budget_{threshold}", campaign_pk=campaign.pk)
+                notice_enqueue(f"budget_{threshold}", batch_pk=batch.pk, campaign_pk=campaign.pk)
     except IntegrityError:
         if idempotency_key:
             # The other submission won the race for the key: show its batch.

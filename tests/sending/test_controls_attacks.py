@@ -98,3 +98,23 @@ def test_withdrawing_a_batch_awaiting_approval_never_loads_the_passcode(campaign
     with CaptureQueriesContext(connection) as withdrawing:
         batch_cancel(batch=batch, actor=marketer)
     assert _passcode_reads(withdrawing.captured_queries) == []
+
+
+def test_a_budget_notice_of_a_batch_scheduled_into_next_month_tells_that_months_numbers(
+    campaign, marketer, monkeypatch
+):
+    """8 of 10 reserved next month crossed 80 %: the notice said "0 of 10 used this month"."""
+    from notices.services import notice_words
+    from rewards.services import sending
+    from tests.sending.test_controls import next_month_noon
+
+    told: list[tuple[str, dict]] = []
+    monkeypatch.setattr(sending, "notice_enqueue", lambda kind, **kw: told.append((kind, kw)))
+    controls(campaign, monthly_budget=10)
+    next_month = next_month_noon()
+    make(campaign, 8, by=marketer, send_at=next_month)
+    [(kind, kw)] = told
+    assert kind == "budget_80"
+    batch = Batch.objects.get(pk=kw["batch_pk"]) if kw.get("batch_pk") else None
+    words = notice_words(kind=kind, batch=batch, campaign=campaign)
+    assert f"8 of 10 used in {next_month:%B %Y} (80 %)" in words.body
