@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from campaigns.models import Approval
 from campaigns.services import campaign_create
+from rewards.models import Batch
 from tests.sending.test_controls import controls, make
 
 pytestmark = [pytest.mark.browser]
@@ -33,6 +34,12 @@ def test_a_decline_reason_being_typed_survives_the_polls(page_as, campaign, mark
         pass
     page.wait_for_timeout(300)
     expect(page.locator("#id_reason")).to_have_value("Wrong list: these are last year's guests")
+    # The kept field is still the form's: declining sends what was typed.
+    with page.expect_navigation():
+        page.click("#decline-batch")
+    expect(page.locator("#decline-reason")).to_have_text("Wrong list: these are last year's guests")
+    batch.refresh_from_db()
+    assert batch.state == Batch.State.DECLINED
 
 
 def test_a_new_time_being_typed_survives_the_polls(page_as, campaign, marketer):
