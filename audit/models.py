@@ -53,6 +53,15 @@ class Kind(models.TextChoices):
 
     EXPORT_DOWNLOADED = "export.downloaded", "Export downloaded"
 
+    API_KEY_CREATED = "api.key_created", "API key made"
+    API_KEY_REVOKED = "api.key_revoked", "API key revoked"
+
+    WEBHOOK_ADDED = "webhook.added", "Webhook endpoint added"
+    WEBHOOK_CHANGED = "webhook.changed", "Webhook endpoint changed"
+    WEBHOOK_REMOVED = "webhook.removed", "Webhook endpoint removed"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", "Webhook secret rotated"
+    WEBHOOK_SENT_AGAIN = "webhook.sent_again", "Webhook delivery sent again"
+
 
 class AuditEvent(models.Model):
     """One sensitive act: who, when, from which address, what. Append-only: nothing in the

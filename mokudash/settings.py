@@ -95,6 +95,8 @@ INSTALLED_APPS = [
     "notices",
     "campaigns",
     "rewards",
+    "api",
+    "webhooks",
     "sandbox",
 ]
 
@@ -327,6 +329,28 @@ if MIRROR_SYNC_NIGHTLY_HOUR >= 0:
         "task": "rewards.sync_everything",
         "schedule": crontab(minute=17, hour=MIRROR_SYNC_NIGHTLY_HOUR),
     }
+# --- Our own API (api/) and webhooks (webhooks/) ---
+# Requests per minute per API key; more gets 429 with Retry-After (counted in the cache).
+API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
+# The largest request body the API reads: 50,000 recipients of long addresses and names.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+# How long an Idempotency-Key's first answer is kept and replayed (Stripe keeps 24 hours).
+API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=48)
+# A webhook endpoint on a loopback, private, link-local or metadata address is refused unless
+# this is on: a way into the network behind the server otherwise. On by default only in
+# development (`make run`, the tests), whose receivers run on this machine.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=DEVELOPMENT)
+# (connect, read) seconds for one delivery; redirects are never followed.
+WEBHOOK_TIMEOUT = (
+    env.float("WEBHOOK_CONNECT_TIMEOUT", default=3.0),
+    env.float("WEBHOOK_READ_TIMEOUT", default=10.0),
+)
+# Retries with exponential backoff, for a day at most (the Standard Webhooks advice).
+WEBHOOK_RETRY_FOR_SECONDS = env.int("WEBHOOK_RETRY_FOR_SECONDS", default=24 * 3600)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=5.0)
+# After a secret is rotated, deliveries are signed with the old one too for this long.
+WEBHOOK_SECRET_OVERLAP_HOURS = env.int("WEBHOOK_SECRET_OVERLAP_HOURS", default=24)
+
 # A CSV upload waits here between its preview and the confirm button. With several web
 # servers, a folder they all share (or sticky sessions).
 UPLOADS_DIR = Path(env.str("UPLOADS_DIR", default=str(VAR_DIR / "uploads")))

@@ -23,6 +23,9 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     path("rewards/", include("rewards.urls")),
     path("notices/", include("notices.urls")),
+    # Our own API, for other systems (keys, not sessions), and the webhooks' admin pages.
+    path("api/v1/", include("api.urls")),
+    path("webhooks/", include("webhooks.urls")),
     path("django-admin/", admin.site.urls),
 ]
 
