@@ -97,6 +97,8 @@ INSTALLED_APPS = [
     "rewards",
     "api",
     "webhooks",
+    # Its templates and static files: the API's docs page, served from here (no CDN).
+    "ninja",
     "sandbox",
 ]
 

@@ -178,6 +178,10 @@ ACCESS: dict[str, Rule] = {
     "dev_outbox": rule(*EVERYONE),
     # --- notices: each person's own, and their choices ---
     "notices:list": rule(*ROLES),
+    # The API's document and its page are public, as its reference; its operations answer
+    # keys, not sessions, and tests/api visits them as each role's key (API_OPERATIONS).
+    "api:openapi-json": rule(*EVERYONE),
+    "api:openapi-view": rule(*EVERYONE),
     "notices:settings": rule(*ROLES),
     # --- rewards: sending (Marketing, Admin) ---
     "rewards:send": rule(*SENDERS),
@@ -240,6 +244,8 @@ def url_names() -> list[str]:
                     route + str(pattern.pattern),
                 )
             elif isinstance(pattern, URLPattern):
+                if namespace == "api:" and f"api:{pattern.name}" not in ACCESS:
+                    continue
                 if pattern.name:
                     names.append(f"{namespace}{pattern.name}")
                 else:

@@ -44,6 +44,7 @@ class Batch(models.Model):
         SINGLE = "single", "One reward"
         CSV = "csv", "CSV upload"
         COMMAND = "command", "Command line"
+        API = "api", "API"
 
     campaign = models.ForeignKey(
         "campaigns.Campaign", on_delete=models.PROTECT, related_name="batches"

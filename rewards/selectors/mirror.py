@@ -99,6 +99,8 @@ _ROW_FIELDS = (
     "tree_count",
     "missing_since",
     "campaign__name",
+    # The API names a reward's campaign by its Mokugift ID.
+    "campaign__campaign_id",
     "send__name",
     "send__batch__created_by__username",
 )

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import heapq
 import io
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
@@ -27,7 +29,7 @@ from django.db.models import QuerySet
 
 from audit.models import Kind
 from audit.services import audit_record
-from rewards.models import MirroredReward
+from rewards.models import Batch, MirroredReward, Send
 from rewards.selectors.mirror import Report, ledger_not_in_mokugift
 
 if TYPE_CHECKING:
@@ -386,3 +388,66 @@ def export_record(
         batch_pk=batch_pk,
         detail={"what": what, "format": fmt, "filter": kept},
     )
+
+
+# --- A batch's results ----------------------------------------------------------------------
+
+RESULTS_COLUMNS = ["row", "recipient", "name", "state", "reward_id", "url", "error"]
+LINK_NOT_RECOVERED = (
+    "Link not recovered: the reward was made (see its ID), but Mokugift does not give its "
+    "URL back; find it in the Mokugift dashboard."
+)
+# The state of an upload row that never became a ledger row (Batch.left_out).
+LEFT_OUT = "left-out"
+
+
+@dataclass(frozen=True)
+class ResultsFile:
+    lines: Iterator[str]
+    filename: str
+
+
+def batch_results_csv(*, batch: Batch, state: str = "") -> ResultsFile:
+    """The batch's rows as a file, for the batch page and the API alike. By default the whole
+    batch: every ledger row and every upload row left out (state "left-out", the reason as its
+    error), in the file's row order, so the file accounts for every line that was uploaded.
+    `state` narrows it to one state (or to the left-out rows; anything else is ignored), and
+    the file's name says so: batch-12-results-failed.csv."""
+    only_left_out = state == LEFT_OUT
+    if only_left_out or state not in Send.State.values:
+        state = ""
+
+    def sent_rows() -> Iterator[list[Cell]]:
+        if only_left_out:
+            return
+        rows = batch.sends.order_by("row_number")
+        if state:
+            rows = rows.filter(state=state)
+        for send in rows.iterator(chunk_size=CHUNK_ROWS):
+            # The error text already names its Mokugift code (api_error_words): said once.
+            error = LINK_NOT_RECOVERED if send.link_not_recovered else send.error_message
+            yield [
+                send.row_number,
+                send.recipient,
+                send.name,
+                send.state,
+                send.remote_id,
+                send.url,
+                error,
+            ]
+
+    def left_out_rows() -> Iterator[list[Cell]]:
+        if state:
+            return
+        # A row may have left out for more than one reason: one line, the reasons together.
+        reasons: dict[int, list[str]] = {}
+        for item in batch.left_out:
+            reasons.setdefault(item["row"], []).append(item["message"])
+        for row_number in sorted(reasons):
+            yield [row_number, "", "", LEFT_OUT, "", "", " ".join(reasons[row_number])]
+
+    rows = heapq.merge(sent_rows(), left_out_rows(), key=lambda row: int(row[0] or 0))
+    # The BOM, so that Excel reads the names as UTF-8.
+    lines = itertools.chain(["\ufeff"], csv_pieces(header=RESULTS_COLUMNS, rows=rows))
+    which = f"-{LEFT_OUT}" if only_left_out else f"-{state}" if state else ""
+    return ResultsFile(lines=lines, filename=f"batch-{batch.pk}-results{which}.csv")

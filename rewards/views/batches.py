@@ -5,8 +5,6 @@ for the first load by `batch_detail` and for each poll by `batch_status`."""
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -27,7 +25,7 @@ from rewards.models.ledger import FINISHED_STATES
 from rewards.selectors import backoff as backoff_selectors
 from rewards.selectors import sending as sending_selectors
 from rewards.services import controls, reconcile, sending
-from rewards.services.export import csv_pieces, export_record
+from rewards.services.export import LINK_NOT_RECOVERED, batch_results_csv, export_record
 from rewards.views import batches_required, send_rewards_required
 
 RESULTS_PER_PAGE = 100
@@ -44,11 +42,6 @@ PROGRESS_STATES = [
     Send.State.UNKNOWN,
     Send.State.CANCELLED,
 ]
-RESULTS_COLUMNS = ["row", "recipient", "name", "state", "reward_id", "url", "error"]
-LINK_NOT_RECOVERED = (
-    "Link not recovered: the reward was made (see its ID), but Mokugift does not give its "
-    "URL back; find it in the Mokugift dashboard."
-)
 
 
 def _batches(request) -> QuerySet[Batch]:
@@ -251,19 +244,13 @@ def batch_status(request, pk: int):
     return render(request, "rewards/batch_detail.html#live", _batch_live_context(request, batch))
 
 
-# The results CSV's name for the rows an upload left out, as a state and as a filter.
-LEFT_OUT = "left-out"
-
-
 @send_rewards_required
-def batch_results_csv(request, pk: int):
+def batch_results_file(request, pk: int):
     """The batch's rows as a file. By default the whole batch: every ledger row and every upload
     row left out (state "left-out", the reason as its error), in the file's row order, so the
     file accounts for every line that was uploaded. `?state=` narrows it to one state (or to
     the left-out rows), and the file's name says so: batch-12-results-failed.csv."""
     batch = _batch(request, pk)
-    asked = request.GET.get("state", "")
-    only_left_out = asked == LEFT_OUT
     export_record(
         actor=request.user,
         what="batch results",
@@ -274,42 +261,9 @@ def batch_results_csv(request, pk: int):
         batch_pk=batch.pk,
         request=request,
     )
-    state = "" if only_left_out else _state_filter(request)
-
-    def sent_rows():
-        if only_left_out:
-            return
-        for send in _results(batch=batch, state=state).iterator(chunk_size=2_000):
-            # The error text already names its Mokugift code (api_error_words): said once.
-            error = send.error_message
-            if send.link_not_recovered:
-                error = LINK_NOT_RECOVERED
-            yield [
-                send.row_number,
-                send.recipient,
-                send.name,
-                send.state,
-                send.remote_id,
-                send.url,
-                error,
-            ]
-
-    def left_out_rows():
-        if state:
-            return
-        # A row may have left out for more than one reason: one line, the reasons together.
-        reasons: dict[int, list[str]] = {}
-        for item in batch.left_out:
-            reasons.setdefault(item["row"], []).append(item["message"])
-        for row_number in sorted(reasons):
-            yield [row_number, "", "", LEFT_OUT, "", "", " ".join(reasons[row_number])]
-
-    rows = heapq.merge(sent_rows(), left_out_rows(), key=lambda row: row[0])
-    # The BOM, so that Excel reads the names as UTF-8.
-    lines = itertools.chain(["\ufeff"], csv_pieces(header=RESULTS_COLUMNS, rows=rows))
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    which = f"-{LEFT_OUT}" if only_left_out else f"-{state}" if state else ""
-    response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}-results{which}.csv"'
+    results = batch_results_csv(batch=batch, state=request.GET.get("state", ""))
+    response = StreamingHttpResponse(results.lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{results.filename}"'
     return response
 
 
