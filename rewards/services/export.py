@@ -23,7 +23,7 @@ import io
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, cast
 
 from django.db.models import QuerySet
 
@@ -446,7 +446,7 @@ def batch_results_csv(*, batch: Batch, state: str = "") -> ResultsFile:
         for row_number in sorted(reasons):
             yield [row_number, "", "", LEFT_OUT, "", "", " ".join(reasons[row_number])]
 
-    rows = heapq.merge(sent_rows(), left_out_rows(), key=lambda row: int(row[0] or 0))
+    rows = heapq.merge(sent_rows(), left_out_rows(), key=lambda row: cast(int, row[0]))
     # The BOM, so that Excel reads the names as UTF-8.
     lines = itertools.chain(["\ufeff"], csv_pieces(header=RESULTS_COLUMNS, rows=rows))
     which = f"-{LEFT_OUT}" if only_left_out else f"-{state}" if state else ""
