@@ -11,6 +11,7 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -261,8 +262,7 @@ def webhook_emit(*, event: Event | str, data: dict[str, Any]) -> list[int]:
             next_attempt_at=now,
         )
         made.append(delivery.pk)
-        pk = delivery.pk
-        transaction.on_commit(lambda pk=pk: task_publish(webhook_deliver, args=[pk]))
+        transaction.on_commit(partial(task_publish, webhook_deliver, args=[delivery.pk]))
     return made
 
 
@@ -329,7 +329,7 @@ def delivery_attempt(*, delivery_pk: int, now: datetime | None = None) -> str | 
             address=address,
             body=body,
             headers=headers,
-            timeout=tuple(settings.WEBHOOK_TIMEOUT),
+            timeout=(float(settings.WEBHOOK_TIMEOUT[0]), float(settings.WEBHOOK_TIMEOUT[1])),
         )
         status, duration_ms, error = result.status_code, result.duration_ms, result.error
         if status is not None and not 200 <= status < 300:
