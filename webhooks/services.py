@@ -193,12 +193,18 @@ def endpoint_secret_rotate(
 
 def webhook_batch_data(*, batch: Batch) -> dict[str, Any]:
     """A batch as webhooks (and the API) tell it."""
+    from campaigns.models import Campaign
     from rewards.selectors.sending import batch_counts
 
+    # Never the campaign's row as a whole: its passcode would be read (and decrypted) for
+    # nothing, and a passcode no key can read must not stop the telling of a pause.
+    campaign_id = (
+        Campaign.objects.filter(pk=batch.campaign_id).values_list("campaign_id", flat=True).first()
+    )
     return {
         "id": batch.pk,
         "state": batch.state,
-        "campaign": batch.campaign.campaign_id,
+        "campaign": campaign_id,
         "mode": batch.mode,
         "counts": batch_counts(batch=batch),
         "created_at": batch.created_at.isoformat(),
@@ -210,7 +216,7 @@ def webhook_emit_batch(*, event: Event, batch_id: int) -> None:
     """One line for the batch services to call at each event."""
     from rewards.models import Batch
 
-    batch = Batch.objects.select_related("campaign").filter(pk=batch_id).first()
+    batch = Batch.objects.filter(pk=batch_id).first()
     if batch is not None:
         webhook_emit(event=event, data={"batch": webhook_batch_data(batch=batch)})
 
@@ -218,7 +224,7 @@ def webhook_emit_batch(*, event: Event, batch_id: int) -> None:
 def webhook_emit_paid_twice(*, send: Send) -> None:
     from rewards.models import Batch
 
-    batch = Batch.objects.select_related("campaign").get(pk=send.batch_id)
+    batch = Batch.objects.get(pk=send.batch_id)
     webhook_emit(
         event=Event.SEND_PAID_TWICE,
         data={
