@@ -60,6 +60,8 @@ CAMPAIGN = Made("campaign")
 BATCH = Made("batch")
 SANDBOX_REWARD = Made("sandbox_reward", "remote_id")
 MIRRORED_REWARD = Made("mirrored_reward")
+WEBHOOK = Made("webhook")
+DELIVERY = Made("delivery")
 # The objects that belong to a campaign: their URLs are visited on the other campaign too.
 ON_A_CAMPAIGN = {CAMPAIGN, BATCH, MIRRORED_REWARD}
 
@@ -221,6 +223,14 @@ ACCESS: dict[str, Rule] = {
     "sandbox:api_create": rule(*EVERYONE, call="reward", campaign_id="c-1"),
     "sandbox:api_query": rule(*EVERYONE, call="all_rewards", tail="c-1"),
     "sandbox:reward_page": rule(*EVERYONE, remote_id=SANDBOX_REWARD),
+    # --- webhooks (Admin); adding and rotating ask for the password again first ---
+    "webhooks:list": rule(ADMIN),
+    "webhooks:create": rule(ADMIN, ok=302),
+    "webhooks:detail": rule(ADMIN, pk=WEBHOOK),
+    "webhooks:edit": rule(ADMIN, pk=WEBHOOK),
+    "webhooks:remove": rule(ADMIN, pk=WEBHOOK),
+    "webhooks:rotate": rule(ADMIN, ok=302, pk=WEBHOOK),
+    "webhooks:send_again": rule(ADMIN, method="POST", ok=302, pk=DELIVERY),
 }
 
 # Django's admin has its own login and lets in staff only (nobody of the cast is staff). Its
@@ -331,7 +341,18 @@ def made(admin_user, marketer):
         "sandbox_reward": sandbox_reward,
         # A person of the team, for the Team page's URLs.
         "marketer_user": marketer,
+        **_webhook(),
     }
+
+
+def _webhook() -> dict:
+    from webhooks.models import Delivery, Endpoint
+
+    webhook = Endpoint.objects.create(url="https://93.184.216.34/", events=[], secret="whsec_x")
+    delivery = Delivery.objects.create(
+        endpoint=webhook, event="batch.paused", message_id="msg_1", payload={}
+    )
+    return {"webhook": webhook, "delivery": delivery}
 
 
 @pytest.fixture

@@ -35,6 +35,8 @@ from audit.services import audit_record
 from campaigns.models import Campaign
 from campaigns.selectors import APPROVE_PERMISSION, campaign_visible_to
 from rewards.models import Batch, Send
+from webhooks.models import Event
+from webhooks.services import webhook_emit_batch
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -266,6 +268,7 @@ def batch_approve(*, batch: Batch, actor: User | None) -> Batch:
             detail={"rows": rows, "state": state, "late": late},
         )
         notice_enqueue("batch_approved", batch_pk=locked.pk)
+        webhook_emit_batch(event=Event.BATCH_APPROVED, batch_id=locked.pk)
         for threshold in crossed:
             notice_enqueue(
                 f"budget_{threshold}", batch_pk=locked.pk, campaign_pk=locked.campaign_id
@@ -312,6 +315,7 @@ def batch_decline(*, batch: Batch, actor: User | None, reason: str) -> Batch:
             detail={"rows": len(moved), "reason": reason[:500]},
         )
         notice_enqueue("batch_declined", batch_pk=locked.pk)
+        webhook_emit_batch(event=Event.BATCH_DECLINED, batch_id=locked.pk)
     batch.refresh_from_db()
     return batch
 

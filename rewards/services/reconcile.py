@@ -63,6 +63,7 @@ from rewards.mokugift import MokugiftClient, MokugiftError, RewardRecord, Transp
 from rewards.recipients import recipient_key
 from rewards.services.backoff import campaign_backoff_record
 from rewards.services.sending import batch_finish_if_done, batch_wake, retry_delay
+from webhooks.services import webhook_emit_paid_twice
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -487,6 +488,7 @@ def _flag_pair(row: Send, *, row_remote_id: str, other: Send, now: datetime) -> 
                     # One notice per batch: the two rows may be of one batch.
                     if send.batch_id != partner.batch_id or send is row:
                         notice_enqueue("paid_twice", batch_pk=send.batch_id)
+                    webhook_emit_paid_twice(send=send)
     except IntegrityError:
         return 0
     return flagged
@@ -522,6 +524,7 @@ def _paid_twice(row: Send, *, reward: RewardRecord, now: datetime) -> int:
                     f"absent and sent again as {row.remote_id}",
                 )
                 notice_enqueue("paid_twice", batch_pk=row.batch_id)
+                webhook_emit_paid_twice(send=row)
     except IntegrityError:
         return 0
     return moved

@@ -41,6 +41,8 @@ from rewards.services import ledger_postgresql
 from rewards.services.controls import budget_month_of, budget_reserve
 from rewards.services.enqueue import batch_enqueue, batch_start_enqueue
 from rewards.services.ledger_months import ledger_months_refresh_after
+from webhooks.models import Event
+from webhooks.services import webhook_emit_batch
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -231,11 +233,13 @@ def batch_create(
                 )
             if state == Batch.State.SENDING:
                 batch_enqueue(batch_id=batch.pk, chains=_chains_for(len(rows)))
+                webhook_emit_batch(event=Event.BATCH_STARTED, batch_id=batch.pk)
             elif state == Batch.State.SCHEDULED:
                 batch_start_enqueue(batch_id=batch.pk, at=send_at or now)
             else:
                 # Awaiting approval, with a time or without: approval queues its start.
                 notice_enqueue("approval_needed", batch_pk=batch.pk)
+                webhook_emit_batch(event=Event.BATCH_AWAITING_APPROVAL, batch_id=batch.pk)
             for threshold in crossed:
                 notice_enqueue(f"budget_{threshold}", batch_pk=batch.pk, campaign_pk=campaign.pk)
     except IntegrityError:
@@ -261,6 +265,7 @@ def batch_start(*, batch_id: int, from_state: str, now: datetime) -> bool:
         return False
     waiting = Send.objects.filter(batch_id=batch_id, state=Send.State.WAITING).count()
     batch_enqueue(batch_id=batch_id, chains=_chains_for(waiting))
+    webhook_emit_batch(event=Event.BATCH_STARTED, batch_id=batch_id)
     logger.info("batch %s started: %d rows waiting", batch_id, waiting)
     return True
 
@@ -480,6 +485,8 @@ def batch_finish_if_done(*, batch_id: int, now: datetime | None = None) -> bool:
         logger.info("batch %s done", batch_id)
         notice_enqueue("batch_finished", batch_pk=batch_id)
     if done or ended:
+        webhook_emit_batch(event=Event.BATCH_FINISHED, batch_id=batch_id)
+    if done or ended:
         # The home page's month figures: its failures count from now (after the commit).
         transaction.on_commit(lambda: ledger_months_refresh_after(f"batch {batch_id}"))
     return True
@@ -493,6 +500,7 @@ def batch_pause(*, batch_id: int, reason: str) -> None:
     logger.warning("batch %s paused: %s", batch_id, reason)
     if paused:
         notice_enqueue("batch_paused", batch_pk=batch_id)
+        webhook_emit_batch(event=Event.BATCH_PAUSED, batch_id=batch_id)
 
 
 def batch_wake(*, batch_id: int, chains: int | None = None) -> None:

@@ -59,6 +59,7 @@ from django.utils import timezone
 from campaigns.crypto import DecryptionError
 from rewards.models import Batch, MirroredReward, MonthlySummary, Send, SyncRun, column_width
 from rewards.services.ledger_months import ledger_months_refresh_after
+from webhooks.services import webhook_emit_sync_failed
 
 if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
@@ -664,6 +665,7 @@ def _run_failed(*, run: SyncRun, reason: str, seen_at: dt.datetime) -> None:
     SyncRun.objects.filter(pk=run.pk).update(
         outcome=SyncRun.Outcome.FAILED, finished_at=timezone.now(), error=reason, **fields
     )
+    webhook_emit_sync_failed(run=run)
 
 
 def rewards_sync_month(*, campaign: Campaign, year: int, month: int) -> SyncRun:
