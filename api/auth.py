@@ -65,6 +65,7 @@ def _rate_check(api_key: ApiKey) -> None:
 def scope_require(request: HttpRequest, scope: str) -> None:
     """403 unless the request's key has this scope."""
     api_key: ApiKey = request.auth  # type: ignore[attr-defined]
+    scope = str(getattr(scope, "value", scope))  # a Scope member says "Scope.SEND" in a repr
     if scope not in api_key.scopes:
         raise ApiProblem(
             "forbidden",
