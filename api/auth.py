@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -15,6 +15,9 @@ from ninja.security import HttpBearer
 from api.errors import ApiProblem
 from api.models import ApiKey
 from api.services import api_key_authenticate
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 class ApiKeyAuth(HttpBearer):
@@ -60,6 +63,11 @@ def _rate_check(api_key: ApiKey) -> None:
             f"This key made more than {limit} requests this minute; try again in {wait} s.",
             headers={"Retry-After": str(wait)},
         )
+
+
+def person(request: HttpRequest) -> User:
+    """The key's person (ApiKeyAuth set it): every operation runs behind the key."""
+    return cast("User", request.user)
 
 
 def scope_require(request: HttpRequest, scope: str) -> None:

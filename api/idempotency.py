@@ -30,6 +30,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from pydantic import BaseModel
 
+from api.auth import person
 from api.errors import ApiProblem, handlers, problem_response
 from api.models import IdempotencyRecord
 
@@ -114,7 +115,7 @@ def idempotent(request: HttpRequest, *, run: Callable[[], Answer]) -> HttpRespon
             f"The {HEADER} is longer than {MAX_KEY_LENGTH} characters.",
             errors=[(HEADER, f"At most {MAX_KEY_LENGTH} characters.")],
         )
-    user = request.user
+    user = person(request)
     digest = body_hash(request.body)
     now = timezone.now()
     kept = dt.timedelta(hours=settings.API_IDEMPOTENCY_HOURS)
@@ -153,7 +154,7 @@ def _first(request: HttpRequest, *, key: str, digest: str) -> IdempotencyRecord 
     when the first request died."""
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
-        record = IdempotencyRecord.objects.filter(user=request.user, key=key).first()
+        record = IdempotencyRecord.objects.filter(user=person(request), key=key).first()
         if record is None:
             # The first request failed and let its key go: try again, from the start.
             return problem_response(

@@ -37,7 +37,7 @@ def api_door(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             body = request.read(limit + 1)
             if len(body) > limit:
                 return _too_large(len(body), limit)
-            request._body = body  # type: ignore[attr-defined]
+            request._body = body
         return view(request, *args, **kwargs)
 
     door.login_required = False  # type: ignore[attr-defined]

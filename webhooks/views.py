@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from allauth.account.decorators import reauthentication_required
 from django.conf import settings
 from django.contrib import messages
@@ -30,7 +32,7 @@ def _secret_page(request, made: services.EndpointWithSecret, *, title: str):
     )
 
 
-def _save(request, form: EndpointForm, save) -> object | None:
+def _save(request, form: EndpointForm, save) -> Any:
     if request.method == "POST" and form.is_valid():
         try:
             return save(**form.cleaned_data)

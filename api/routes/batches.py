@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Query, Router, Status
 
-from api.auth import permission_require, scope_require
+from api.auth import permission_require, person, scope_require
 from api.errors import ApiProblem, invalid
 from api.idempotency import batch_idempotency_key, idempotent
 from api.models import Scope
@@ -114,9 +114,9 @@ def batch_create(request: HttpRequest, payload: BatchIn):
             campaign=campaign,
             mode=payload.mode,
             rows=rows,
-            created_by=request.user,  # type: ignore[arg-type]
+            created_by=person(request),
             source=Batch.Source.API,
-            idempotency_key=batch_idempotency_key(user_pk=request.user.pk, key=key)
+            idempotency_key=batch_idempotency_key(user_pk=person(request).pk, key=key)
             if key
             else None,
             send_at=payload.send_at,
@@ -193,7 +193,7 @@ def batch_results(request: HttpRequest, batch_id: int, state: str = ""):
     permission_require(request, SEND_PERMISSION, "download a batch's results")
     batch = batch_find(request, batch_id)
     export_record(
-        actor=request.user,
+        actor=person(request),
         what="batch results",
         fmt="csv",
         filters={"state": state},
@@ -234,7 +234,7 @@ def _steer(request: HttpRequest, batch_id: int, act) -> object:
 )
 def batch_cancel(request: HttpRequest, batch_id: int):
     return _steer(
-        request, batch_id, lambda batch: sending.batch_cancel(batch=batch, actor=request.user)
+        request, batch_id, lambda batch: sending.batch_cancel(batch=batch, actor=person(request))
     )
 
 
@@ -248,7 +248,7 @@ def batch_retry_failed(request: HttpRequest, batch_id: int):
     return _steer(
         request,
         batch_id,
-        lambda batch: sending.batch_retry_failed(batch=batch, actor=request.user),
+        lambda batch: sending.batch_retry_failed(batch=batch, actor=person(request)),
     )
 
 
@@ -278,7 +278,7 @@ def _decide(request: HttpRequest, batch_id: int, act) -> object:
 )
 def batch_approve(request: HttpRequest, batch_id: int):
     return _decide(
-        request, batch_id, lambda batch: controls.batch_approve(batch=batch, actor=request.user)
+        request, batch_id, lambda batch: controls.batch_approve(batch=batch, actor=person(request))
     )
 
 
@@ -293,6 +293,6 @@ def batch_decline(request: HttpRequest, batch_id: int, payload: DeclineIn):
         request,
         batch_id,
         lambda batch: controls.batch_decline(
-            batch=batch, actor=request.user, reason=payload.reason.strip()
+            batch=batch, actor=person(request), reason=payload.reason.strip()
         ),
     )

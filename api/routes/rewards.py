@@ -21,6 +21,7 @@ from api.routes.openapi import CSV, ERRORS
 from api.schemas import MonthOut, ReportOut, RewardOut, RewardPage
 from campaigns.selectors import campaign_ids_visible_to
 from rewards.forms import RewardFilterForm
+from rewards.models import MirroredReward
 from rewards.selectors import mirror as selectors
 from rewards.services import export
 
@@ -61,12 +62,38 @@ def _filters(request: HttpRequest, query: RewardQuery) -> selectors.RewardFilter
     if not form.is_valid():
         raise invalid(
             [
-                ("query" if field == "__all__" else field, message)
+                ("query" if field == "__all__" else field, str(message))
                 for field, messages in form.errors.items()
                 for message in messages
             ]
         )
     return dataclasses.replace(form.filters(), visible_ids=visible)
+
+
+class _Elsewhere:
+    name = ""
+    batch_id = None
+
+
+def _sent_from_here(reward):
+    """Its ledger row, or blanks for a reward sent elsewhere."""
+    return reward.send or _Elsewhere
+
+
+def _reward_out(reward: MirroredReward) -> RewardOut:
+    send = reward.send  # None: sent elsewhere, not from here
+    return RewardOut(
+        id=reward.pk,
+        reward_id=reward.remote_id,
+        date=reward.date,
+        recipient_email=reward.recipient_email,
+        recipient_id=reward.recipient_id,
+        trees=reward.tree_count,
+        campaign=reward.campaign.campaign_id,
+        name=send.name if send is not None else "",
+        batch=send.batch_id if send is not None else None,
+        missing_since=reward.missing_since,
+    )
 
 
 @router.get("/rewards", response={200: RewardPage, **ERRORS}, summary="Rewards of the mirror")
@@ -91,21 +118,7 @@ def reward_list(
     return Status(
         200,
         RewardPage(
-            rewards=[
-                RewardOut(
-                    id=reward.pk,
-                    reward_id=reward.remote_id,
-                    date=reward.date,
-                    recipient_email=reward.recipient_email,
-                    recipient_id=reward.recipient_id,
-                    trees=reward.tree_count,
-                    campaign=reward.campaign.campaign_id,
-                    name=reward.send.name if reward.send_id else "",
-                    batch=reward.send.batch_id if reward.send_id else None,
-                    missing_since=reward.missing_since,
-                )
-                for reward in page.rows
-            ],
+            rewards=[_reward_out(reward) for reward in page.rows],
             next_cursor=later,
         ),
     )
