@@ -25,8 +25,8 @@ def _admin_page(browser, live_server, admin_user, viewport, javascript=True):
 
 
 # The admin's sections: Overview, Send rewards, Batches, Approvals, Rewards, Reports, Campaigns,
-# Team, Audit.
-ADMIN_SECTIONS = 9
+# Team, Audit, Webhooks.
+ADMIN_SECTIONS = 10
 
 
 def _links(page):

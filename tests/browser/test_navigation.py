@@ -9,7 +9,17 @@ pytestmark = pytest.mark.browser
 # The links of templates/includes/_nav.html (by data-nav) each role must see, and a page each
 # role must not open. Add a role's new link here when the navigation grows.
 NAVIGATION = {
-    "admin": {"send", "batches", "approvals", "rewards", "reports", "campaigns", "team", "audit"},
+    "admin": {
+        "send",
+        "batches",
+        "approvals",
+        "rewards",
+        "reports",
+        "campaigns",
+        "team",
+        "audit",
+        "webhooks",
+    },
     "marketer": {"send", "batches"},
     "manager": {"approvals", "rewards", "reports"},
     "outsider": set(),
