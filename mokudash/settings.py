@@ -352,12 +352,13 @@ WEBHOOK_RETRY_FOR_SECONDS = env.int("WEBHOOK_RETRY_FOR_SECONDS", default=24 * 36
 WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=5.0)
 # After a secret is rotated, deliveries are signed with the old one too for this long.
 WEBHOOK_SECRET_OVERLAP_HOURS = env.int("WEBHOOK_SECRET_OVERLAP_HOURS", default=24)
-# Deliveries whose task was lost (a broker down, a worker killed) are queued again by this.
+# Idempotency keys past API_IDEMPOTENCY_HOURS are deleted every hour.
 CELERY_BEAT_SCHEDULE["api-idempotency-purge"] = {
     "task": "api.idempotency_purge",
     "schedule": 3600.0,
     "options": {"expires": 3600.0},
 }
+# Deliveries whose task was lost (a broker down, a worker killed) are queued again by this.
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
     "task": "webhooks.sweep",
     "schedule": 60.0,

@@ -13,6 +13,8 @@ from rewards.models import Send
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURE = ROOT / "ARCHITECTURE.md"
+README = ROOT / "README.md"
+SETTINGS = ROOT / "mokudash" / "settings.py"
 
 _FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 _CODE = re.compile(r"`([^`\n]+)`")
@@ -88,3 +90,11 @@ def test_the_state_diagram_has_exactly_the_ledger_states():
             ends = line.split(":", 1)[0].split("-->")
             states.update(end.strip() for end in ends)
     assert states - {"[*]"} == set(Send.State.values)
+
+
+def test_the_readme_documents_every_setting_read_from_the_environment():
+    """Each variable settings.py reads has its row in one of the README's settings tables."""
+    read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]+)"', SETTINGS.read_text()))
+    rows = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", README.read_text(), re.MULTILINE))
+    assert len(read) > 40, read
+    assert not read - rows, f"settings with no row in README.md: {sorted(read - rows)}"

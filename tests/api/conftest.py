@@ -8,6 +8,7 @@ import pytest
 
 from api.services import api_key_create
 from campaigns.models import CampaignAccess
+from tests.worker import celery_worker, isolated_broker  # noqa: F401  (fixtures)
 
 
 class ApiClient:
