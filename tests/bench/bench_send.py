@@ -4,10 +4,14 @@
 
 It creates its own database (BENCH_DATABASE_URL, default mokudash_bench on the local
 PostgreSQL), migrates it, serves the sandbox with gunicorn (threads, DEBUG off) on a free port,
-starts a worker, measures, prints a table, and drops the database. Measured:
+serves the dashboard itself (for the API) with a second gunicorn on another, starts a worker,
+measures, prints a table, and drops the database. Redis is BENCH_REDIS_URL (default db 6 of the
+local Redis; it is flushed). Measured:
 
 - N recipients, sandbox latency 0 and 100 ms: from batch_create (what the confirm button
   calls) to the last row *sent*;
+- the same N recipients through the API: from a real HTTP `POST /api/v1/batches` (one body,
+  an Idempotency-Key, a Bearer key) to the dashboard's gunicorn, to the last row *sent*;
 - the same multi calls made by a bare loop with the client alone (no ledger, no Celery), and
   the ratio of the two;
 - one reward from the POST of the send form to its row *sent*, latency 0 (median of 5).
@@ -125,6 +129,7 @@ def main() -> None:
     )
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6")
     port = free_port()
+    dashboard_port = free_port()
     logs = BASE_DIR / "var" / f"bench-{uuid.uuid4().hex[:6]}"
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -138,6 +143,7 @@ def main() -> None:
             "DJANGO_HSTS_SECONDS": "0",
             "SANDBOX_ENABLED": "true",
             "MOKUGIFT_SANDBOX_URL": f"http://127.0.0.1:{port}/sandbox/api/",
+            "BENCH_API_URL": f"http://127.0.0.1:{dashboard_port}/api/v1/",
             "LOG_LEVEL": "WARNING",
             "CELERY_FILESYSTEM_BROKER_DIR": str(logs / "broker"),
         }
@@ -178,6 +184,29 @@ def main() -> None:
                 log=logs / "sandbox.log",
             )
         )
+        # The dashboard the API's clients reach: its own server, as in production, so that the
+        # POST does not take a thread from the sandbox (Mokugift's stand-in).
+        processes.append(
+            start(
+                [
+                    str(VENV_BIN / "gunicorn"),
+                    "mokudash.wsgi",
+                    "-b",
+                    f"127.0.0.1:{dashboard_port}",
+                    "--workers",
+                    "1",
+                    "--threads",
+                    "2",
+                    # batch_create of 50,000 rows (the API's largest body) takes longer than 30 s.
+                    "--timeout",
+                    "300",
+                    "--log-level",
+                    "warning",
+                ],
+                env=env,
+                log=logs / "dashboard.log",
+            )
+        )
         worker_log = logs / "worker.log"
         processes.append(
             start(
@@ -201,6 +230,7 @@ def main() -> None:
             )
         )
         wait_http(env["MOKUGIFT_SANDBOX_URL"] + "all_rewards/none")
+        wait_http(env["BENCH_API_URL"] + "openapi.json")
         wait_worker_ready(worker_log)
         results = measure(args=args)
     finally:
@@ -222,6 +252,7 @@ def main() -> None:
 
 def measure(*, args) -> list[tuple[str, float, str]]:
     import django
+    import requests
 
     sys.path.insert(0, str(BASE_DIR))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mokudash.settings")
@@ -231,6 +262,7 @@ def measure(*, args) -> list[tuple[str, float, str]]:
     from django.test import Client
     from django.urls import reverse
 
+    from api.services import api_key_create
     from campaigns import roles
     from campaigns.services import campaign_create
     from rewards.models import Batch, Send
@@ -240,6 +272,11 @@ def measure(*, args) -> list[tuple[str, float, str]]:
 
     chunk = settings.MOKUGIFT_CHUNK_SIZE
     results: list[tuple[str, float, str]] = []
+    marketer = User.objects.create_user(username=f"bench-{uuid.uuid4().hex[:6]}")
+    marketer.groups.add(Group.objects.get(name=roles.MARKETING))
+    api_key = api_key_create(user=marketer, name="bench", scopes="send,read").secret
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {api_key}"
 
     def campaign(name: str, latency: int):
         sandbox_campaign_save(
@@ -261,8 +298,30 @@ def measure(*, args) -> list[tuple[str, float, str]]:
                 raise RuntimeError(f"{stuck} rows of batch {batch.pk} did not end sent")
             time.sleep(poll)
 
+    def api_send(name: str, latency: int) -> tuple[Batch, float]:
+        """POST the batch to the dashboard's API over HTTP; the batch and the POST's time."""
+        api_campaign = campaign(name, latency)
+        body = {
+            "campaign": api_campaign.campaign_id,
+            "mode": "email",
+            "recipients": [
+                {"recipient": f"a{i}@bench.example", "name": f"A {i}"} for i in range(args.rows)
+            ],
+        }
+        started = time.perf_counter()
+        answer = api.post(
+            os.environ["BENCH_API_URL"] + "batches",
+            json=body,
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+            timeout=300,
+        )
+        posted = time.perf_counter() - started
+        if answer.status_code != 201:
+            raise RuntimeError(f"the API answered {answer.status_code}: {answer.text[:2000]}")
+        return Batch.objects.get(pk=answer.json()["id"]), posted
+
     for latency in [int(x) for x in args.latencies.split(",") if x.strip()]:
-        ours_runs, bare_runs, creates = [], [], []
+        ours_runs, bare_runs, creates, api_runs, posts = [], [], [], [], []
         # Interleaved, so that a burst of load from elsewhere on the machine hits both sides.
         for run in range(args.repeat):
             # Ours: from the batch's creation to the last row sent.
@@ -278,6 +337,13 @@ def measure(*, args) -> list[tuple[str, float, str]]:
             creates.append(time.perf_counter() - started)
             wait_sent(batch, args.rows, poll=0.02)
             ours_runs.append(time.perf_counter() - started)
+
+            # Through the API: from the start of the POST to the last row sent.
+            started = time.perf_counter()
+            batch, posted = api_send(f"bench-api-{latency}-{run}", latency)
+            posts.append(posted)
+            wait_sent(batch, args.rows, poll=0.02)
+            api_runs.append(time.perf_counter() - started)
 
             # Bare: the same multi calls, one after the other, with the client alone.
             bare_campaign = campaign(f"bench-bare-{latency}-{run}", latency)
@@ -303,6 +369,14 @@ def measure(*, args) -> list[tuple[str, float, str]]:
         )
         results.append(
             (
+                f"{args.rows:,} rewards, latency {latency} ms: API POST + ledger + Celery",
+                statistics.median(api_runs),
+                f"runs {', '.join(f'{x:.2f}' for x in api_runs)}; "
+                f"POST answered 201 in {statistics.median(posts):.2f} s (HTTP, gunicorn)",
+            )
+        )
+        results.append(
+            (
                 f"{args.rows:,} rewards, latency {latency} ms: bare client loop",
                 bare,
                 f"runs {', '.join(f'{x:.2f}' for x in bare_runs)}; "
@@ -313,8 +387,6 @@ def measure(*, args) -> list[tuple[str, float, str]]:
 
     # One reward, from the POST of the send form to the row sent.
     one = campaign("bench-one", 0)
-    marketer = User.objects.create_user(username=f"bench-{uuid.uuid4().hex[:6]}")
-    marketer.groups.add(Group.objects.get(name=roles.MARKETING))
     browser = Client()
     browser.force_login(marketer)
     timings = []
