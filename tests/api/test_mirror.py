@@ -84,3 +84,28 @@ def test_the_monthly_report_counts_as_the_report_page(api_as, manager, spring, r
         "/reports/monthly", {"year": 2026, "campaign": "spring-1"}
     )
     assert one.json()["campaign"] == "spring-1"
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "field"),
+    [
+        ("/rewards", {"campaign": "spring-1\x00"}, "campaign"),
+        ("/rewards", {"sender": "mona\x00"}, "sender"),
+        ("/rewards/export.csv", {"sender": "mona\x00"}, "sender"),
+        ("/reports/monthly", {"year": 2026, "campaign": "\x00"}, "campaign"),
+        ("/campaigns/spring-1%00", {}, "campaign"),
+    ],
+)
+def test_a_nul_character_in_a_query_or_a_path_is_a_problem_naming_it(
+    api_as, manager, rewards, path, query, field
+):
+    # Each was a 500: PostgreSQL's text cannot hold U+0000, not even in a query.
+    answer = api_as(manager).get(path, query)
+    assert answer.status_code == 422
+    assert answer["Content-Type"] == "application/problem+json"
+    assert answer.json()["errors"] == [
+        {
+            "field": field,
+            "message": "Holds the character U+0000 (NUL), which cannot be stored: remove it.",
+        }
+    ]
