@@ -111,6 +111,20 @@ def test_a_body_over_the_limit_is_refused_saying_its_size(api_as, marketer, spri
     assert "the API reads at most 1 MB" in answer.json()["detail"]
 
 
+def test_every_operation_documents_what_the_door_answers_before_it(api_as, marketer, settings):
+    # The door refuses a declared body over the limit whatever the method: a GET's 413 was
+    # not in its document (only the POSTs listed it).
+    settings.API_MAX_BODY_BYTES = 1024
+    answer = api_as(marketer).get("/campaigns", headers={"Content-Length": "2048"})
+    assert answer.status_code == 413
+    assert answer["Content-Type"] == "application/problem+json"
+    paths = api_as(marketer).get("/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            for status in ("401", "413", "422", "429"):
+                assert status in operation["responses"], (method, path, status)
+
+
 def test_a_body_within_the_limit_but_over_djangos_form_limit_is_read(
     api_as, marketer, spring, settings
 ):
