@@ -75,6 +75,15 @@ def test_a_scheduled_batch_waits_and_a_time_without_offset_is_refused(api_as, ma
     assert naive.json()["errors"][0]["field"] == "send_at"
 
 
+@pytest.mark.parametrize("send_at", ["9999-12-31T23:59:59-23:59", "2999-01-01T00:00:00+00:00"])
+def test_a_batch_is_scheduled_at_most_a_year_ahead(api_as, marketer, spring, send_at):
+    # As the schedule page says; the first time was a 500 (in UTC it is after the year 9999).
+    answer = api_as(marketer).post("/batches", one(send_at=send_at))
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [{"field": "send_at", "message": "At most a year ahead."}]
+    assert not Batch.objects.exists()
+
+
 def test_the_budget_refuses_a_batch_that_does_not_fit(api_as, marketer, spring):
     spring.monthly_budget = 1
     spring.save()
