@@ -9,7 +9,7 @@ from itertools import islice
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import URLPattern, path
 
 from api.errors import invalid, problem_response
@@ -23,7 +23,8 @@ def _megabytes(size: int) -> str:
 def api_door(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """No session, no login page (a key signs each request: the login middleware lets it
     through), a body read only up to API_MAX_BODY_BYTES: a larger one is a 413 that says
-    the limit, before any of it is parsed; and no NUL character anywhere (see nul_fields)."""
+    the limit, before any of it is parsed; no NUL character anywhere (see nul_fields); and
+    a method the path does not answer is a 405 problem like any other error."""
 
     @wraps(view)
     def door(request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -45,7 +46,16 @@ def api_door(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         if fields:
             problem = invalid([(field, NUL_MESSAGE) for field in fields])
             return problem_response(problem.kind, problem.detail, errors=problem.errors)
-        return view(request, *args, **kwargs)
+        response = view(request, *args, **kwargs)
+        if isinstance(response, HttpResponseNotAllowed):
+            # django-ninja's own, a text/html "Method not allowed": an error like any other.
+            allowed = response["Allow"]
+            return problem_response(
+                "method-not-allowed",
+                f"{request.path} answers {allowed}, not {request.method}.",
+                headers={"Allow": allowed},
+            )
+        return response
 
     door.login_required = False  # type: ignore[attr-defined]
     return door

@@ -145,3 +145,14 @@ def test_the_document_and_its_page_open_without_a_key(client):
     assert page.status_code == 200
     assert b"/static/ninja/swagger-ui-bundle.js" in page.content
     assert b"cdn" not in page.content.lower()
+
+
+def test_a_method_the_path_does_not_answer_is_a_problem_saying_which_it_does(api_as, marketer):
+    # django-ninja's own 405 was a text/html "Method not allowed".
+    answer = api_as(marketer).get("/batches")
+    assert answer.status_code == 405
+    assert answer["Content-Type"] == "application/problem+json"
+    assert answer["Allow"] == "POST"
+    problem = answer.json()
+    assert problem["type"] == "https://mokudash.org/problems/method-not-allowed"
+    assert problem["detail"] == "/api/v1/batches answers POST, not GET."
