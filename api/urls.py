@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, re_path
 
 from api.errors import invalid, problem_response
 from api.routes import api
@@ -128,5 +128,14 @@ def _guarded(patterns: list) -> list:
     return guarded
 
 
+def unknown(request: HttpRequest) -> HttpResponse:
+    """Any other path under /api/v1/: a 404 problem, not the dashboard's HTML page."""
+    return problem_response(
+        "not-found", f"The API has no {request.path}: its operations are listed at /api/v1/docs."
+    )
+
+
 app_urls, _, namespace = api.urls
-urlpatterns = [path("", (_guarded(app_urls), "ninja", namespace))]
+# Last: every path that no operation has.
+catch_all = re_path(r"^.*$", unknown, name="unknown")
+urlpatterns = [path("", (_guarded([*app_urls, catch_all]), "ninja", namespace))]

@@ -156,3 +156,15 @@ def test_a_method_the_path_does_not_answer_is_a_problem_saying_which_it_does(api
     problem = answer.json()
     assert problem["type"] == "https://mokudash.org/problems/method-not-allowed"
     assert problem["detail"] == "/api/v1/batches answers POST, not GET."
+
+
+def test_a_path_the_api_does_not_have_is_a_problem_not_the_dashboards_page(api_as, marketer):
+    # It was the dashboard's 404 page, in HTML.
+    for path in ("/nothing-here", "/campaigns/spring-1/more", "/batches/"):
+        answer = api_as(marketer).get(path)
+        assert answer.status_code == 404, path
+        assert answer["Content-Type"] == "application/problem+json"
+        assert answer.json()["detail"] == (
+            f"The API has no /api/v1{path}: its operations are listed at /api/v1/docs."
+        )
+    assert api_as(marketer).get("/campaigns").status_code == 200
