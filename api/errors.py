@@ -33,6 +33,7 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "unauthenticated": (401, "No valid API key"),
     "forbidden": (403, "Not allowed"),
     "not-found": (404, "Not found"),
+    "method-not-allowed": (405, "This path does not answer this method"),
     "conflict": (409, "The request conflicts with the state of the resource"),
     "too-large": (413, "The request body is too large"),
     "invalid": (422, "The request is not valid"),

@@ -9,6 +9,7 @@ from typing import cast
 
 from django import forms
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.utils import timezone
 
 from campaigns.selectors import campaigns_enabled
@@ -279,16 +280,28 @@ SOURCE_CHOICES = [
 ORDER_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first")]
 
 
+# The last day a filter may name: the day after it, and the end of its month, must still be
+# dates (the year 9999's last day and month have none: a 500).
+LAST_FILTER_DATE = dt.date(2999, 12, 31)
+_BEFORE_3000 = [MaxValueValidator(LAST_FILTER_DATE, "Give a date before the year 3000.")]
+
+
 class RewardFilterForm(forms.Form):
     campaign = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
     month = forms.CharField(
         required=False, widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"})
     )
     date_from = forms.DateField(
-        required=False, label="From date", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        validators=_BEFORE_3000,
+        label="From date",
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
     date_to = forms.DateField(
-        required=False, label="To date", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        validators=_BEFORE_3000,
+        label="To date",
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
     source = forms.ChoiceField(choices=SOURCE_CHOICES, required=False)
     batch = forms.IntegerField(required=False, min_value=1, label="Batch #")
@@ -303,7 +316,10 @@ class RewardFilterForm(forms.Form):
     order = forms.ChoiceField(choices=ORDER_CHOICES, required=False)
     # Not a filter: where the table starts (the rewards of that UTC day and on, in its order).
     day = forms.DateField(
-        required=False, label="Go to date", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        validators=_BEFORE_3000,
+        label="Go to date",
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
 
     def __init__(self, *args, choices: selectors.FilterChoices, **kwargs):
@@ -324,6 +340,8 @@ class RewardFilterForm(forms.Form):
             moment = dt.datetime.strptime(value, "%Y-%m")
         except ValueError:
             raise forms.ValidationError("A month looks like 2026-05.") from None
+        if moment.year > LAST_FILTER_DATE.year:
+            raise forms.ValidationError("Give a month before the year 3000.")
         return moment.year, moment.month
 
     def clean(self):

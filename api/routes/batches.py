@@ -4,7 +4,10 @@ role and campaigns, approvals, budgets and schedules."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.http import HttpRequest, StreamingHttpResponse
+from django.utils import timezone
 from ninja import Query, Router, Status
 
 from api.auth import permission_require, person, scope_require
@@ -15,6 +18,7 @@ from api.routes.lookups import batch_find, campaign_find
 from api.routes.openapi import CSV, ERRORS, POST_ERRORS, idempotency_header
 from api.schemas import BatchIn, BatchOut, DeclineIn, RowOut, RowPage
 from campaigns.selectors import APPROVE_PERMISSION
+from rewards.forms import SCHEDULE_DAYS_AHEAD
 from rewards.models import Batch, Send
 from rewards.recipients import recipient_key
 from rewards.selectors.sending import batch_counts, batch_failure_reasons
@@ -105,6 +109,11 @@ def batch_create(request: HttpRequest, payload: BatchIn):
     permission_require(request, SEND_PERMISSION, "send rewards")
     if payload.send_at is not None and payload.send_at.utcoffset() is None:
         raise invalid([("send_at", "Give a time zone offset, e.g. 2026-12-24T09:00:00+01:00.")])
+    # The schedule page's rule; and a time in the year 9999 no longer fits a datetime in UTC.
+    if payload.send_at is not None and payload.send_at > timezone.now() + dt.timedelta(
+        days=SCHEDULE_DAYS_AHEAD
+    ):
+        raise invalid([("send_at", "At most a year ahead.")])
 
     def run():
         campaign = campaign_find(request, payload.campaign)

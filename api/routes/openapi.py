@@ -7,9 +7,17 @@ from typing import Any
 
 from api.errors import Problem
 
-# The errors any call may answer; a POST may also be refused for its key or its state.
-ERRORS: dict[int, Any] = {401: Problem, 403: Problem, 404: Problem, 422: Problem, 429: Problem}
-POST_ERRORS: dict[int, Any] = {**ERRORS, 409: Problem, 413: Problem}
+# The errors any call may answer (the door, api/urls.py, refuses a declared body over the limit
+# whatever the method: 413); a POST may also be refused for its key or its state.
+ERRORS: dict[int, Any] = {
+    401: Problem,
+    403: Problem,
+    404: Problem,
+    413: Problem,
+    422: Problem,
+    429: Problem,
+}
+POST_ERRORS: dict[int, Any] = {**ERRORS, 409: Problem}
 
 CSV: dict[str, Any] = {
     "responses": {

@@ -75,6 +75,15 @@ def test_a_scheduled_batch_waits_and_a_time_without_offset_is_refused(api_as, ma
     assert naive.json()["errors"][0]["field"] == "send_at"
 
 
+@pytest.mark.parametrize("send_at", ["9999-12-31T23:59:59-23:59", "2999-01-01T00:00:00+00:00"])
+def test_a_batch_is_scheduled_at_most_a_year_ahead(api_as, marketer, spring, send_at):
+    # As the schedule page says; the first time was a 500 (in UTC it is after the year 9999).
+    answer = api_as(marketer).post("/batches", one(send_at=send_at))
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [{"field": "send_at", "message": "At most a year ahead."}]
+    assert not Batch.objects.exists()
+
+
 def test_the_budget_refuses_a_batch_that_does_not_fit(api_as, marketer, spring):
     spring.monthly_budget = 1
     spring.save()
@@ -189,3 +198,33 @@ def test_the_results_csv_is_the_batch_pages_file(api_as, marketer, client, sprin
     page = client.get(f"/rewards/batches/{created['id']}/results.csv")
     assert api_file == b"".join(page.streaming_content)
     assert b"ann@example.com" in api_file
+
+
+NUL = "\x00"
+
+
+def test_a_nul_character_in_a_body_is_a_problem_naming_each_field(api_as, marketer, spring):
+    # PostgreSQL's text cannot hold U+0000: the campaign's look-up with one was a 500.
+    body = one(name=f"A{NUL}nn")
+    body["campaign"] = f"spring-1{NUL}"
+    answer = api_as(marketer).post("/batches", body)
+    assert answer.status_code == 422
+    assert answer["Content-Type"] == "application/problem+json"
+    problem = answer.json()
+    assert [error["field"] for error in problem["errors"]] == ["campaign", "recipients[0].name"]
+    assert "U+0000" in problem["errors"][0]["message"]
+    assert problem["detail"].startswith("campaign: ")
+    assert not Batch.objects.exists()
+    reason = api_as(marketer).post("/batches/1/decline", {"reason": f"no{NUL}"})
+    assert reason.status_code == 422
+    assert reason.json()["errors"][0]["field"] == "reason"
+
+
+def test_a_nul_character_in_a_batchs_query_is_a_problem_naming_it(api_as, marketer, spring):
+    api = api_as(marketer)
+    batch = api.post("/batches", one()).json()
+    # The results' state went, unchecked, into the export's audit record: a 500.
+    for path in (f"/batches/{batch['id']}/results.csv", f"/batches/{batch['id']}/rows"):
+        answer = api.get(path, {"state": NUL})
+        assert answer.status_code == 422, path
+        assert answer.json()["errors"][0]["field"] == "state"

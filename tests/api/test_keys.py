@@ -111,6 +111,20 @@ def test_a_body_over_the_limit_is_refused_saying_its_size(api_as, marketer, spri
     assert "the API reads at most 1 MB" in answer.json()["detail"]
 
 
+def test_every_operation_documents_what_the_door_answers_before_it(api_as, marketer, settings):
+    # The door refuses a declared body over the limit whatever the method: a GET's 413 was
+    # not in its document (only the POSTs listed it).
+    settings.API_MAX_BODY_BYTES = 1024
+    answer = api_as(marketer).get("/campaigns", headers={"Content-Length": "2048"})
+    assert answer.status_code == 413
+    assert answer["Content-Type"] == "application/problem+json"
+    paths = api_as(marketer).get("/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            for status in ("401", "413", "422", "429"):
+                assert status in operation["responses"], (method, path, status)
+
+
 def test_a_body_within_the_limit_but_over_djangos_form_limit_is_read(
     api_as, marketer, spring, settings
 ):
@@ -131,3 +145,26 @@ def test_the_document_and_its_page_open_without_a_key(client):
     assert page.status_code == 200
     assert b"/static/ninja/swagger-ui-bundle.js" in page.content
     assert b"cdn" not in page.content.lower()
+
+
+def test_a_method_the_path_does_not_answer_is_a_problem_saying_which_it_does(api_as, marketer):
+    # django-ninja's own 405 was a text/html "Method not allowed".
+    answer = api_as(marketer).get("/batches")
+    assert answer.status_code == 405
+    assert answer["Content-Type"] == "application/problem+json"
+    assert answer["Allow"] == "POST"
+    problem = answer.json()
+    assert problem["type"] == "https://mokudash.org/problems/method-not-allowed"
+    assert problem["detail"] == "/api/v1/batches answers POST, not GET."
+
+
+def test_a_path_the_api_does_not_have_is_a_problem_not_the_dashboards_page(api_as, marketer):
+    # It was the dashboard's 404 page, in HTML.
+    for path in ("/nothing-here", "/campaigns/spring-1/more", "/batches/"):
+        answer = api_as(marketer).get(path)
+        assert answer.status_code == 404, path
+        assert answer["Content-Type"] == "application/problem+json"
+        assert answer.json()["detail"] == (
+            f"The API has no /api/v1{path}: its operations are listed at /api/v1/docs."
+        )
+    assert api_as(marketer).get("/campaigns").status_code == 200

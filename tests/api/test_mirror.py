@@ -84,3 +84,50 @@ def test_the_monthly_report_counts_as_the_report_page(api_as, manager, spring, r
         "/reports/monthly", {"year": 2026, "campaign": "spring-1"}
     )
     assert one.json()["campaign"] == "spring-1"
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "field"),
+    [
+        ("/rewards", {"campaign": "spring-1\x00"}, "campaign"),
+        ("/rewards", {"sender": "mona\x00"}, "sender"),
+        ("/rewards/export.csv", {"sender": "mona\x00"}, "sender"),
+        ("/reports/monthly", {"year": 2026, "campaign": "\x00"}, "campaign"),
+        ("/campaigns/spring-1%00", {}, "campaign"),
+    ],
+)
+def test_a_nul_character_in_a_query_or_a_path_is_a_problem_naming_it(
+    api_as, manager, rewards, path, query, field
+):
+    # Each was a 500: PostgreSQL's text cannot hold U+0000, not even in a query.
+    answer = api_as(manager).get(path, query)
+    assert answer.status_code == 422
+    assert answer["Content-Type"] == "application/problem+json"
+    assert answer.json()["errors"] == [
+        {
+            "field": field,
+            "message": "Holds the character U+0000 (NUL), which cannot be stored: remove it.",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"date_to": "9999-12-31"}, "date_to"),
+        ({"date_from": "9999-12-31"}, "date_from"),
+        ({"month": "9999-12"}, "month"),
+    ],
+)
+def test_a_date_past_the_calendar_is_a_problem_not_a_500(
+    api_as, manager, client, rewards, query, field
+):
+    # The day after 9999-12-31 (a To date's end) and the end of 9999-12 are no dates.
+    answer = api_as(manager).get("/rewards", query)
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == field
+    assert "before the year 3000" in answer.json()["errors"][0]["message"]
+    assert api_as(manager, scopes="reports").get("/rewards/export.csv", query).status_code == 422
+    # The rewards page reads the same form.
+    client.force_login(manager)
+    assert client.get("/rewards/", query).status_code == 200
