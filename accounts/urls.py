@@ -14,5 +14,10 @@ urlpatterns = [
     path("team/<int:pk>/campaigns/", team.person_campaigns, name="person_campaigns"),
     path("team/<int:pk>/deactivate/", team.person_deactivate, name="person_deactivate"),
     path("team/<int:pk>/reactivate/", team.person_reactivate, name="person_reactivate"),
+    path(
+        "team/<int:pk>/api-keys/<int:key_pk>/revoke/",
+        team.person_key_revoke,
+        name="person_key_revoke",
+    ),
     path("invitations/<str:token>/", team.invitation_accept, name="invitation_accept"),
 ]

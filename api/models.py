@@ -37,10 +37,16 @@ class ApiKey(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     def alive(self, now=None) -> bool:
+        return self.state(now) == "alive"
+
+    def state(self, now=None) -> str:
+        """The state the pages show: alive, revoked or expired (revoked wins: it was an act)."""
         now = now or timezone.now()
         if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > now
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "alive"
 
 
 class IdempotencyRecord(models.Model):

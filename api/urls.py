@@ -1,4 +1,5 @@
-"""/api/v1/: the NinjaAPI's URLs, each behind the door every API request goes through."""
+"""/api/v1/: the NinjaAPI's URLs, each behind the door every API request goes through. The
+pages where a person makes and revokes their keys are ordinary pages: api/page_urls.py."""
 
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     # Sign-in, sign-out, password, email, two-factor and sessions: django-allauth's pages.
     path("accounts/", include("allauth.urls")),
+    # A person's own API keys, among their account's pages (the API itself: api/v1/ below).
+    path("accounts/api-keys/", include("api.page_urls")),
     # The team (admins) and the invitations' links.
     path("", include("accounts.urls")),
     # The old addresses of the login and logout pages, for bookmarks.

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from api.services import api_key_create
 from campaigns.models import CampaignAccess
 from campaigns.services import campaign_create
 from rewards.models import Batch, MirroredReward, Send
@@ -175,6 +176,9 @@ ACCESS: dict[str, Rule] = {
     "accounts:person_campaigns": rule(ADMIN, method="POST", ok=302, pk=Made("marketer_user")),
     "accounts:person_deactivate": rule(ADMIN, pk=Made("marketer_user")),
     "accounts:person_reactivate": rule(ADMIN, method="POST", ok=302, pk=Made("marketer_user")),
+    "accounts:person_key_revoke": rule(
+        ADMIN, pk=Made("marketer_user"), key_pk=Made("marketer_api_key")
+    ),
     "accounts:invitation_accept": rule(*EVERYONE, ok=404, token="no-such-invitation"),
     # A developer's machine only (DJANGO_DEBUG): the mails sent, for anyone who can reach it.
     "dev_outbox": rule(*EVERYONE),
@@ -185,6 +189,12 @@ ACCESS: dict[str, Rule] = {
     "api:openapi-json": rule(*EVERYONE),
     "api:openapi-view": rule(*EVERYONE),
     "notices:settings": rule(*ROLES),
+    # --- API keys: each person's own, among their account's pages ---
+    "api_keys:list": rule(*ROLES),
+    # Making one asks for the password again first.
+    "api_keys:create": rule(*ROLES, ok=302),
+    # A key of no one's: not found. Only one's own is found (tests/api/test_key_pages.py).
+    "api_keys:revoke": rule(*ROLES, ok=404, pk=0),
     # --- rewards: sending (Marketing, Admin) ---
     "rewards:send": rule(*SENDERS),
     "rewards:send_one": rule(*SENDERS, method="POST"),  # an empty form comes back with errors
@@ -341,6 +351,8 @@ def made(admin_user, marketer):
         "sandbox_reward": sandbox_reward,
         # A person of the team, for the Team page's URLs.
         "marketer_user": marketer,
+        # A key of theirs, for its row and its revoking on their Team page.
+        "marketer_api_key": api_key_create(user=marketer, name="CRM", scopes="read").api_key,
         **_webhook(),
     }
 

@@ -10,12 +10,15 @@ from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from accounts import selectors, services
 from accounts.forms import CampaignChoiceForm, InvitationAcceptForm, InviteForm, RoleForm
 from accounts.models import Invitation
+from api.selectors import api_keys_of
+from api.views import revoked
 
 manage_team = permission_required("campaigns.manage_campaigns", raise_exception=True)
 
@@ -96,8 +99,21 @@ def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
                     "campaigns": list(access.campaigns.all()) if access else [],
                 }
             ),
+            "api_keys": api_keys_of(user=person),
         },
     )
+
+
+@manage_team
+def person_key_revoke(request: HttpRequest, pk: int, key_pk: int) -> HttpResponse:
+    """An admin revokes a person's API key (a leak, a person leaving a project). GET asks
+    "are you sure?"; the POST revokes."""
+    person = get_object_or_404(User, pk=pk)
+    api_key = get_object_or_404(api_keys_of(user=person), pk=key_pk)
+    if request.method == "POST":
+        revoked(request, api_key)
+        return redirect(reverse("accounts:person", args=[pk]) + "#api-keys")
+    return render(request, "api/key_revoke.html", {"api_key": api_key, "person": person})
 
 
 def _act(request: HttpRequest, pk: int, act) -> HttpResponse:

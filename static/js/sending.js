@@ -22,21 +22,6 @@
     }, 0);
   });
 
-  // Copy the reward link; navigator.clipboard needs HTTPS, so fall back to selecting it.
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest("[data-copy]");
-    if (!button) return;
-    var input = document.querySelector(button.dataset.copy);
-    if (!input) return;
-    var done = function () { button.textContent = "Copied"; };
-    var select = function () { input.select(); document.execCommand("copy"); done(); };
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(input.value).then(done, select);
-    } else {
-      select();
-    }
-  });
-
   // The preview's "send anyway" box says how many rows will go.
   var anyway = document.getElementById("send-anyway");
   var count = document.getElementById("send-count");
