@@ -124,7 +124,7 @@ def test_right_after_the_password_a_key_is_made_and_shown_once(as_marketer, mark
         html = as_marketer.get(reverse(name)).content.decode()
         assert secret not in html and secret[len(key.prefix) :] not in html
     listed = as_marketer.get(reverse("api_keys:list")).content.decode()
-    assert f"<code>{key.prefix}…</code>" in listed
+    assert f"{key.prefix}…</code>" in listed
     assert "CRM export" in listed and ">alive<" in listed
     event = AuditEvent.objects.get(kind=Kind.API_KEY_CREATED)
     assert event.actor == marketer and event.detail["key"] == key.prefix
@@ -226,7 +226,7 @@ def test_an_admin_sees_a_persons_keys_on_their_team_page_and_revokes_one(
     client.force_login(admin_user, backend=BACKEND)
     page = client.get(reverse("accounts:person", args=[marketer.pk])).content.decode()
     card = re.search(r'<div class="card" id="api-keys">.*?</table>', page, re.S)
-    assert card and f"<code>{new.api_key.prefix}…</code>" in card.group(0)
+    assert card and f"{new.api_key.prefix}…</code>" in card.group(0)
     url = reverse("accounts:person_key_revoke", args=[marketer.pk, new.api_key.pk])
     assert url in card.group(0)
     assert client.get(url).status_code == 200
