@@ -70,6 +70,17 @@ def database_url() -> str:
     return f"postgresql://{auth}{host}{port}/{db['NAME']}"
 
 
+def _die_with_parent() -> None:
+    """In the worker's process, before Celery starts: SIGKILL when the test run that started it
+    dies (killed by a timeout, say), so that no worker outlives its run and takes the tasks of
+    the next run on the same broker. Linux only; elsewhere nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 class CeleryWorker:
     def __init__(self, *, env: dict[str, str], workdir: Path, concurrency: int, beat: bool):
         self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
@@ -100,6 +111,7 @@ class CeleryWorker:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self._wait_ready()
 
