@@ -56,17 +56,19 @@ from rewards.services.sending import (
 logger = logging.getLogger(__name__)
 
 
-def sends_claim(*, batch_id: int, limit: int) -> list[Send]:
+def sends_claim(*, batch_id: int, limit: int, mode: str | None = None) -> list[Send]:
     """Claim up to `limit` due waiting rows of a sending batch for one API call.
 
     One conditional UPDATE moves them to *sending* (`state = waiting` is re-checked by the
     UPDATE itself), so a row another claim took first is simply not ours. On PostgreSQL the
     candidates are locked with SKIP LOCKED, so concurrent claims take disjoint rows instead of
     queueing behind each other. A recipient appears at most once per claim: the answer of a
-    multi call names rewards by recipient, not by position.
+    multi call names rewards by recipient, not by position. `mode`: the batch's, when the
+    caller has just read it (a query fewer per chunk).
     """
     now = timezone.now()
-    mode = Batch.objects.filter(pk=batch_id).values_list("mode", flat=True).first()
+    if mode is None:
+        mode = Batch.objects.filter(pk=batch_id).values_list("mode", flat=True).first()
     if mode is None:
         return []
     with transaction.atomic():
@@ -383,7 +385,7 @@ def batch_send_chunk(*, batch_id: int, successor: bool = True) -> bool:
     except DecryptionError:
         batch_pause(batch_id=batch_id, reason=PAUSED_FOR_KEYS)
         return False
-    sends = sends_claim(batch_id=batch_id, limit=settings.MOKUGIFT_CHUNK_SIZE)
+    sends = sends_claim(batch_id=batch_id, limit=settings.MOKUGIFT_CHUNK_SIZE, mode=batch.mode)
     if not sends:
         _batch_idle(batch_id=batch_id)
         return False
