@@ -8,7 +8,6 @@ statement.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -202,11 +201,11 @@ def recipients_recent(
     """Of `keys` (recipient_key's), those this campaign rewarded since `since` (the ledger's
     sent rows and the mirror), and those in a ledger row of it still on its way: the same
     rules as the ORM's lookup in rewards/services/csv_import.py, in one statement for a whole
-    upload. The keys go as one JSON text, joined by PostgreSQL (a hashed semi-join), rather
-    than thousands of `IN (...)` placeholders, whose building and quoting took seconds of
-    Python for 50,000 rows (an array parameter still has each element quoted in Python: a
-    third of a second, against a tenth for json.dumps). Keys hold no NUL: a file with one is
-    refused before it is read (csv_import._decode), and PostgreSQL's text cannot hold it."""
+    upload. The keys go as one array, joined by PostgreSQL (a hashed semi-join), rather than
+    thousands of `IN (...)` placeholders, whose building and quoting took seconds of Python
+    for 50,000 rows. An array, not a JSON text (a third of a second cheaper to send): the
+    planner knows an array's length, and took the 100 rows it guesses for
+    jsonb_array_elements_text to loop over a campaign's 50,000 open rows for a minute."""
     send_table, batch_table = Send._meta.db_table, Batch._meta.db_table
     mirror_table = MirroredReward._meta.db_table
     if by_id:
@@ -215,7 +214,7 @@ def recipients_recent(
         ledger_key, mode_is = "lower(s.recipient)", "b.mode <> %(link_id)s"
         mirror_key = "lower(m.recipient_email)"
     sql = f"""
-        WITH wanted AS (SELECT jsonb_array_elements_text(%(keys)s::jsonb) AS key)
+        WITH wanted AS (SELECT unnest(%(keys)s::text[]) AS key)
         SELECT DISTINCT {ledger_key}, s.state = %(sent)s
         FROM {send_table} s JOIN {batch_table} b ON b.id = s.batch_id
         WHERE b.campaign_id = %(campaign)s AND {mode_is}
@@ -229,7 +228,7 @@ def recipients_recent(
           AND {mirror_key} IN (SELECT key FROM wanted)
     """  # noqa: S608 - the names are ours, the values are parameters
     params: dict[str, Any] = {
-        "keys": json.dumps(keys),
+        "keys": keys,
         "campaign": campaign_id,
         "since": since,
         "sent": Send.State.SENT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import timedelta
 
 import pytest
@@ -18,6 +19,7 @@ from rewards.services.csv_import import (
     MAX_ROWS,
     Kind,
     csv_template,
+    recipients_flag_recent,
     recipients_parse_csv,
 )
 
@@ -337,6 +339,26 @@ def test_the_recent_lookup_of_a_whole_upload_is_one_statement_and_says_what_the_
         since=since,
         open_states=OPEN_STATES,
     ) == ({"sent@example.com"}, {"waiting@example.com"})
+
+
+def test_the_recent_lookup_stays_quick_beside_a_batch_of_the_campaign_still_being_sent(campaign):
+    # The same campaign's last upload, 20,000 rows still waiting, and a new one of 20,000
+    # others: a plan that loops over one for each of the other (as one did, when the keys went
+    # as JSON whose length the planner could not see) takes a quarter of a minute here.
+    from rewards.services.sending import RecipientRow, batch_create
+
+    batch_create(
+        campaign=campaign,
+        mode="email",
+        rows=[RecipientRow(row_number=i + 2, recipient=f"w{i}@example.com") for i in range(20_000)],
+        source=Batch.Source.CSV,
+    )
+    rows = "".join(f"n{i}@example.com\n" for i in range(20_000)) + "w7@example.com\n"
+    result = parse("email\n" + rows)
+    started = time.monotonic()
+    recipients_flag_recent(result=result, mode="email", campaign=campaign)
+    assert time.monotonic() - started < 5
+    assert [r.recipient for r in result.recently_rewarded] == ["w7@example.com"]
 
 
 def test_left_out_lists_every_row_that_did_not_pass_with_why():
