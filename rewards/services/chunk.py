@@ -3,13 +3,16 @@
 `batch_send_chunk` is what the `batch_send_chunk` task runs (rewards/tasks/sending.py): it
 claims up to MOKUGIFT_CHUNK_SIZE due waiting rows with one conditional UPDATE, makes one API
 call for them outside any transaction, writes every row's outcome (only to rows still
-*sending* under this claim), and keeps its chain going. Safe to run twice or concurrently. The
+*sending* under this claim), and keeps its chain going: `batch_send_chain` makes chunk after
+chunk in one task for about a second, then queues a successor. Safe to run twice or
+concurrently. The
 batch's life cycle around it (creation, cancel, resume, retry, the end) is in sending.py.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -53,17 +56,19 @@ from rewards.services.sending import (
 logger = logging.getLogger(__name__)
 
 
-def sends_claim(*, batch_id: int, limit: int) -> list[Send]:
+def sends_claim(*, batch_id: int, limit: int, mode: str | None = None) -> list[Send]:
     """Claim up to `limit` due waiting rows of a sending batch for one API call.
 
     One conditional UPDATE moves them to *sending* (`state = waiting` is re-checked by the
     UPDATE itself), so a row another claim took first is simply not ours. On PostgreSQL the
     candidates are locked with SKIP LOCKED, so concurrent claims take disjoint rows instead of
     queueing behind each other. A recipient appears at most once per claim: the answer of a
-    multi call names rewards by recipient, not by position.
+    multi call names rewards by recipient, not by position. `mode`: the batch's, when the
+    caller has just read it (a query fewer per chunk).
     """
     now = timezone.now()
-    mode = Batch.objects.filter(pk=batch_id).values_list("mode", flat=True).first()
+    if mode is None:
+        mode = Batch.objects.filter(pk=batch_id).values_list("mode", flat=True).first()
     if mode is None:
         return []
     with transaction.atomic():
@@ -324,10 +329,34 @@ def _record(outcomes: list[Outcome], *, claimed_at: datetime, now: datetime) -> 
     return written
 
 
-def batch_send_chunk(*, batch_id: int) -> None:
+# How long one task goes on sending chunk after chunk of its batch before it hands the chain
+# to a successor task at the back of the queue. Going on in the same process spares each chunk
+# a round trip through the broker (publish, deliver, a task's start); handing over after about
+# a second keeps a bulk batch from holding its workers while other tasks (a one-reward send,
+# another batch, the sweep) wait in the queue behind it for longer than that.
+CHAIN_SECONDS = 1.0
+
+
+def batch_send_chain(*, batch_id: int, seconds: float | None = None) -> None:
+    """What the `batch_send_chunk` task runs: chunks of the batch one after the other, each
+    exactly as `batch_send_chunk` makes it, for up to about `seconds` (CHAIN_SECONDS), then a
+    successor task for the rest. The chain ends as a single chunk would end it (nothing left
+    to claim, the batch paused, cancelled or backed off): each chunk re-reads the batch and
+    its campaign. Safe to run twice or concurrently, as each chunk is."""
+    until = time.monotonic() + (CHAIN_SECONDS if seconds is None else seconds)
+    while batch_send_chunk(batch_id=batch_id, successor=False):
+        if time.monotonic() >= until:
+            _batch_idle(batch_id=batch_id, successor=True)
+            return
+
+
+def batch_send_chunk(*, batch_id: int, successor: bool = True) -> bool:
     """Claim one chunk of the batch, make one API call for it, record the answer, and keep
-    the chain going. Called by the `batch_send_chunk` task; safe to run twice or concurrently.
+    the chain going: with a successor task (`successor`), or by returning True, for the
+    caller to make the next chunk itself (batch_send_chain). False: this chain ends here (the
+    next step, if any, is already arranged). Safe to run twice or concurrently.
     """
+    started = time.perf_counter()
     batch = (
         Batch.objects.filter(pk=batch_id)
         .select_related("campaign", "campaign__backoff")
@@ -335,19 +364,19 @@ def batch_send_chunk(*, batch_id: int) -> None:
         .first()
     )
     if batch is None or batch.state != Batch.State.SENDING:
-        return
+        return False
     backoff = getattr(batch.campaign, "backoff", None)
     if backoff is not None and backoff.failures:
         if backoff_seconds_left(backoff=backoff):
             # Backed off: this chain ends; the end of the wait brings one back for the batch.
-            return
+            return False
         in_flight = Send.objects.filter(
             batch__campaign_id=batch.campaign_id, state=Send.State.SENDING
         )
         if in_flight.exists():
             # The wait is over, and another call of the campaign is finding out whether
             # Mokugift answers again: one call at a time until it does.
-            return
+            return False
     # The passcode is decrypted here, at the moment of the call, and lives only in the client.
     # Before the claim: a passcode no key can read pauses the batch with its rows still
     # waiting, instead of leaving them claimed for the sweep to call "outcome unknown".
@@ -355,14 +384,15 @@ def batch_send_chunk(*, batch_id: int) -> None:
         client = MokugiftClient.for_campaign(batch.campaign)
     except DecryptionError:
         batch_pause(batch_id=batch_id, reason=PAUSED_FOR_KEYS)
-        return
-    sends = sends_claim(batch_id=batch_id, limit=settings.MOKUGIFT_CHUNK_SIZE)
+        return False
+    sends = sends_claim(batch_id=batch_id, limit=settings.MOKUGIFT_CHUNK_SIZE, mode=batch.mode)
     if not sends:
         _batch_idle(batch_id=batch_id)
-        return
+        return False
     claimed_at = sends[0].attempt_started_at
     assert claimed_at is not None  # the claim set it
     failure = None
+    call_started = time.perf_counter()
     try:
         if len(sends) == 1:
             # The single call, so that the link modes get their URL for a one-off reward.
@@ -386,12 +416,20 @@ def batch_send_chunk(*, batch_id: int) -> None:
     except MokugiftError as error:
         outcomes = _outcomes_for_error(sends, error, now=timezone.now())
         failure = error
+    call_seconds = time.perf_counter() - call_started
     now = timezone.now()
     written = _record(outcomes, claimed_at=claimed_at, now=now)
     states: dict[str, int] = {}
     for o in written:
         states[o.state] = states.get(o.state, 0) + 1
-    logger.info("batch %s: chunk of %d rows: %s", batch_id, len(sends), states)
+    logger.info(
+        "batch %s: chunk of %d rows in %.3f s, the call %.3f s: %s",
+        batch_id,
+        len(sends),
+        time.perf_counter() - started,
+        call_seconds,
+        states,
+    )
 
     backed_off = answered_again = False
     if isinstance(failure, TransportError):
@@ -408,7 +446,7 @@ def batch_send_chunk(*, batch_id: int) -> None:
         answered_again = campaign_backoff_clear(campaign_pk=batch.campaign_id)
     if any(o.error_code == NO_COINS and o.state == Send.State.WAITING for o in written):
         batch_pause(batch_id=batch_id, reason=PAUSED_FOR_COINS)
-        return
+        return False
     if states.get(Send.State.UNKNOWN):
         # Soon after, not only on the sweep's beat: a bulk send with faults should not wait.
         reconcile_enqueue(
@@ -417,7 +455,7 @@ def batch_send_chunk(*, batch_id: int) -> None:
     if backed_off:
         # No successor: the end of the backoff brings a chain back (campaign_sending_resume).
         batch_finish_if_done(batch_id=batch_id)
-        return
+        return False
     if answered_again:
         # Every batch of the campaign gets back the chains the backoff had stopped; this
         # chain's place is among them.
@@ -425,8 +463,10 @@ def batch_send_chunk(*, batch_id: int) -> None:
             campaign_id=batch.campaign_id, state=Batch.State.SENDING
         ).values_list("pk", flat=True):
             batch_wake(batch_id=other)
-        return
-    _batch_idle(batch_id=batch_id, successor=True)
+        return False
+    if successor:
+        _batch_idle(batch_id=batch_id, successor=True)
+    return True
 
 
 def _batch_idle(*, batch_id: int, successor: bool = False) -> None:

@@ -11,11 +11,12 @@ import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
+from django.db import connection
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -23,6 +24,7 @@ from django.utils import timezone
 from rewards.models import MirroredReward, Send, column_width
 from rewards.models.ledger import OPEN_STATES, LeftOutRow, Mode
 from rewards.recipients import name_refusal, recipient_key, recipient_refusal
+from rewards.services import ledger_postgresql
 from rewards.services.sending import RecipientRow
 
 if TYPE_CHECKING:
@@ -43,7 +45,22 @@ EMAIL_HEADERS = {"email", "mail", "emailaddress", "mailaddress", "recipientemail
 NAME_HEADERS = {"name", "fullname", "recipientname"}
 ID_HEADERS = {"id", "recipientid", "userid", "customerid"}
 
-_email_validator = EmailValidator()
+
+class _EmailValidator(EmailValidator):
+    """Django's EmailValidator, its patterns compiled once here: each use of Django's lazily
+    compiled ones goes through a proxy object, a third of the time it takes to read the
+    addresses of a 50,000-row file. The same patterns, so the same rules."""
+
+    user_regex = re.compile(EmailValidator.user_regex.pattern, EmailValidator.user_regex.flags)
+    domain_regex = re.compile(
+        EmailValidator.domain_regex.pattern, EmailValidator.domain_regex.flags
+    )
+    literal_regex = re.compile(
+        EmailValidator.literal_regex.pattern, EmailValidator.literal_regex.flags
+    )
+
+
+_email_validator = _EmailValidator()
 
 
 class Kind:
@@ -409,12 +426,26 @@ def recipients_flag_recent(*, result: CsvParseResult, mode: str, campaign: Campa
 
     Both the ledger (what we sent) and the mirror (what Mokugift reports, including rewards
     sent from elsewhere) count, and so do ledger rows still on their way: the same file
-    uploaded twice, a few minutes apart, would otherwise reward everyone twice. A few queries
-    for the whole file, chunked for `IN (...)`.
+    uploaded twice, a few minutes apart, would otherwise reward everyone twice. One statement
+    for the whole file on PostgreSQL (ledger_postgresql.recipients_recent), a few queries
+    chunked for `IN (...)` elsewhere.
     """
     since = timezone.now() - timedelta(days=RECENT_DAYS)
     by_id = mode == Mode.LINK_ID
     keys = [recipient_key(by_id=mode == Mode.LINK_ID, recipient=r.recipient) for r in result.rows]
+    if connection.vendor == "postgresql":
+        rewarded, on_the_way = ledger_postgresql.recipients_recent(
+            campaign_id=campaign.pk, keys=keys, by_id=by_id, since=since, open_states=OPEN_STATES
+        )
+    else:
+        rewarded, on_the_way = _recent_orm(keys=keys, by_id=by_id, since=since, campaign=campaign)
+    _flag(result=result, mode=mode, rewarded=rewarded, on_the_way=on_the_way)
+
+
+def _recent_orm(
+    *, keys: list[str], by_id: bool, since: datetime, campaign: Campaign
+) -> tuple[set[str], set[str]]:
+    """The same lookup through the ORM (SQLite), chunked for `IN (...)`."""
     rewarded: set[str] = set()
     on_the_way: set[str] = set()
     recent = Q(state=Send.State.SENT, sent_at__gte=since) | Q(
@@ -446,6 +477,10 @@ def recipients_flag_recent(*, result: CsvParseResult, mode: str, campaign: Campa
         for key, state in ledger.values_list("key", "state"):
             (rewarded if state == Send.State.SENT else on_the_way).add(key)
         rewarded.update(mirror)
+    return rewarded, on_the_way
+
+
+def _flag(*, result: CsvParseResult, mode: str, rewarded: set[str], on_the_way: set[str]) -> None:
     for row in result.rows:
         key = recipient_key(by_id=mode == Mode.LINK_ID, recipient=row.recipient)
         if key in rewarded:

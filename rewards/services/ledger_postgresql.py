@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
-from rewards.models import Batch, Send, SendEvent
+from rewards.models import Batch, MirroredReward, Send, SendEvent
+from rewards.models.ledger import Mode
 
 if TYPE_CHECKING:
     from rewards.services.sending import RecipientRow
@@ -49,24 +50,41 @@ def events_insert(
 
 
 def sends_insert(*, batch: Batch, rows: Sequence[RecipientRow], now: datetime) -> None:
-    """The batch's ledger rows, all waiting, in one statement."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {Send._meta.db_table} "  # noqa: S608 - names are ours
-            "(batch_id, row_number, recipient, name, state, attempts, remote_id, url, "
-            "link_not_recovered, transaction_id, error_message, updated_at) "
-            "SELECT %s, t.row_number, t.recipient, t.name, %s, 0, '', '', false, '', '', %s "
-            "FROM unnest(%s::integer[], %s::text[], %s::text[]) "
-            "AS t(row_number, recipient, name)",
-            [
-                batch.pk,
-                Send.State.WAITING,
-                now,
-                [r.row_number for r in rows],
-                [r.recipient for r in rows],
-                [r.name for r in rows],
-            ],
+    """The batch's ledger rows, all waiting, by one COPY of text made here: an INSERT from
+    arrays has each of 50,000 values quoted into the statement in Python, and psycopg's
+    write_row converts each value of each row; this joins two escaped strings a row (a
+    second of the confirm button's time, against a fifth of one)."""
+    columns = (
+        "batch_id, row_number, recipient, name, state, attempts, remote_id, url, "
+        "link_not_recovered, transaction_id, error_message, updated_at"
+    )
+    # What every row has after its recipient and name: waiting, no attempt, nothing yet.
+    rest = f"\t{Send.State.WAITING.value}\t0\t\t\tf\t\t\t{now.isoformat()}\n"
+    head = f"{batch.pk}\t"
+    data = "".join(
+        f"{head}{int(row.row_number)}\t{_copy_text(row.recipient)}\t{_copy_text(row.name)}{rest}"
+        for row in rows
+    )
+    # Django's cursor wraps psycopg's, whose COPY it does not offer: the same connection, in
+    # the same transaction.
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {Send._meta.db_table} ({columns}) FROM STDIN") as copy,
+    ):
+        copy.write(data)
+
+
+def _copy_text(value: str) -> str:
+    """A value for COPY's text format: its backslashes and the characters that end a field or
+    a row escaped (\\N, the NULL marker, cannot arise: its backslash is doubled)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
         )
+    return value
 
 
 def sends_claim(*, batch_id: int, limit: int, now: datetime) -> list[Send]:
@@ -175,3 +193,52 @@ def sends_record(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}
+
+
+def recipients_recent(
+    *, campaign_id: int, keys: list[str], by_id: bool, since: datetime, open_states: Sequence[str]
+) -> tuple[set[str], set[str]]:
+    """Of `keys` (recipient_key's), those this campaign rewarded since `since` (the ledger's
+    sent rows and the mirror), and those in a ledger row of it still on its way: the same
+    rules as the ORM's lookup in rewards/services/csv_import.py, in one statement for a whole
+    upload. The keys go as one array, joined by PostgreSQL (a hashed semi-join), rather than
+    thousands of `IN (...)` placeholders, whose building and quoting took seconds of Python
+    for 50,000 rows. An array, not a JSON text (a third of a second cheaper to send): the
+    planner knows an array's length, and took the 100 rows it guesses for
+    jsonb_array_elements_text to loop over a campaign's 50,000 open rows for a minute."""
+    send_table, batch_table = Send._meta.db_table, Batch._meta.db_table
+    mirror_table = MirroredReward._meta.db_table
+    if by_id:
+        ledger_key, mode_is, mirror_key = "s.recipient", "b.mode = %(link_id)s", "m.recipient_id"
+    else:
+        ledger_key, mode_is = "lower(s.recipient)", "b.mode <> %(link_id)s"
+        mirror_key = "lower(m.recipient_email)"
+    sql = f"""
+        WITH wanted AS (SELECT unnest(%(keys)s::text[]) AS key)
+        SELECT DISTINCT {ledger_key}, s.state = %(sent)s
+        FROM {send_table} s JOIN {batch_table} b ON b.id = s.batch_id
+        WHERE b.campaign_id = %(campaign)s AND {mode_is}
+          AND ((s.state = %(sent)s AND s.sent_at >= %(since)s)
+               OR (s.state = ANY(%(open)s::text[]) AND b.created_at >= %(since)s))
+          AND {ledger_key} IN (SELECT key FROM wanted)
+        UNION ALL
+        SELECT DISTINCT {mirror_key}, true
+        FROM {mirror_table} m
+        WHERE m.campaign_id = %(campaign)s AND m.date >= %(since)s
+          AND {mirror_key} IN (SELECT key FROM wanted)
+    """  # noqa: S608 - the names are ours, the values are parameters
+    params: dict[str, Any] = {
+        "keys": keys,
+        "campaign": campaign_id,
+        "since": since,
+        "sent": Send.State.SENT,
+        "open": list(open_states),
+        "link_id": Mode.LINK_ID,
+    }
+    rewarded: set[str] = set()
+    on_the_way: set[str] = set()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for key, sent in cursor.fetchall():
+            (rewarded if sent else on_the_way).add(key)
+    return rewarded, on_the_way

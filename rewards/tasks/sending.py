@@ -30,7 +30,9 @@ def _warm_up(**_kwargs) -> None:
 
 @shared_task(name="rewards.batch_send_chunk")
 def batch_send_chunk(batch_id: int) -> None:
-    chunk.batch_send_chunk(batch_id=batch_id)
+    """One link of a batch's chain: a chunk, and the chunks after it for about a second
+    (chunk.CHAIN_SECONDS), then a successor task for the rest."""
+    chunk.batch_send_chain(batch_id=batch_id)
 
 
 # Passes a reconcile task makes on its own for rows still pending; then the sweep takes over.

@@ -58,6 +58,26 @@ def test_batch_create_writes_one_waiting_row_per_recipient(campaign, marketer):
     assert batch_counts(batch=batch)["waiting"] == 5
 
 
+def test_batch_create_keeps_every_character_of_a_recipient_and_a_name(campaign):
+    # On PostgreSQL the rows go in by COPY of text made by us: the characters that end a
+    # field or a row there, the backslash, and COPY's NULL marker must come back as they went.
+    names = ["a\tb", "line\nbreak", "cr\rx", "back\\slash", "\\N", "", "trail\\", "Zoë 名前"]
+    batch = batch_create(
+        campaign=campaign,
+        mode="link-id",
+        rows=[
+            RecipientRow(row_number=i + 2, recipient=f"id\\{i}\t", name=name)
+            for i, name in enumerate(names)
+        ],
+        source=Batch.Source.API,
+    )
+    kept = list(batch.sends.order_by("row_number").values_list("recipient", "name", "state"))
+    assert kept == [(f"id\\{i}\t", name, "waiting") for i, name in enumerate(names)]
+    row = batch.sends.get(row_number=2)
+    assert (row.attempts, row.remote_id, row.error_code, row.sent_at) == (0, "", None, None)
+    assert row.link_not_recovered is False and row.updated_at is not None
+
+
 def test_batch_create_enqueues_only_after_commit(campaign, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         make(campaign, 600)

@@ -328,3 +328,85 @@ def test_unknown_rows_of_a_cancelled_batch_end_sent_or_cancelled(sandbox, fast, 
     batch.refresh_from_db()
     assert batch_counts(batch=batch)["cancelled"] == 6
     assert batch.state == Batch.State.CANCELLED and batch.finished_at is not None
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """The tasks published (name, args), recorded on their way to the (isolated) broker."""
+    from rewards.services import enqueue
+
+    seen: list[tuple[str, list]] = []
+    publish = enqueue.task_publish
+
+    def recording(task, *, args, countdown=None):
+        seen.append((task.name, list(args)))
+        publish(task, args=args, countdown=countdown)
+
+    monkeypatch.setattr(enqueue, "task_publish", recording)
+    return seen
+
+
+def test_one_task_sends_chunk_after_chunk_without_a_trip_through_the_broker(
+    sandbox, fast, isolated_broker, published, monkeypatch
+):
+    from rewards.services import chunk
+    from rewards.tasks.sending import batch_send_chunk as task
+
+    # Time enough for three calls on a loaded machine: the hand-over is the next test's.
+    monkeypatch.setattr(chunk, "CHAIN_SECONDS", 60.0)
+
+    campaign = sandbox.campaign(campaign_id="chain-1", passcode=PASSCODE)
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(10), source="csv")
+    published.clear()  # the batch's own start
+    task(batch.pk)
+    # 4 + 4 + 2 rows, three calls, in this one task: no successor went through the broker.
+    assert batch_counts(batch=batch)["sent"] == 10
+    assert Send.objects.filter(batch=batch).values("transaction_id").distinct().count() == 3
+    assert rewards_per_recipient("chain-1") == {f"p{i}@example.com": 1 for i in range(10)}
+    assert ("rewards.batch_send_chunk", [batch.pk]) not in published
+    batch.refresh_from_db()
+    assert batch.state == Batch.State.DONE
+
+
+def test_a_chain_hands_over_to_a_successor_task_when_its_time_is_up(
+    sandbox, fast, isolated_broker, published
+):
+    from rewards.services.chunk import batch_send_chain
+
+    campaign = sandbox.campaign(campaign_id="chain-2", passcode=PASSCODE)
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(10), source="csv")
+    published.clear()
+    batch_send_chain(batch_id=batch.pk, seconds=0)
+    # One chunk, then the rest is a successor's, at the back of the queue.
+    assert batch_counts(batch=batch)["sent"] == 4
+    assert published == [("rewards.batch_send_chunk", [batch.pk])]
+
+
+def test_a_chain_in_one_task_stops_at_a_cancel_between_its_chunks(
+    sandbox, fast, isolated_broker, published
+):
+    from rewards.services import chunk
+
+    campaign = sandbox.campaign(campaign_id="chain-3", passcode=PASSCODE)
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(10), source="csv")
+    one_chunk = chunk.batch_send_chunk
+    calls = []
+
+    def then_cancel(**kwargs):
+        # The real chunk, then the marketer's cancel before the chain's next one.
+        going_on = one_chunk(**kwargs)
+        calls.append(going_on)
+        if len(calls) == 1:
+            batch_cancel(batch=Batch.objects.get(pk=batch.pk))
+        return going_on
+
+    published.clear()
+    import unittest.mock
+
+    with unittest.mock.patch.object(chunk, "batch_send_chunk", then_cancel):
+        chunk.batch_send_chain(batch_id=batch.pk)
+    assert calls == [True, False]
+    assert batch_counts(batch=batch)["sent"] == 4
+    assert batch_counts(batch=batch)["cancelled"] == 6
+    assert len(rewards_per_recipient("chain-3")) == 4
+    assert ("rewards.batch_send_chunk", [batch.pk]) not in published
