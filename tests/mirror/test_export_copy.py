@@ -9,7 +9,8 @@ import zoneinfo
 
 import pytest
 from django.db import connection
-from django.db.models import F, Value
+from django.db.models import F, TextField, Value
+from django.db.models.functions import Cast
 from django.urls import reverse
 
 from rewards.selectors.mirror import RewardFilters, rewards_filter
@@ -209,16 +210,22 @@ def test_the_sql_twins_say_what_the_python_rules_say(hostile):
         dt.datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.UTC),
         dt.datetime(2026, 6, 1, 8, 30, 0, 500_000, tzinfo=tokyo),
         dt.datetime(1000, 2, 3, 4, 5, 6, tzinfo=dt.UTC),
+        dt.datetime(999, 2, 3, 4, 5, 6, 7, tzinfo=dt.UTC),
         None,
     ]
     for moment in moments:
-        (sql,) = one.annotate(text=export.UtcText(Value(moment))).values_list("text").get()
+        # As COPY writes it: the type's output function, that of a cast to text.
+        text = Cast(export.UtcText(Value(moment)), TextField())
+        (sql,) = one.annotate(text=text).values_list("text").get()
         assert (sql or "") == export.utc_text(moment), moment
     # And over the mirror's own columns, each row's.
     from rewards.models import MirroredReward
 
     for email, safe, date, text in MirroredReward.objects.values_list(
-        "recipient_email", export.TextSafe(F("recipient_email")), "date", export.UtcText("date")
+        "recipient_email",
+        export.TextSafe(F("recipient_email")),
+        "date",
+        Cast(export.UtcText("date"), TextField()),
     ):
         assert (safe or "") == export.text_safe(email)
         assert text == export.utc_text(date)
@@ -258,3 +265,19 @@ def test_a_download_closed_half_way_leaves_the_connection_usable(client, manager
     response.close()
     assert MirroredReward.objects.count() == 5000
     assert connection.connection.info.transaction_status == 0  # idle, not in a COPY
+
+
+def test_the_file_is_the_same_under_another_datestyle(hostile):
+    # The dates are written by the timestamp's output function under the ISO DateStyle, by
+    # to_char under any other.
+    _postgresql()
+    rewards = rewards_filter(filters=RewardFilters())
+    iso = b"".join(export.rewards_csv(rewards=rewards, via="copy"))
+    assert "date_trunc" in export.rewards_copy_sql(rewards=rewards)
+    with connection.cursor() as cursor:
+        cursor.execute("SET DateStyle = 'SQL, DMY'")
+        try:
+            assert "to_char" in export.rewards_copy_sql(rewards=rewards)
+            assert b"".join(export.rewards_csv(rewards=rewards, via="copy")) == iso
+        finally:
+            cursor.execute("SET DateStyle = 'ISO, MDY'")
