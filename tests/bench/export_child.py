@@ -1,11 +1,12 @@
 """One export of bench_mirror.py, in a process of its own (its peak RSS is the export's):
 
-    python tests/bench/export_child.py command|page copy|python CAMPAIGN_PK OUTPUT
+    python tests/bench/export_child.py command|page|none copy|python CAMPAIGN_PK OUTPUT
 
 `command`: `manage.py export_rewards --campaign PK --output OUTPUT`, as an operator runs it.
 `page`: the rewards page's download (Django's test client, the whole stack from the URL on,
 the response streamed to OUTPUT piece by piece, as a server hands it to the socket), by the
-manager bench_mirror.py made. `python` forces the csv module's path (the figures before COPY),
+manager bench_mirror.py made. `none`: Django started and one query, the floor of the peak
+RSS. `python` forces the csv module's path (the figures before COPY),
 `copy` is what PostgreSQL gets by default. Prints the seconds it took.
 """
 
@@ -31,7 +32,13 @@ def main() -> None:
     # The door calls export.rewards_csv by its module: the bench chooses the path there.
     export.rewards_csv = functools.partial(export.rewards_csv, via=via)  # type: ignore[assignment]
     started = time.perf_counter()
-    if door == "command":
+    if door == "none":
+        # The floor of the peak RSS: Django started, connected, one query.
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    elif door == "command":
         from django.core.management import call_command
 
         call_command("export_rewards", "--campaign", campaign_pk, "--output", output)
