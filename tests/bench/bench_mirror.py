@@ -435,9 +435,15 @@ def measure_export(*, campaign_pk: int, env: dict, logs: Path, note) -> None:
         .query.sql_with_params()
     )
     statement = "COPY (" + connection.ops.compose_sql(sql, params) + ") TO STDOUT WITH CSV HEADER"
+    floor_cpu = (0.0, 0.0)
+
+    from tests.bench.export_child import backend_cpu
 
     def copy_floor() -> tuple[float, int]:
-        started = time.perf_counter()
+        nonlocal floor_cpu
+        connection.ensure_connection()
+        backend = connection.connection.info.backend_pid
+        started, cpu, server = time.perf_counter(), time.process_time(), backend_cpu(backend)
         with (
             connection.cursor() as cursor,
             open(logs / "copy.csv", "wb") as out_file,
@@ -446,6 +452,7 @@ def measure_export(*, campaign_pk: int, env: dict, logs: Path, note) -> None:
             for data in copy:
                 out_file.write(data)
         seconds = time.perf_counter() - started
+        floor_cpu = (time.process_time() - cpu, backend_cpu(backend) - server)
         with open(logs / "copy.csv", "rb") as written:
             lines = sum(1 for _ in written) - 1
         (logs / "copy.csv").unlink()
@@ -454,21 +461,30 @@ def measure_export(*, campaign_pk: int, env: dict, logs: Path, note) -> None:
     copy_s, lines = copy_floor()
     floor_rate = lines / copy_s
     note("export floor: COPY (same SELECT) TO STDOUT", f"{floor_rate:,.0f} rows/s",
-         f"{copy_s:.2f} s, {lines:,} rows")  # fmt: skip
+         f"{copy_s:.2f} s, {lines:,} rows; CPU: client {floor_cpu[0]:.2f} s, PostgreSQL "
+         f"{floor_cpu[1]:.2f} s")  # fmt: skip
     child = str(BASE_DIR / "tests" / "bench" / "export_child.py")
     _, rss, _ = _child_rss([child, "none", "copy", str(campaign_pk), "-"], env, python_script=True)
     note("export floor: a process that starts Django, one query", f"{rss:.0f} MiB", "peak RSS")
+    _, rss, _ = _child_rss(
+        [child, "page-empty", "copy", str(campaign_pk), str(logs / "empty.csv")],
+        env,
+        python_script=True,
+    )
+    note("export floor: the page's download of a month without rewards", f"{rss:.0f} MiB",
+         "peak RSS")  # fmt: skip
 
     digests = {}
     for door, label in (("command", "export_rewards"), ("page", "the page's download")):
         for via, path in (("python", "csv module, before"), ("copy", "COPY, now")):
             # The floor again just before: on a shared machine the ratio is to its neighbour.
             near_s, _ = copy_floor()
+            near_cpu = floor_cpu
             out_path = logs / f"export-{door}-{via}.csv"
             process_s, rss, out = _child_rss(
                 [child, door, via, str(campaign_pk), str(out_path)], env, python_script=True
             )
-            seconds = float(out.strip().splitlines()[-1])
+            seconds, client_cpu, server_cpu = map(float, out.strip().splitlines()[-1].split())
             digest = hashlib.sha256()
             rows = -1
             with open(out_path, "rb") as written:
@@ -483,7 +499,11 @@ def measure_export(*, campaign_pk: int, env: dict, logs: Path, note) -> None:
             note(f"export: CSV of 1M by {label} ({path})", f"{rate:,.0f} rows/s",
                  f"{seconds:.2f} s ({process_s:.2f} s with the process's start), peak RSS "
                  f"{rss:.0f} MiB, {near_s / seconds:.2f}x COPY's rows/s (COPY just before: "
-                 f"{near_s:.2f} s), export/COPY {seconds / near_s:.1f}x; {target}")  # fmt: skip
+                 f"{near_s:.2f} s), export/COPY {seconds / near_s:.1f}x; CPU: client "
+                 f"{client_cpu:.2f} s, PostgreSQL {server_cpu:.2f} s (COPY's {near_cpu[0]:.2f}"
+                 f" s, {near_cpu[1]:.2f} s), by the busier side "
+                 f"{max(near_cpu) / max(client_cpu, server_cpu):.2f}x COPY's rows/s; "
+                 f"{target}")  # fmt: skip
     assert len(set(digests.values())) == 1, digests
     note("export: the four files", "identical", f"sha256 {digests['page', 'copy'][:16]}...")
 

@@ -1,13 +1,14 @@
 """One export of bench_mirror.py, in a process of its own (its peak RSS is the export's):
 
-    python tests/bench/export_child.py command|page|none copy|python CAMPAIGN_PK OUTPUT
+    python tests/bench/export_child.py command|page|page-empty|none copy|python CAMPAIGN_PK OUTPUT
 
 `command`: `manage.py export_rewards --campaign PK --output OUTPUT`, as an operator runs it.
 `page`: the rewards page's download (Django's test client, the whole stack from the URL on,
 the response streamed to OUTPUT piece by piece, as a server hands it to the socket), by the
-manager bench_mirror.py made. `none`: Django started and one query, the floor of the peak
-RSS. `python` forces the csv module's path (the figures before COPY),
-`copy` is what PostgreSQL gets by default. Prints the seconds it took.
+manager bench_mirror.py made; `page-empty`: the same for a month without rewards, the page's
+floor of the peak RSS; `none`: Django started and one query, a process's floor. `python`
+forces the csv module's path (the figures before COPY), `copy` is what PostgreSQL gets by
+default. Prints the seconds it took, its CPU seconds and its database backend's.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def main() -> None:
 
     # The door calls export.rewards_csv by its module: the bench chooses the path there.
     export.rewards_csv = functools.partial(export.rewards_csv, via=via)  # type: ignore[assignment]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if door == "none":
         # The floor of the peak RSS: Django started, connected, one query.
         from django.db import connection
@@ -52,13 +53,28 @@ def main() -> None:
             User.objects.get(username="bench-manager"),
             backend="allauth.account.auth_backends.AuthenticationBackend",
         )
-        response = web.get(reverse("rewards:list_csv"), {"campaign": campaign_pk})
+        params = {"campaign": campaign_pk}
+        if door == "page-empty":
+            # The same stack for a month without rewards: the floor of the page's peak RSS.
+            params["month"] = "2025-01"
+        response = web.get(reverse("rewards:list_csv"), params)
         assert response.status_code == 200 and response.streaming, response.status_code
         with open(output, "wb") as out:
             for piece in response.streaming_content:
                 out.write(piece)
         response.close()
-    print(f"{time.perf_counter() - started:.3f}")
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    # And the CPU time of this process's PostgreSQL backend (same machine), which did the
+    # other half of the work: on a shared machine CPU seconds are steadier than the clock.
+    from django.db import connection
+
+    print(f"{seconds:.3f} {cpu:.3f} {backend_cpu(connection.connection.info.backend_pid):.3f}")
+
+
+def backend_cpu(pid: int) -> float:
+    """User and system CPU seconds of a process (a PostgreSQL backend), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
