@@ -8,7 +8,8 @@ the response streamed to OUTPUT piece by piece, as a server hands it to the sock
 manager bench_mirror.py made; `page-empty`: the same for a month without rewards, the page's
 floor of the peak RSS; `none`: Django started and one query, a process's floor. `python`
 forces the csv module's path (the figures before COPY), `copy` is what PostgreSQL gets by
-default. Prints the seconds it took, its CPU seconds and its database backend's.
+default. Prints the seconds it took, its CPU seconds, its database backend's, and its own
+peak RSS in MiB.
 """
 
 from __future__ import annotations
@@ -68,7 +69,18 @@ def main() -> None:
     # other half of the work: on a shared machine CPU seconds are steadier than the clock.
     from django.db import connection
 
-    print(f"{seconds:.3f} {cpu:.3f} {backend_cpu(connection.connection.info.backend_pid):.3f}")
+    server_cpu = backend_cpu(connection.connection.info.backend_pid)
+    print(f"{seconds:.3f} {cpu:.3f} {server_cpu:.3f} {peak_rss_mib():.1f}")
+
+
+def peak_rss_mib() -> float:
+    """This process's own peak RSS (VmHWM, of its address space since exec). Not ru_maxrss:
+    that keeps the high-water mark of the address space before exec, which for a child of
+    subprocess (vfork) is its parent's, the bench's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def backend_cpu(pid: int) -> float:
