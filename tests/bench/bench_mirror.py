@@ -17,8 +17,11 @@ table, and drops the database. Measured:
   above and forty batches (paused, unknown rows, failures), median of 15, beside the floor: the
   same request by a person with no role (session, user, permissions, the layout; no figures),
   and the number of queries of each (`--home-only` measures this alone, on a mirror made for it);
-- `export_rewards` (its own process) of the 1,000,000 as CSV: rows per second and the process's
-  peak RSS, beside `COPY (the same SELECT) TO STDOUT` into a file.
+- the CSV of the 1,000,000, by `export_rewards` and by the page's download (each in its own
+  process, tests/bench/export_child.py), by the csv module (the figures before COPY) and by
+  COPY (PostgreSQL's path now): rows per second and the process's peak RSS, beside the floor,
+  `COPY (the filter's bare SELECT) TO STDOUT` into a file; the four files must be identical
+  (`--export-only` measures this alone, on the mirror of `--home-only`).
 
 A script, not a test: it is not collected by pytest (the name does not start with test_).
 """
@@ -60,6 +63,9 @@ def main() -> None:
     parser.add_argument("--sync-only", action="store_true", help="Stop after the sync figures.")
     parser.add_argument(
         "--home-only", action="store_true", help="Only the home page, on a mirror made for it."
+    )
+    parser.add_argument(
+        "--export-only", action="store_true", help="Only the CSV export, on a mirror made for it."
     )
     args = parser.parse_args()
 
@@ -136,11 +142,14 @@ def main() -> None:
         print(f"{name:<{width}}  {figure:>14}  {note}")
 
 
-def _child_rss(command: list[str], env: dict) -> tuple[float, float, str]:
-    """(seconds, the child's own peak RSS in MiB, its output) of a manage.py command."""
+def _child_rss(
+    command: list[str], env: dict, *, python_script: bool = False
+) -> tuple[float, float, str]:
+    """(seconds, the child's own peak RSS in MiB, its output) of a manage.py command (or of a
+    Python script, `python_script`)."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [str(VENV_BIN / "python"), "manage.py", *command],
+        [str(VENV_BIN / "python"), *([] if python_script else ["manage.py"]), *command],
         cwd=BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,
@@ -192,6 +201,9 @@ def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
     if args.home_only:
         home_only_setup(args=args)
         measure_home(args=args, note=note)
+        return results
+    if args.export_only:
+        measure_export(campaign_pk=export_only_setup(args=args), env=env, logs=logs, note=note)
         return results
 
     # --- 1. Sync of an all_rewards answer ------------------------------------------------
@@ -359,8 +371,9 @@ def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO rewards_batch (campaign_id, mode, source, state, paused_reason,"
-            " filename, left_out, created_by_id, created_at) VALUES"
-            " (%s, 'email', 'csv', 'done', '', 'bench.csv', '[]', %s, now()) RETURNING id",
+            " filename, left_out, created_by_id, created_at, approval_needed, decline_reason,"
+            " sent_anyway) VALUES (%s, 'email', 'csv', 'done', '', 'bench.csv', '[]', %s,"
+            " now(), false, '', '[]') RETURNING id",
             [big.pk, manager.pk],
         )
         batch_id = cursor.fetchone()[0]
@@ -400,36 +413,114 @@ def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
     measure_home(args=args, note=note)
 
     # --- 4. CSV export of 1,000,000 ------------------------------------------------------
-    out_path = logs / "export.csv"
-    seconds, rss, _ = _child_rss(
-        ["export_rewards", "--campaign", str(big.pk), "--output", str(out_path)], env
-    )
-    with open(out_path, "rb") as written:
-        lines = sum(1 for _ in written) - 1
-    note("export: CSV of 1M (export_rewards)", f"{lines / seconds:,.0f} rows/s",
-         f"{seconds:.1f} s, peak RSS {rss:.0f} MiB (target < 150 MiB), {lines:,} rows")  # fmt: skip
+    measure_export(campaign_pk=big.pk, env=env, logs=logs, note=note)
+    return results
+
+
+def measure_export(*, campaign_pk: int, env: dict, logs: Path, note) -> None:
+    """The CSV of one campaign's rewards (the whole mirror), each by export_rewards and by the
+    page's download, each by the csv module (before) and by COPY (now), each in a process of
+    its own (tests/bench/export_child.py; its peak RSS); beside the floor, `COPY (the
+    filter's bare SELECT) TO STDOUT` into a file, and the four files compared."""
+    import hashlib
+
+    from django.db import connection
+
     from rewards.selectors.mirror import RewardFilters, rewards_filter
     from rewards.services.export import _REWARD_FIELDS
 
     sql, params = (
-        rewards_filter(filters=RewardFilters(campaign_ids=(big.pk,)))
+        rewards_filter(filters=RewardFilters(campaign_ids=(campaign_pk,)))
         .values_list(*_REWARD_FIELDS)
         .query.sql_with_params()
     )
-    started = time.perf_counter()
-    with (
-        connection.cursor() as cursor,
-        open(logs / "copy.csv", "wb") as out_file,
-        cursor.copy(
-            "COPY (" + connection.ops.compose_sql(sql, params) + ") TO STDOUT WITH CSV HEADER"
-        ) as copy,
-    ):
-        for data in copy:
-            out_file.write(data)
-    copy_s = time.perf_counter() - started
-    note("export floor: COPY (same SELECT) TO STDOUT", f"{lines / copy_s:,.0f} rows/s",
-         f"{copy_s:.1f} s; export/COPY {seconds / copy_s:.1f}x")  # fmt: skip
-    return results
+    statement = "COPY (" + connection.ops.compose_sql(sql, params) + ") TO STDOUT WITH CSV HEADER"
+    floor_cpu = (0.0, 0.0)
+
+    from tests.bench.export_child import backend_cpu
+
+    def copy_floor() -> tuple[float, int]:
+        nonlocal floor_cpu
+        connection.ensure_connection()
+        backend = connection.connection.info.backend_pid
+        started, cpu, server = time.perf_counter(), time.process_time(), backend_cpu(backend)
+        with (
+            connection.cursor() as cursor,
+            open(logs / "copy.csv", "wb") as out_file,
+            cursor.copy(statement) as copy,
+        ):
+            for data in copy:
+                out_file.write(data)
+        seconds = time.perf_counter() - started
+        floor_cpu = (time.process_time() - cpu, backend_cpu(backend) - server)
+        with open(logs / "copy.csv", "rb") as written:
+            lines = sum(1 for _ in written) - 1
+        (logs / "copy.csv").unlink()
+        return seconds, lines
+
+    copy_s, lines = copy_floor()
+    floor_rate = lines / copy_s
+    note("export floor: COPY (same SELECT) TO STDOUT", f"{floor_rate:,.0f} rows/s",
+         f"{copy_s:.2f} s, {lines:,} rows; CPU: client {floor_cpu[0]:.2f} s, PostgreSQL "
+         f"{floor_cpu[1]:.2f} s")  # fmt: skip
+    child = str(BASE_DIR / "tests" / "bench" / "export_child.py")
+    # Each child reports its own peak RSS (VmHWM): wait4's ru_maxrss of a child of this
+    # process is at least this process's own (see export_child.peak_rss_mib), shown beside.
+    _, inherited, out = _child_rss(
+        [child, "none", "copy", str(campaign_pk), "-"], env, python_script=True
+    )
+    note("export floor: a process that starts Django, one query",
+         f"{float(out.split()[-1]):.0f} MiB",
+         f"peak RSS (VmHWM; ru_maxrss {inherited:.0f} MiB, this process's)")  # fmt: skip
+    _, _, out = _child_rss(
+        [child, "page-empty", "copy", str(campaign_pk), str(logs / "empty.csv")],
+        env,
+        python_script=True,
+    )
+    note("export floor: the page's download of a month without rewards",
+         f"{float(out.split()[-1]):.0f} MiB", "peak RSS (VmHWM)")  # fmt: skip
+
+    digests = {}
+    for door, label in (("command", "export_rewards"), ("page", "the page's download")):
+        for via, path in (("python", "csv module, before"), ("copy", "COPY, now")):
+            # The floor again just before: on a shared machine the ratio is to its neighbour.
+            near_s, _ = copy_floor()
+            near_cpu = floor_cpu
+            out_path = logs / f"export-{door}-{via}.csv"
+            process_s, _, out = _child_rss(
+                [child, door, via, str(campaign_pk), str(out_path)], env, python_script=True
+            )
+            seconds, client_cpu, server_cpu, rss = map(float, out.strip().splitlines()[-1].split())
+            digest = hashlib.sha256()
+            rows = -1
+            with open(out_path, "rb") as written:
+                for line in written:
+                    digest.update(line)
+                    rows += 1
+            out_path.unlink()
+            assert rows == lines, (rows, lines)
+            digests[(door, via)] = digest.hexdigest()
+            rate = rows / seconds
+            target = "target < 100 MiB, >= 0.5x COPY" if via == "copy" else "target < 150 MiB"
+            note(f"export: CSV of 1M by {label} ({path})", f"{rate:,.0f} rows/s",
+                 f"{seconds:.2f} s ({process_s:.2f} s with the process's start), peak RSS (VmHWM) "
+                 f"{rss:.0f} MiB, {near_s / seconds:.2f}x COPY's rows/s (COPY just before: "
+                 f"{near_s:.2f} s), export/COPY {seconds / near_s:.1f}x; CPU: client "
+                 f"{client_cpu:.2f} s, PostgreSQL {server_cpu:.2f} s (COPY's {near_cpu[0]:.2f}"
+                 f" s, {near_cpu[1]:.2f} s), by the busier side "
+                 f"{max(near_cpu) / max(client_cpu, server_cpu):.2f}x COPY's rows/s; "
+                 f"{target}")  # fmt: skip
+    assert len(set(digests.values())) == 1, digests
+    note("export: the four files", "identical", f"sha256 {digests['page', 'copy'][:16]}...")
+
+
+def export_only_setup(*, args) -> int:
+    """For --export-only: the mirror and ledger of --home-only (no batches of the home page);
+    returns the campaign's primary key."""
+    from campaigns.models import Campaign
+
+    home_only_setup(args=args)
+    return Campaign.objects.get(campaign_id="big").pk
 
 
 def home_only_setup(*, args) -> None:
@@ -463,8 +554,9 @@ def home_only_setup(*, args) -> None:
         )
         cursor.execute(
             "INSERT INTO rewards_batch (campaign_id, mode, source, state, paused_reason,"
-            " filename, left_out, created_by_id, created_at) VALUES"
-            " (%s, 'email', 'csv', 'done', '', 'bench.csv', '[]', %s, now()) RETURNING id",
+            " filename, left_out, created_by_id, created_at, approval_needed, decline_reason,"
+            " sent_anyway) VALUES (%s, 'email', 'csv', 'done', '', 'bench.csv', '[]', %s,"
+            " now(), false, '', '[]') RETURNING id",
             [big.pk, manager.pk],
         )
         batch_id = cursor.fetchone()[0]
@@ -508,6 +600,12 @@ def measure_home(*, args, note) -> None:
         user = User.objects.create_user(f"bench-home-{name.replace(' ', '-')}")
         if role:
             user.groups.add(Group.objects.get(name=role))
+        if role == roles.ADMIN:
+            # An admin must use two-factor sign-in (MFA_REQUIRED_ROLES): without it every page
+            # is a redirect to its setup.
+            from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+            TOTP.activate(user, generate_totp_secret())
         people[name] = user
     big = Campaign.objects.get(campaign_id="big")
     refused = campaign_create(
@@ -528,8 +626,9 @@ def measure_home(*, args, note) -> None:
             by = people["marketer"].pk if n % 2 else people["admin"].pk
             cursor.execute(
                 "INSERT INTO rewards_batch (campaign_id, mode, source, state, paused_reason,"
-                " filename, left_out, created_by_id, created_at) VALUES (%s, 'email', 'csv',"
-                " %s, '', 'home.csv', '[]', %s, now() - make_interval(days => %s)) RETURNING id",
+                " filename, left_out, created_by_id, created_at, approval_needed,"
+                " decline_reason, sent_anyway) VALUES (%s, 'email', 'csv', %s, '', 'home.csv',"
+                " '[]', %s, now() - make_interval(days => %s), false, '', '[]') RETURNING id",
                 [big.pk, state, by, n],
             )
             batch_id = cursor.fetchone()[0]

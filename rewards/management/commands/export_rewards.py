@@ -74,7 +74,7 @@ class Command(BaseCommand):
             with open(output, "wb") as out:
                 export.rewards_xlsx(rewards=rewards, out=out)
         else:
-            self._write_text(export.rewards_csv(rewards=rewards), output)
+            self._write_bytes(export.rewards_csv(rewards=rewards), output)
 
     def _write_text(self, pieces, output: str | None) -> None:
         if output:
@@ -82,3 +82,13 @@ class Command(BaseCommand):
                 out.writelines(pieces)
         else:
             sys.stdout.writelines(pieces)
+
+    def _write_bytes(self, pieces, output: str | None) -> None:
+        # The rewards' CSV comes as bytes (COPY's, on PostgreSQL): written as they are.
+        if output:
+            with open(output, "wb") as out:
+                out.writelines(pieces)
+        else:
+            sys.stdout.flush()
+            sys.stdout.buffer.writelines(pieces)
+            sys.stdout.buffer.flush()
