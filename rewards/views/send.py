@@ -138,7 +138,7 @@ def _send_upload(request):
     token, result = upload_create(
         data=data, mode=mode, campaign_pk=campaign.pk, filename=filename, owner_pk=request.user.pk
     )
-    if not result.ok:
+    if not token:
         form.add_error(None, f"{filename}: {result.error}")
         return _send_page(request, bulk=form)
     return redirect("rewards:send_preview", token=token)

@@ -290,3 +290,95 @@ def test_a_damaged_workbook_is_refused_with_why():
     assert "could not be read as one" in result.error
     broken = _replace_part(data, "xl/worksheets/sheet1.xml", b"<worksheet><sheetData><row>")
     assert "could not be read as one" in parse(broken).error
+
+
+# --- The preview's choices -----------------------------------------------------------------
+
+
+def _upload(client, campaign, data: bytes, name: str, mode: str = "email") -> str:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    response = client.post(
+        reverse("rewards:send_upload"),
+        {
+            "bulk-campaign": campaign.pk,
+            "bulk-mode": mode,
+            "bulk-file": SimpleUploadedFile(name, data),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return response["Location"]
+
+
+@pytest.fixture
+def uploads(settings, tmp_path):
+    settings.UPLOADS_DIR = tmp_path / "uploads"
+    return settings.UPLOADS_DIR
+
+
+def test_a_person_maps_the_columns_of_unknown_headers_then_sends(as_marketer, campaign, uploads):
+    from rewards.models import Batch
+
+    location = _upload(
+        as_marketer, campaign, (FILES / "unknown-headers.xlsx").read_bytes(), "u.xlsx"
+    )
+    page = as_marketer.get(location).content.decode()
+    assert "No email column found" in page and 'id="choose-columns"' in page
+    # Nothing to confirm until the columns are chosen: a post sends nothing.
+    as_marketer.post(location, {})
+    assert Batch.objects.count() == 0
+
+    reread = location + "read/"
+    response = as_marketer.post(
+        reread, {"what": "columns", "recipient": "0", "name": "1", "header": "on"}, follow=True
+    )
+    page = response.content.decode()
+    assert "the recipients from column A" in page
+    assert "<td>Zoë Müller</td>" in page
+    assert 'Send to the <span id="send-count">2</span>' in page
+    as_marketer.post(location, {})
+    batch = Batch.objects.get()
+    assert list(batch.sends.order_by("row_number").values_list("recipient", "name")) == [
+        ("zoe@example.com", "Zoë Müller"),
+        ("francois@example.com", "François Lefèvre"),
+    ]
+    # The upload and its kept bytes are gone once confirmed.
+    assert list(uploads.iterdir()) == []
+
+
+def test_the_preview_refuses_choices_the_file_does_not_offer(as_marketer, campaign, uploads):
+    location = _upload(
+        as_marketer, campaign, (FILES / "unknown-headers.xlsx").read_bytes(), "u.xlsx"
+    )
+    reread = location + "read/"
+    for choice in [
+        {"what": "columns", "recipient": "7"},
+        {"what": "sheet", "sheet": "Nope"},
+        {"what": "encoding", "encoding": "utf-7"},
+    ]:
+        response = as_marketer.post(reread, choice, follow=True)
+        assert "That choice is not one this file offers." in response.content.decode()
+    response = as_marketer.post(
+        reread, {"what": "columns", "recipient": "1", "name": "1"}, follow=True
+    )
+    assert "two different columns" in response.content.decode()
+
+
+def test_a_person_reads_a_legacy_file_the_other_way(as_marketer, campaign, uploads):
+    data = "email,name\njose@example.com,José\n".encode("cp1252")
+    location = _upload(as_marketer, campaign, data, "l.csv")
+    assert "<td>José</td>" in as_marketer.get(location).content.decode()
+    response = as_marketer.post(
+        location + "read/", {"what": "encoding", "encoding": "mac_roman"}, follow=True
+    )
+    page = response.content.decode()
+    assert "Read as Mac Roman, separated by commas" in page
+    assert "<td>JosÈ</td>" in page
+
+
+def test_someone_elses_upload_cannot_be_read_again(client, as_marketer, campaign, uploads, cast):
+    location = _upload(as_marketer, campaign, (FILES / "workbook.xlsx").read_bytes(), "w.xlsx")
+    client.force_login(cast["admin"])
+    response = client.post(location + "read/", {"what": "sheet", "sheet": "Link IDs"})
+    assert response.status_code in (403, 404)
