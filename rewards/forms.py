@@ -236,7 +236,9 @@ class ReadChoiceForm(forms.Form):
 
     sheet = forms.ChoiceField(required=False, label="Sheet")
     encoding = forms.ChoiceField(required=False, label="Read as")
-    recipient = forms.TypedChoiceField(coerce=int, required=False, label="Recipient column")
+    recipient = forms.TypedChoiceField(
+        coerce=int, required=False, empty_value=None, label="Recipient column"
+    )
     name = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="Name column")
     header = forms.BooleanField(required=False, label="The first row holds headers")
 

@@ -36,6 +36,7 @@ import csv
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -459,7 +460,18 @@ def _feed(parser: XMLParserType, archive: zipfile.ZipFile, name: str) -> Iterato
         return
     except expat.ExpatError as error:
         raise TableError(NOT_A_WORKBOOK.format(why=f"{name}: {_said(error)}")) from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as error:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        OSError,
+        EOFError,
+        KeyError,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+    ) as error:
+        # A damaged part (its deflate stream, its CRC, its header's name, a part the directory
+        # names but lacks), or one zipfile cannot open (encrypted, an unknown compression).
         raise TableError(NOT_A_WORKBOOK.format(why=_said(error))) from None
 
 
@@ -516,7 +528,7 @@ def _sheet_rows(
                 )
             cell["type"] = attrs.get("t", "n")
             style = attrs.get("s", "0")
-            cell["style"] = int(style) if style.isdigit() else 0
+            cell["style"] = int(style) if style.isascii() and style.isdigit() else 0
             cell["value"] = []
             cell["formula"] = False
         elif tag == _ROW:

@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rewards.services.csv_import import Columns, Kind, recipients_parse_csv
 from rewards.services.recipient_files import (
@@ -382,3 +384,31 @@ def test_someone_elses_upload_cannot_be_read_again(client, as_marketer, campaign
     client.force_login(cast["admin"])
     response = client.post(location + "read/", {"what": "sheet", "sheet": "Link IDs"})
     assert response.status_code in (403, 404)
+
+
+def test_a_column_choice_without_a_recipient_column_changes_nothing(as_marketer, campaign, uploads):
+    location = _upload(
+        as_marketer, campaign, (FILES / "unknown-headers.xlsx").read_bytes(), "u.xlsx"
+    )
+    response = as_marketer.post(location + "read/", {"what": "columns", "name": "1"}, follow=True)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "No email column found" in page and 'id="choose-columns"' in page
+
+
+_WORKBOOK = (FILES / "workbook.xlsx").read_bytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    at=st.integers(min_value=0, max_value=len(_WORKBOOK) - 1),
+    byte=st.integers(min_value=0, max_value=255),
+    cut=st.booleans(),
+)
+def test_a_damaged_workbook_gives_a_clear_error_or_a_valid_parse(at, byte, cut):
+    data = _WORKBOOK[:at] if cut else _WORKBOOK[:at] + bytes([byte]) + _WORKBOOK[at + 1 :]
+    result = parse(data)
+    if result.ok:
+        assert result.total_rows == len(result.rows) + len(result.left_out_rows)
+    else:
+        assert result.error.endswith(".") and result.rows == []
