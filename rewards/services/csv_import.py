@@ -247,22 +247,14 @@ def _read_rows(
             return
         columns = found
     recipient_index, name_index, headerless = columns.recipient, columns.name, not columns.header
+    # Problems name a column by its header; without one, by its letter when a person chose
+    # it, else as the template does.
     default_recipient = "recipient_id" if mode == Mode.LINK_ID else "email"
-    result.recipient_column = (
-        _column_name(header, recipient_index, default_recipient)
-        if not headerless
-        else (
-            default_recipient if not columns.chosen else f"column {column_letter(recipient_index)}"
-        )
-    )
-    recipient_column = result.recipient_column
+    recipient_column = _column_label(header, recipient_index, default_recipient, columns)
     name_column = "name"
     if name_index is not None:
-        name_column = (
-            _column_name(header, name_index, "name")
-            if not headerless
-            else ("name" if not columns.chosen else f"column {column_letter(name_index)}")
-        )
+        name_column = _column_label(header, name_index, "name", columns)
+    result.recipient_column = recipient_column
     result.columns = columns
 
     data_records: Iterable[tuple[int, list[str]]] = records
@@ -308,10 +300,11 @@ def column_letter(index: int) -> str:
     return letters
 
 
-def _column_name(header: list[str], index: int, default: str) -> str:
-    if index < len(header):
-        return str(header[index]).strip().lstrip("\ufeff") or f"column {column_letter(index)}"
-    return default
+def _column_label(header: list[str], index: int, default: str, columns: Columns) -> str:
+    letter = f"column {column_letter(index)}"
+    if columns.header and index < len(header):
+        return str(header[index]).strip().lstrip("\ufeff") or letter
+    return letter if columns.chosen else default
 
 
 def _suggest(*, sample: list[tuple[int, list[str]]], mode: str) -> Columns:
