@@ -16,10 +16,11 @@ from campaigns.selectors import campaigns_enabled
 from rewards.models.ledger import Mode
 from rewards.selectors import mirror as selectors
 from rewards.services import sync
-from rewards.services.csv_import import name_problem, recipient_problem
+from rewards.services.csv_import import column_letter, name_problem, recipient_problem
+from rewards.services.recipient_files import MAX_FILE_BYTES
 
-# A 50,000-row file of addresses and names is a few MB; this leaves room for extra columns.
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+# The limit lives with the reader (recipient_files), which the command applies too.
+MAX_UPLOAD_BYTES = MAX_FILE_BYTES
 
 
 def _megabytes(size: int) -> str:
@@ -157,9 +158,19 @@ class BulkUploadForm(forms.Form):
     campaign = _campaign_field()
     mode = _mode_field()
     file = forms.FileField(
-        label="CSV file",
+        label="CSV or Excel file",
         required=False,
-        help_text="UTF-8, comma or semicolon, one recipient per row, at most 50,000 rows.",
+        help_text=(
+            "An Excel workbook (.xlsx), or CSV as any spreadsheet saves it (UTF-8, UTF-16, "
+            "Windows-1252; commas, semicolons or tabs); one recipient per row, at most 50,000 "
+            "rows."
+        ),
+        widget=forms.ClearableFileInput(
+            attrs={
+                "accept": ".csv,.txt,.tsv,.xlsx,text/csv,text/plain,"
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            }
+        ),
     )
     text = forms.CharField(
         label="…or paste the rows",
@@ -209,7 +220,7 @@ class BulkUploadForm(forms.Form):
         cleaned = self.cleaned_data
         missing = not cleaned.get("file") and not cleaned.get("text", "").strip()
         if missing and not self.errors.get("file"):
-            raise forms.ValidationError("Choose a CSV file or paste the rows.")
+            raise forms.ValidationError("Choose a CSV or Excel file, or paste the rows.")
         return cleaned
 
     def data_bytes(self) -> tuple[bytes, str]:
@@ -218,6 +229,30 @@ class BulkUploadForm(forms.Form):
         if upload:
             return b"".join(upload.chunks()), upload.name[:255]
         return self.cleaned_data["text"].encode("utf-8"), "pasted text"
+
+
+class ReadChoiceForm(forms.Form):
+    """Another reading of an upload's file: a sheet, an encoding, or which column is which.
+    The choices offered are the upload's own (its sheets, its readings, its columns)."""
+
+    sheet = forms.ChoiceField(required=False, label="Sheet")
+    encoding = forms.ChoiceField(required=False, label="Read as")
+    recipient = forms.TypedChoiceField(
+        coerce=int, required=False, empty_value=None, label="Recipient column"
+    )
+    name = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="Name column")
+    header = forms.BooleanField(required=False, label="The first row holds headers")
+
+    def __init__(self, *args, result, **kwargs):
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["sheet"]).choices = [(s, s) for s in result.sheets]
+        cast(forms.ChoiceField, self.fields["encoding"]).choices = [
+            (r.encoding, r.label) for r in result.readings
+        ]
+        width = max((len(cells) for _n, cells in result.sample), default=0)
+        letters = [(i, f"Column {column_letter(i)}") for i in range(width)]
+        cast(forms.ChoiceField, self.fields["recipient"]).choices = letters
+        cast(forms.ChoiceField, self.fields["name"]).choices = [("", "No name column"), *letters]
 
 
 class ConfirmForm(forms.Form):

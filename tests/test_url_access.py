@@ -203,6 +203,9 @@ ACCESS: dict[str, Rule] = {
     "rewards:send_preview": rule(*SENDERS, ok=302, token="no-such-upload"),
     "rewards:send_problems_csv": rule(*SENDERS, ok=404, token="no-such-upload"),
     "rewards:send_template": rule(*SENDERS, mode="email"),
+    "rewards:send_template_xlsx": rule(*SENDERS, mode="email"),
+    # Reading an upload again: gone (or never made) is "upload it again", on the send page.
+    "rewards:send_reread": rule(*SENDERS, method="POST", ok=302, token="no-such-upload"),
     # Managers read batches too: they approve them (and steer none).
     "rewards:batch_list": rule(*SENDERS, MANAGER),
     "rewards:batch_detail": rule(*SENDERS, MANAGER, pk=BATCH),

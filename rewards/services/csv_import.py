@@ -6,8 +6,6 @@ confirmation read what that parse found (services/uploads.py keeps it).
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +23,13 @@ from rewards.models import MirroredReward, Send, column_width
 from rewards.models.ledger import OPEN_STATES, LeftOutRow, Mode
 from rewards.recipients import name_refusal, recipient_key, recipient_refusal
 from rewards.services import ledger_postgresql
+from rewards.services.recipient_files import (
+    FlaggedCell,
+    Reading,
+    TableError,
+    table_read,
+    table_sample,
+)
 from rewards.services.sending import RecipientRow
 
 if TYPE_CHECKING:
@@ -37,6 +42,9 @@ MAX_NAME_LENGTH = column_width(Send, "name")
 MAX_RECIPIENT_LENGTH = column_width(Send, "recipient")
 # How many recipients go into one `IN (...)` when looking for recent rewards.
 _LOOKUP_CHUNK = 5_000
+# What the preview shows of a file whose columns it asks about.
+SAMPLE_ROWS = 6
+SAMPLE_COLUMNS = 26
 # Ledger rows that may still become rewards: they count as recent too.
 
 # Headers as people write them, reduced by `_header_key` (case, spaces, "-", "_" and a BOM
@@ -74,6 +82,9 @@ class Kind:
     DUPLICATE = "duplicate"
     RECENTLY_REWARDED = "recently_rewarded"
     MULTILINE = "multiline"
+    # A workbook's cell that is not text: a date where the recipient is, a formula not
+    # calculated.
+    UNREADABLE_CELL = "unreadable_cell"
 
 
 MULTILINE_MESSAGE = (
@@ -93,6 +104,17 @@ class CsvProblem:
         return {"row": self.row, "column": self.column, "message": self.message}
 
 
+@dataclass(frozen=True)
+class Columns:
+    """Which column is which (0-based), and whether the first row holds headers. `chosen`
+    when a person picked them (problems then name the columns by letter)."""
+
+    recipient: int
+    name: int | None
+    header: bool
+    chosen: bool = False
+
+
 @dataclass
 class CsvParseResult:
     # Every row that passed the rules, recently rewarded ones included.
@@ -107,6 +129,19 @@ class CsvParseResult:
     # Set when the file as a whole cannot be read (encoding, size, no recipient column).
     error: str = ""
     recipient_column: str = ""
+    # How the file was read ("Read as Windows-1252, separated by semicolons"), in which
+    # encoding or from which sheet, and the other reading when there could be two.
+    read_as: str = ""
+    encoding: str = ""
+    sheet: str = ""
+    sheets: list[str] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)
+    # The columns read; when the headers named none, `needs_columns` and the first rows, for a
+    # person to choose from (`error` says it too, for the command).
+    columns: Columns | None = None
+    needs_columns: bool = False
+    sample: list[tuple[int, list[str]]] = field(default_factory=list)
+    suggested: Columns | None = None
 
     @property
     def ok(self) -> bool:
@@ -170,152 +205,178 @@ def name_problem(*, name: str) -> tuple[str, str] | None:
 
 
 def recipients_parse_csv(
-    *, data: bytes, mode: str, campaign: Campaign | None = None, max_rows: int = MAX_ROWS
+    *,
+    data: bytes,
+    mode: str,
+    campaign: Campaign | None = None,
+    max_rows: int = MAX_ROWS,
+    sheet: str = "",
+    encoding: str = "",
+    columns: Columns | None = None,
 ) -> CsvParseResult:
+    """Read a recipient file (CSV in any encoding recipient_files reads, or .xlsx) by the
+    rules. `sheet` and `encoding` choose among a file's readings; `columns` says which column
+    is which when the headers do not (then `needs_columns` asked for it)."""
     result = CsvParseResult()
-    text = _decode(data, result)
-    if text is None:
-        return result
-    records = _records(text, result)
-    if records is None:
-        return result
-
     try:
-        header_row, header = next(records)
-    except StopIteration:
-        result.error = "The file is empty: there are no rows to read."
+        table = table_read(data=data, sheet=sheet, encoding=encoding)
+    except TableError as error:
+        result.error = str(error)
         return result
-    except csv.Error as error:
-        result.error = f"The first row could not be read as CSV: {error}."
-        return result
-    columns = _columns(header=header, mode=mode, result=result)
-    if columns is None:
-        return result
-    recipient_index, name_index, headerless = columns
-    recipient_column = "recipient_id" if mode == Mode.LINK_ID else "email"
-    if not headerless:
-        recipient_column = header[recipient_index].strip().lstrip("\ufeff") or recipient_column
-    result.recipient_column = recipient_column
-    name_column = (
-        header[name_index].strip() if name_index is not None and not headerless else "name"
-    )
-
-    data_records: Iterable[tuple[int, list[str]]] = records
-    if headerless:
-        data_records = _chain_first((header_row, header), records)
-
-    first_row_of: dict[str, int] = {}
-    row_number = header_row
+    result.read_as = table.read_as
+    result.encoding = table.encoding
+    result.sheet, result.sheets = table.sheet, table.sheets
+    result.readings = table.readings
+    records = table.rows
     try:
-        for row_number, record in data_records:
-            result.total_rows += 1
-            if result.total_rows > max_rows:
-                result.error = (
-                    f"This file has more than {max_rows:,} rows, the most one upload can take. "
-                    f"Split it into files of at most {max_rows:,} rows and send each."
-                )
-                result.rows, result.problems, result.left_out_rows = [], [], []
-                return result
-            _read_row(
-                row_number=row_number,
-                record=record,
-                mode=mode,
-                recipient_index=recipient_index,
-                name_index=name_index,
-                recipient_column=recipient_column,
-                name_column=name_column,
-                first_row_of=first_row_of,
-                result=result,
-            )
-    except csv.Error as error:
-        result.error = f"The file could not be read as CSV near row {row_number + 1}: {error}."
+        _read_rows(records=records, mode=mode, columns=columns, max_rows=max_rows, result=result)
+    except TableError as error:
+        result.error = str(error)
+    if not result.ok:
         result.rows, result.problems, result.left_out_rows = [], [], []
-        return result
-
-    if result.total_rows == 0:
-        result.error = "The file has a header but no rows of recipients."
         return result
     if campaign is not None:
         recipients_flag_recent(result=result, mode=mode, campaign=campaign)
     return result
 
 
+def _read_rows(
+    *,
+    records: Iterator[tuple[int, list[str]]],
+    mode: str,
+    columns: Columns | None,
+    max_rows: int,
+    result: CsvParseResult,
+) -> None:
+    try:
+        header_row, header = next(records)
+    except StopIteration:
+        result.error = "The file is empty: there are no rows to read."
+        return
+    if columns is None:
+        found = _columns(header=header, mode=mode, result=result)
+        if found is None:
+            # Ask which column is which, from the first rows.
+            result.needs_columns = True
+            sample = [(header_row, header)] + table_sample(rows=records, count=SAMPLE_ROWS - 1)
+            result.sample = [(n, [str(c) for c in cells[:SAMPLE_COLUMNS]]) for n, cells in sample]
+            result.suggested = _suggest(sample=sample, mode=mode)
+            return
+        columns = found
+    recipient_index, name_index, headerless = columns.recipient, columns.name, not columns.header
+    # Problems name a column by its header; without one, by its letter when a person chose
+    # it, else as the template does.
+    default_recipient = "recipient_id" if mode == Mode.LINK_ID else "email"
+    recipient_column = _column_label(header, recipient_index, default_recipient, columns)
+    name_column = "name"
+    if name_index is not None:
+        name_column = _column_label(header, name_index, "name", columns)
+    result.recipient_column = recipient_column
+    result.columns = columns
+
+    data_records: Iterable[tuple[int, list[str]]] = records
+    if headerless:
+        data_records = _chain_first((header_row, header), records)
+    if columns.chosen:
+        # The first rows stay in view with the columns a person chose, to choose again.
+        result.sample = [(header_row, [str(c) for c in header[:SAMPLE_COLUMNS]])]
+
+    first_row_of: dict[str, int] = {}
+    for row_number, record in data_records:
+        if columns.chosen and len(result.sample) < SAMPLE_ROWS and row_number != header_row:
+            result.sample.append((row_number, [str(c) for c in record[:SAMPLE_COLUMNS]]))
+        result.total_rows += 1
+        if result.total_rows > max_rows:
+            result.error = (
+                f"This file has more than {max_rows:,} rows, the most one upload can take. "
+                f"Split it into files of at most {max_rows:,} rows and send each."
+            )
+            return
+        _read_row(
+            row_number=row_number,
+            record=record,
+            mode=mode,
+            recipient_index=recipient_index,
+            name_index=name_index,
+            recipient_column=recipient_column,
+            name_column=name_column,
+            first_row_of=first_row_of,
+            result=result,
+        )
+    if result.total_rows == 0:
+        result.error = "The file has a header but no rows of recipients."
+
+
+def column_letter(index: int) -> str:
+    """A 0-based column index as a spreadsheet names it: 0 is A, 26 is AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _column_label(header: list[str], index: int, default: str, columns: Columns) -> str:
+    letter = f"column {column_letter(index)}"
+    if columns.header and index < len(header):
+        return str(header[index]).strip().lstrip("\ufeff") or letter
+    return letter if columns.chosen else default
+
+
+def _suggest(*, sample: list[tuple[int, list[str]]], mode: str) -> Columns:
+    """A first guess for the column choice: the column where most of the first rows are
+    recipients, and whether the first row is data already (an address in it)."""
+    width = max((len(cells) for _n, cells in sample), default=1)
+    best, best_count = 0, 0
+    if mode != Mode.LINK_ID:
+        for index in range(min(width, SAMPLE_COLUMNS)):
+            count = sum(
+                1
+                for _n, cells in sample
+                if recipient_problem(mode=mode, recipient=_cell(cells, index)) is None
+            )
+            if count > best_count:
+                best, best_count = index, count
+    first = sample[0][1] if sample else []
+    header = not (best_count and recipient_problem(mode=mode, recipient=_cell(first, best)) is None)
+    return Columns(recipient=best, name=None, header=header, chosen=True)
+
+
 def csv_template(*, mode: str) -> str:
     """The header and one example row, for the template a person downloads."""
+    return "".join(",".join(row) + "\r\n" for row in template_rows(mode=mode))
+
+
+def template_rows(*, mode: str) -> list[list[str]]:
+    """The template's header and example row, as CSV and XLSX write them."""
     if mode == Mode.LINK_ID:
-        return "recipient_id,name\r\nuser1234,Sally Chan\r\n"
-    return "email,name\r\nsally@example.com,Sally Chan\r\n"
+        return [["recipient_id", "name"], ["user1234", "Sally Chan"]]
+    return [["email", "name"], ["sally@example.com", "Sally Chan"]]
 
 
 # --- Reading -------------------------------------------------------------------------------
-
-
-def _decode(data: bytes, result: CsvParseResult) -> str | None:
-    try:
-        # utf-8-sig drops a BOM when there is one (Excel's "CSV UTF-8" writes it).
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        result.error = (
-            "The file is not UTF-8 text. Save it from your spreadsheet as “CSV UTF-8 "
-            "(comma delimited)” and upload it again."
-        )
-        return None
-    if "\x00" in text:
-        result.error = (
-            "This does not look like a CSV text file (it holds binary data). Upload a .csv file, "
-            "not a spreadsheet (.xlsx) or another kind of file."
-        )
-        return None
-    return text
-
-
-def _records(text: str, result: CsvParseResult) -> Iterator[tuple[int, list[str]]]:
-    delimiter = _sniff_delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
-
-    def numbered() -> Iterator[tuple[int, list[str]]]:
-        # A spreadsheet shows one row per record (a quoted line break stays inside its cell)
-        # and counts blank lines too: so does this, header = row 1.
-        for row_number, record in enumerate(reader, start=1):
-            if any(cell.strip() for cell in record):
-                yield row_number, record
-
-    return numbered()
-
-
-def _sniff_delimiter(text: str) -> str:
-    # The first line that holds anything is the header (or the first recipient): whichever
-    # of comma, semicolon and tab (a paste from a spreadsheet) it has most of, outside quotes.
-    for line in text.splitlines():
-        if line.strip():
-            unquoted = re.sub(r'"[^"]*"', "", line)
-            counts = {d: unquoted.count(d) for d in (",", ";", "\t")}
-            best = max(counts, key=lambda d: counts[d])
-            return best if counts[best] else ","
-    return ","
 
 
 def _header_key(cell: str) -> str:
     return re.sub(r"[\s_\-\ufeff]", "", cell).lower()
 
 
-def _columns(
-    *, header: list[str], mode: str, result: CsvParseResult
-) -> tuple[int, int | None, bool] | None:
+def _columns(*, header: list[str], mode: str, result: CsvParseResult) -> Columns | None:
     """(recipient column, name column, whether the first row is a recipient, not a header),
     or None with `result.error` saying why no recipient column was found."""
-    keys = [_header_key(cell) for cell in header]
+    keys = [_header_key(str(cell)) for cell in header]
     email_index = _find(keys, EMAIL_HEADERS)
     id_index = _find(keys, ID_HEADERS)
     name_index = _find(keys, NAME_HEADERS)
     wanted = id_index if mode == Mode.LINK_ID else email_index
     if wanted is not None:
-        return wanted, name_index, False
+        return Columns(recipient=wanted, name=name_index, header=True)
 
     # A pasted list of addresses with no header: the first cell is already a recipient.
-    first = header[0].strip() if header else ""
+    first = _cell(header, 0)
     if mode != Mode.LINK_ID and first and recipient_problem(mode=mode, recipient=first) is None:
-        return 0, 1, True
+        return Columns(recipient=0, name=1, header=False)
 
     if mode == Mode.LINK_ID:
         hint = ""
@@ -371,6 +432,17 @@ def _read_row(
     recipient = _cell(record, recipient_index)
     name = _cell(record, name_index) if name_index is not None else ""
     problems = []
+    for column, index, is_recipient in (
+        (recipient_column, recipient_index, True),
+        (name_column, name_index, False),
+    ):
+        cell = record[index] if index is not None and index < len(record) else ""
+        if isinstance(cell, FlaggedCell) and (is_recipient or not cell.recipient_only):
+            problems.append(CsvProblem(row_number, column, cell.problem, Kind.UNREADABLE_CELL))
+    if problems:
+        result.problems.extend(problems)
+        result.left_out_rows.append(row_number)
+        return
     for column, value in ((recipient_column, recipient), (name_column, name)):
         # Nobody means a line break inside an address or a name: it is nearly always a quote
         # opened and never closed, which swallows the rows after it into one cell.
@@ -411,7 +483,7 @@ def _read_row(
 
 
 def _cell(record: list[str], index: int) -> str:
-    return record[index].strip() if index < len(record) else ""
+    return str(record[index]).strip() if index < len(record) else ""
 
 
 def _shorten(value: str, limit: int = 60) -> str:
@@ -502,6 +574,7 @@ def _flag(*, result: CsvParseResult, mode: str, rewarded: set[str], on_the_way: 
 
 
 __all__ = [
+    "Columns",
     "CsvParseResult",
     "CsvProblem",
     "Kind",
@@ -511,4 +584,5 @@ __all__ = [
     "recipient_problem",
     "recipients_flag_recent",
     "recipients_parse_csv",
+    "template_rows",
 ]

@@ -1,7 +1,8 @@
-"""Sending: one reward from a form, or many from a CSV upload with a preview first."""
+"""Sending: one reward from a form, or many from an upload (CSV or XLSX) with a preview first."""
 
 from __future__ import annotations
 
+import io
 import uuid
 
 from django.contrib import messages
@@ -12,14 +13,21 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from campaigns.selectors import campaigns_visible_to
-from rewards.forms import MODE_HELP, BulkUploadForm, ConfirmForm, SingleSendForm
+from rewards.forms import MODE_HELP, BulkUploadForm, ConfirmForm, ReadChoiceForm, SingleSendForm
 from rewards.models import Batch
 from rewards.models.ledger import Mode
 from rewards.services.controls import budget_state
-from rewards.services.csv_import import csv_template
-from rewards.services.export import csv_pieces
+from rewards.services.csv_import import Columns, column_letter, csv_template, template_rows
+from rewards.services.export import Column, csv_pieces, xlsx_write
 from rewards.services.sending import RecipientRow, batch_create
-from rewards.services.uploads import upload_create, upload_delete, upload_flag_recent, upload_read
+from rewards.services.uploads import (
+    ReadChoice,
+    upload_create,
+    upload_delete,
+    upload_flag_recent,
+    upload_read,
+    upload_reread,
+)
 from rewards.views import send_rewards_required
 
 # How much of an upload the preview shows; every problem is in the problems CSV as well.
@@ -130,7 +138,7 @@ def _send_upload(request):
     token, result = upload_create(
         data=data, mode=mode, campaign_pk=campaign.pk, filename=filename, owner_pk=request.user.pk
     )
-    if not result.ok:
+    if not token:
         form.add_error(None, f"{filename}: {result.error}")
         return _send_page(request, bulk=form)
     return redirect("rewards:send_preview", token=token)
@@ -150,7 +158,7 @@ def _upload(request, token: str):
     campaign = _campaigns(request).filter(pk=upload.campaign_pk).first()
     if campaign is None:
         return None
-    meta = {"mode": upload.mode, "filename": upload.filename}
+    meta = {"mode": upload.mode, "filename": upload.filename, "upload": upload}
     return campaign, meta, upload_flag_recent(upload=upload, campaign=campaign)
 
 
@@ -174,9 +182,10 @@ def send_preview(request, token: str):
     campaign, meta, result = upload
     # Not `request.POST or None`: a confirmation without the box ticked posts no field at all.
     form = ConfirmForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and not result.needs_columns and form.is_valid():
         return _confirm(request, token, campaign, meta, result, form.cleaned_data)
     recent = {r.row_number for r in result.recently_rewarded}
+    columns = result.columns if result.columns and result.columns.chosen else result.suggested
     return render(
         request,
         "rewards/send_preview.html",
@@ -195,8 +204,55 @@ def send_preview(request, token: str):
             "recent_count": len(recent),
             "left_out_count": len(result.left_out_rows),
             "budget": budget_state(campaign=campaign, person=request.user),
+            "choice": ReadChoiceForm(result=result),
+            "sample_letters": [column_letter(i) for i in range(_sample_width(result))],
+            "columns": columns,
+            "recipient_letter": column_letter(result.columns.recipient) if result.columns else "",
         },
     )
+
+
+def _sample_width(result) -> int:
+    return max((len(cells) for _n, cells in result.sample), default=0)
+
+
+@require_POST
+@send_rewards_required
+def send_reread(request, token: str):
+    """Read the upload's file again: another sheet, another encoding, or the columns a person
+    chose. What the new reading finds replaces the old one; nothing is sent."""
+    upload = _upload(request, token)
+    if upload is None:
+        messages.warning(request, "That upload is no longer here. Upload the file again.")
+        return redirect("rewards:send")
+    _campaign, meta, result = upload
+    kept = meta["upload"]
+    form = ReadChoiceForm(request.POST, result=result)
+    if not form.is_valid():
+        messages.error(request, "That choice is not one this file offers.")
+        return redirect("rewards:send_preview", token=token)
+    data = form.cleaned_data
+    what = request.POST.get("what", "")
+    choice = kept.choice
+    if what == "sheet" and data["sheet"]:
+        # Another sheet has its own columns: any chosen before were for the other one.
+        choice = ReadChoice(sheet=data["sheet"], encoding=choice.encoding)
+    elif what == "encoding" and data["encoding"]:
+        choice = ReadChoice(sheet=choice.sheet, encoding=data["encoding"], columns=choice.columns)
+    elif what == "columns" and data["recipient"] is not None:
+        if data["name"] == data["recipient"]:
+            messages.error(request, "The recipient and the name must be two different columns.")
+            return redirect("rewards:send_preview", token=token)
+        columns = Columns(
+            recipient=data["recipient"], name=data["name"], header=data["header"], chosen=True
+        )
+        choice = ReadChoice(sheet=choice.sheet, encoding=choice.encoding, columns=columns)
+    else:
+        return redirect("rewards:send_preview", token=token)
+    reread = upload_reread(token=token, upload=kept, choice=choice)
+    if not reread.ok and not reread.needs_columns:
+        messages.error(request, reread.error)
+    return redirect("rewards:send_preview", token=token)
 
 
 def _confirm(request, token, campaign, meta, result, data: dict):
@@ -249,4 +305,20 @@ def send_template(request, mode: str):
         raise Http404("No such mode.")
     response = HttpResponse(csv_template(mode=mode), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="mokudash-{mode}-template.csv"'
+    return response
+
+
+@send_rewards_required
+def send_template_xlsx(request, mode: str):
+    if mode not in Mode.values:
+        raise Http404("No such mode.")
+    header, *rows = template_rows(mode=mode)
+    out = io.BytesIO()
+    columns = [Column(name, name, 30) for name in header]
+    xlsx_write(sheets=[("Recipients", columns, rows)], out=out)
+    response = HttpResponse(
+        out.getvalue(),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+    response["Content-Disposition"] = f'attachment; filename="mokudash-{mode}-template.xlsx"'
     return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -307,3 +308,73 @@ def test_wait_waits_for_a_scheduled_batch_to_start_then_follows_it(sandbox, cele
     assert "is scheduled: it starts at" in out and "all 1 sent" in out
     reward = SandboxReward.objects.get()
     assert reward.created >= at.replace(microsecond=0)
+
+
+# --- Any file a spreadsheet saves (recipient_files, as the send page) ---------------------
+
+FILES = Path(__file__).parent / "files"
+
+
+@pytest.mark.parametrize(
+    ("filename", "read_as"),
+    [
+        ("people-windows-1252-semicolons.csv", "Read as Windows-1252, separated by semicolons"),
+        ("people-utf-16-tabs.txt", "Read as UTF-16, separated by tabs"),
+    ],
+)
+def test_it_reads_a_csv_as_a_spreadsheet_saves_it_and_says_how(campaign, filename, read_as):
+    out, _err = run("--campaign=cmd-1", "--mode=email", f"--csv={FILES / filename}")
+    assert f"{filename}: {read_as}." in out
+    batch = Batch.objects.get()
+    assert list(batch.sends.order_by("row_number").values_list("name", flat=True)) == [
+        "Zoë Müller",
+        "François Lefèvre",
+        "José Ñúñez",
+        'Ana "Nana" Sørensen; Jr',
+    ]
+
+
+def test_it_reads_the_sheet_of_a_workbook_it_is_given(campaign):
+    out, _err = run(
+        "--campaign=cmd-1", "--mode=link-id", f"--csv={FILES / 'workbook.xlsx'}", "--sheet=Link IDs"
+    )
+    assert "the sheet “Link IDs” (one of 2)" in out
+    assert list(Batch.objects.get().sends.values_list("recipient", flat=True)) == [
+        "1234",
+        "9876543210",
+    ]
+
+
+def test_it_refuses_a_workbook_row_problem_and_a_sheet_that_is_not_there(campaign, tmp_path):
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 problem"):
+        call_command(
+            "send_rewards",
+            "--campaign=cmd-1",
+            "--mode=email",
+            f"--csv={FILES / 'workbook.xlsx'}",
+            stdout=io.StringIO(),
+            stderr=err,
+        )
+    assert "row 3, column E-mail: This cell holds a date (2026-03-14)" in err.getvalue()
+    with pytest.raises(CommandError, match="no sheet “Summer”; its sheets are"):
+        run(
+            "--campaign=cmd-1", "--mode=email", f"--csv={FILES / 'workbook.xlsx'}", "--sheet=Summer"
+        )
+    with pytest.raises(CommandError, match="--sheet is the sheet of a workbook"):
+        run("--campaign=cmd-1", "--mode=email", "--to=a@example.com", "--sheet=S")
+    assert Batch.objects.count() == 0
+
+
+def test_it_names_the_headers_it_could_not_read(campaign):
+    with pytest.raises(CommandError, match="No email column found") as refused:
+        run("--campaign=cmd-1", "--mode=email", f"--csv={FILES / 'unknown-headers.xlsx'}")
+    assert "“Courriel”, “Prénom et nom”, “Ville”" in str(refused.value)
+
+
+def test_it_refuses_a_file_over_the_upload_limit_before_reading_it(campaign, tmp_path):
+    path = tmp_path / "big.csv"
+    with path.open("wb") as out:
+        out.truncate(20 * 1024 * 1024 + 1)
+    with pytest.raises(CommandError, match="larger than 20 MB"):
+        run("--campaign=cmd-1", "--mode=email", f"--csv={path}")

@@ -83,11 +83,12 @@ def test_it_reads_utf8_without_a_bom():
     assert result.rows[0].name == "Zoë Ōtani"
 
 
-def test_it_refuses_a_file_that_is_not_utf8_with_a_clear_error():
-    result = parse("email,name\nzoe@example.com,Zoë\n".encode("latin-1"))
-    assert not result.ok
-    assert "UTF-8" in result.error
-    assert result.rows == []
+def test_it_reads_a_file_that_is_not_utf8_as_windows_1252_and_says_so():
+    # Excel's "CSV" on Windows; it was refused as "not UTF-8 text" before.
+    result = parse("email,name\nzoe@example.com,Zoë\n".encode("cp1252"))
+    assert result.ok, result.error
+    assert result.rows[0].name == "Zoë"
+    assert result.read_as == "Read as Windows-1252, separated by commas"
 
 
 def test_it_refuses_a_spreadsheet_or_other_binary_file():

@@ -268,13 +268,17 @@ def test_the_upload_still_checks_the_csrf_token(marketer, campaign):
 
 def test_an_upload_with_neither_file_nor_text_asks_for_one(as_marketer, campaign):
     response = as_marketer.post(UPLOAD, {"bulk-campaign": campaign.pk, "bulk-mode": "email"})
-    assert "Choose a CSV file or paste the rows" in response.content.decode()
+    assert "Choose a CSV or Excel file, or paste the rows" in response.content.decode()
 
 
-def test_a_file_that_is_not_utf8_is_refused_on_the_form_with_why(as_marketer, campaign):
-    response = upload(as_marketer, campaign, "email,name\nzoe@example.com,Zoë\n".encode("latin-1"))
-    assert response.status_code == 200
-    assert "not UTF-8" in response.content.decode()
+def test_a_windows_1252_file_is_previewed_saying_how_it_was_read(as_marketer, campaign):
+    data = "email;name\nzoe@example.com;Zoë\n".encode("cp1252")
+    response = upload(as_marketer, campaign, data)
+    page = as_marketer.get(response["Location"]).content.decode()
+    assert "Read as Windows-1252, separated by semicolons" in page
+    assert "<td>Zoë</td>" in page
+    # The other reading, to choose if the names look wrong.
+    assert "Mac Roman" in page and "ZoÎ" in page
 
 
 def test_a_file_over_fifty_thousand_rows_is_refused_with_the_limit(as_marketer, campaign):
@@ -420,9 +424,9 @@ def test_an_upload_is_parsed_once_and_the_preview_and_confirm_read_what_it_found
     from rewards.services import csv_import
 
     decoded = []
-    decode = csv_import._decode
+    read = csv_import.table_read
     monkeypatch.setattr(
-        csv_import, "_decode", lambda data, result: decoded.append(data) or decode(data, result)
+        csv_import, "table_read", lambda **kwargs: decoded.append(kwargs) or read(**kwargs)
     )
     location = upload(as_marketer, campaign, FLAGGED)["Location"]
     assert len(decoded) == 1

@@ -1,7 +1,12 @@
 """send_rewards: the send form for automation, through the same ledger and Celery tasks.
 
     python manage.py send_rewards --campaign ID --mode email|link|link-id \\
-        (--csv FILE | --to RECIPIENT [--name NAME]) [--at "2026-12-24 09:00" [--tz ZONE]] [--wait]
+        (--csv FILE [--sheet NAME] | --to RECIPIENT [--name NAME]) \\
+        [--at "2026-12-24 09:00" [--tz ZONE]] [--wait]
+
+--csv reads what the send page reads (rewards/services/recipient_files.py): CSV in UTF-8,
+UTF-16 or Windows-1252 / Mac Roman, separated by commas, semicolons or tabs, or an Excel
+workbook (.xlsx; its first sheet, or --sheet NAME).
 
 A worker must be running (`celery -A mokudash worker`): this command only writes the batch and
 enqueues it, like the web page. With --wait it follows the batch in the database and exits 0
@@ -88,7 +93,14 @@ class Command(BaseCommand):
         )
         parser.add_argument("--mode", required=True, choices=list(MODES))
         source = parser.add_mutually_exclusive_group(required=True)
-        source.add_argument("--csv", type=Path, help="A CSV file of recipients.")
+        source.add_argument(
+            "--csv",
+            type=Path,
+            help="A file of recipients: CSV (as any spreadsheet saves it) or Excel (.xlsx).",
+        )
+        parser.add_argument(
+            "--sheet", default="", help="With an .xlsx --csv: the sheet to read (default: first)."
+        )
         source.add_argument("--to", help="One recipient: an email address, or an ID (link-id).")
         parser.add_argument("--name", default="", help="The recipient's name (with --to).")
         parser.add_argument(
@@ -118,10 +130,14 @@ class Command(BaseCommand):
         send_at = None
         if options["at"]:
             send_at = send_at_parse(at=options["at"], zone=zone, now=timezone.now())
+        if options["sheet"] and not options["csv"]:
+            raise CommandError("--sheet is the sheet of a workbook given with --csv.")
         campaign = campaign_find(ref=options["campaign"])
         mode = MODES[options["mode"]]
         if options["csv"]:
-            rows = self._rows_from_csv(path=options["csv"], mode=mode, campaign=campaign)
+            rows = self._rows_from_csv(
+                path=options["csv"], mode=mode, campaign=campaign, sheet=options["sheet"]
+            )
             source, filename = Batch.Source.COMMAND, options["csv"].name
         else:
             recipient, name = options["to"].strip(), options["name"].strip()
@@ -207,16 +223,32 @@ class Command(BaseCommand):
                 )
             time.sleep(POLL_SECONDS)
 
-    def _rows_from_csv(self, *, path: Path, mode: str, campaign) -> list[RecipientRow]:
+    def _rows_from_csv(
+        self, *, path: Path, mode: str, campaign, sheet: str = ""
+    ) -> list[RecipientRow]:
         from rewards.services.csv_import import recipients_parse_csv
+        from rewards.services.recipient_files import MAX_FILE_BYTES
 
         try:
+            # The limit before the bytes are read: a file of gigabytes is not loaded to say so.
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise CommandError(
+                    f"{path.name} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB, the most "
+                    "one upload can be. Keep only the recipient and name columns, or split it."
+                )
             data = path.read_bytes()
         except OSError as error:
             raise CommandError(f"Cannot read {path}: {error.strerror}.") from None
-        result = recipients_parse_csv(data=data, mode=mode, campaign=campaign)
+        result = recipients_parse_csv(data=data, mode=mode, campaign=campaign, sheet=sheet)
+        if result.needs_columns:
+            first = ", ".join(f"“{cell}”" for cell in result.sample[0][1]) if result.sample else ""
+            raise CommandError(
+                f"{path.name}: {result.error} Its first row reads {first}: rename the "
+                "recipient column's header (the send page lets you choose the columns instead)."
+            )
         if not result.ok:
             raise CommandError(f"{path.name}: {result.error}")
+        self.stdout.write(f"{path.name}: {result.read_as}.")
         if result.problems:
             for problem in result.problems:
                 self.stderr.write(f"row {problem.row}, column {problem.column}: {problem.message}")

@@ -1,0 +1,693 @@
+"""Reading a recipient file, whatever wrote it, into numbered rows of text.
+
+Every door reads through here (the send page's upload, `send_rewards --csv`): a file is CSV
+text in UTF-8 (with or without BOM), UTF-16 with a BOM (Excel's "Unicode text"), Windows-1252
+or Mac Roman (Excel's "CSV" on Windows and on a Mac), separated by commas, semicolons or tabs;
+or an Excel workbook (.xlsx). What the rows mean (which column is the recipient, what passes)
+is csv_import's business, not this module's.
+
+Which legacy encoding: a file that decodes as strict UTF-8 is UTF-8 (a Windows-1252 or Mac
+Roman file with accents is almost never valid UTF-8 by chance, and reading a UTF-8 file as
+Windows-1252 only ever gives mojibake such as "ZoÃ«", so offering that reading helps nobody).
+A file that is not UTF-8 is a spreadsheet's legacy "CSV": Windows-1252 from Excel on Windows,
+Mac Roman from Excel on a Mac. Both decode nearly any bytes, and the same byte is "é" in one and
+"Ž" in the other: that is the ambiguity that really happens. The reading with more letters
+among its accented characters is taken, and the other one is offered beside it (the first row
+where they differ) for the person to choose.
+
+A workbook is untrusted input. Before anything parses it, the archive's declared sizes are
+checked (zipfile never inflates a member past its declared size, so a lying size ends in a CRC
+error, not gigabytes), and every XML part is refused if it declares a DTD (no spreadsheet
+program writes one; it is where entity attacks start). openpyxl, in read-only mode, reads the
+workbook's structure: its sheets, their parts, the styles that make a number a date, the date
+system. The shared strings and the chosen sheet's cells are read here, by one expat pass each,
+in constant memory: openpyxl's own cell reading (through defusedxml's pure-Python ElementTree
+when defusedxml is installed) took 10 s for 50,000 rows, and it builds every cell of a row,
+and every empty row up to the dimension the file declares, before we could refuse any. The
+pass refuses what no spreadsheet program writes (a row past 1,048,576, a cell past 16,384
+columns) and more elements than a list needs (formatted empty rows by the million) as soon as
+it meets them, and never makes the empty rows between two rows.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xml.parsers.expat import XMLParserType
+
+# The most one upload may be: the send page's form and the command refuse a bigger file.
+MAX_FILE_BYTES = 20 * 1024 * 1024
+# A workbook's parts, inflated: far more than 50,000 rows of recipients need (about 10 MB of
+# sheet XML for five columns), far less than a zip bomb.
+MAX_PART_BYTES = 200_000_000
+MAX_INFLATED_BYTES = 300_000_000
+MAX_PARTS = 2_000
+# A recipient list needs a few columns; openpyxl pads every row to the widest, so wider is
+# refused rather than read.
+MAX_COLUMNS = 1_000
+# The elements a sheet may have, empty ones included: five times the rows an upload takes, and
+# 1,000,000 cells (50,000 rows of 20 columns). Past them, reading would take minutes of a web
+# worker's time for rows that are nearly all empty (formatted, not filled).
+MAX_ROW_ELEMENTS = 250_000
+MAX_CELL_ELEMENTS = 1_000_000
+# What a spreadsheet can hold at all (Excel's and LibreOffice's limits): a cell past them is
+# not in any sheet a person saw.
+SHEET_MAX_COLUMNS = 16_384
+SHEET_MAX_ROWS = 1_048_576
+
+UTF8 = "utf-8"
+UTF8_BOM = "utf-8-sig"
+UTF16 = "utf-16"
+WINDOWS_1252 = "cp1252"
+MAC_ROMAN = "mac_roman"
+ENCODING_LABELS = {
+    UTF8: "UTF-8",
+    UTF8_BOM: "UTF-8 (with BOM)",
+    UTF16: "UTF-16",
+    WINDOWS_1252: "Windows-1252",
+    MAC_ROMAN: "Mac Roman",
+}
+# The encodings a person may choose between for a file that is not Unicode.
+LEGACY_ENCODINGS = (WINDOWS_1252, MAC_ROMAN)
+MAX_ROWS_WORDS = "50,000 recipients"
+SEPARATOR_WORDS = {",": "commas", ";": "semicolons", "\t": "tabs"}
+
+
+class TableError(Exception):
+    """The file as a whole cannot be read; the message says why, for the person."""
+
+
+class FlaggedCell(str):
+    """A cell's text that cannot be taken at face value: a date, or a formula never
+    calculated. csv_import makes its row a problem when it is the recipient (a date) or any
+    column it reads (a formula without a value)."""
+
+    problem: str
+    recipient_only: bool
+
+    def __new__(cls, text: str, *, problem: str, recipient_only: bool) -> FlaggedCell:
+        cell = super().__new__(cls, text)
+        cell.problem = problem
+        cell.recipient_only = recipient_only
+        return cell
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Another way to read the file: its encoding and how it reads the first row that differs."""
+
+    encoding: str
+    row: int
+    text: str
+
+    @property
+    def label(self) -> str:
+        return ENCODING_LABELS[self.encoding]
+
+
+@dataclass
+class Table:
+    """A file's rows that hold anything, numbered as the spreadsheet numbers them (blank rows
+    count, the first row is 1), cells as the text a person sees. `rows` is read as it is
+    iterated, and raises TableError when the file turns out unreadable part way."""
+
+    rows: Iterator[tuple[int, list[str]]]
+    kind: str  # "csv" or "xlsx"
+    encoding: str = ""
+    separator: str = ""
+    sheet: str = ""
+    sheets: list[str] = field(default_factory=list)
+    # This reading (first) and the other one, when the file could be read two ways.
+    readings: list[Reading] = field(default_factory=list)
+
+    @property
+    def read_as(self) -> str:
+        """How the file was read, in words: "Read as Windows-1252, separated by semicolons"."""
+        if self.kind == "xlsx":
+            where = f"the sheet “{self.sheet}”"
+            if len(self.sheets) > 1:
+                where += f" (one of {len(self.sheets)})"
+            return f"Read as an Excel workbook, {where}"
+        words = SEPARATOR_WORDS.get(self.separator)
+        how = f", separated by {words}" if words else ", one column"
+        return f"Read as {ENCODING_LABELS[self.encoding]}{how}"
+
+
+def table_read(*, data: bytes, sheet: str = "", encoding: str = "") -> Table:
+    """The rows of a recipient file (CSV text in any of the encodings above, or .xlsx).
+
+    `sheet` picks a workbook's sheet by name (the first by default); `encoding` one of
+    LEGACY_ENCODINGS for a file that is not Unicode (the likelier one by default). Raises
+    TableError when the file as a whole cannot be read."""
+    if len(data) > MAX_FILE_BYTES:
+        raise TableError(
+            f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB. "
+            "Keep only the recipient and name columns, or split it."
+        )
+    if data.startswith(b"PK\x03\x04"):
+        return _xlsx_table(data=data, sheet=sheet)
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise TableError(
+            "This is an old Excel workbook (.xls), which cannot be read here. Save it from "
+            "your spreadsheet as an Excel workbook (.xlsx) or as CSV, and upload that."
+        )
+    if sheet:
+        raise TableError("Only an Excel workbook (.xlsx) has sheets; this file is CSV text.")
+    return _text_table(data=data, encoding=encoding)
+
+
+# --- CSV text --------------------------------------------------------------------------------
+
+
+def _text_table(*, data: bytes, encoding: str) -> Table:
+    readings: list[Reading] = []
+    if data.startswith(codecs.BOM_UTF8):
+        chosen, text = UTF8_BOM, _strict(data, UTF8_BOM, "UTF-8")
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        chosen, text = UTF16, _strict(data, UTF16, "UTF-16")
+    else:
+        try:
+            chosen, text = UTF8, data.decode(UTF8)
+        except UnicodeDecodeError:
+            chosen, text, readings = _legacy(data=data, wanted=encoding)
+    if "\x00" in text:
+        raise TableError(
+            "This does not look like a CSV text file or an Excel workbook (it holds binary "
+            "data). Upload a .csv or .xlsx file."
+        )
+    separator = _sniff_separator(text)
+    return Table(
+        rows=_csv_rows(text=text, separator=separator),
+        kind="csv",
+        encoding=chosen,
+        separator=separator,
+        readings=readings,
+    )
+
+
+def _strict(data: bytes, encoding: str, label: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise TableError(
+            f"The file starts as {label} text but is not {label} at byte {error.start + 1}. "
+            "Save it from your spreadsheet again and upload it again."
+        ) from None
+
+
+def _legacy(*, data: bytes, wanted: str) -> tuple[str, str, list[Reading]]:
+    """The file read in the likelier (or the wanted) legacy encoding, and both readings of its
+    first differing line when there are two."""
+    texts: dict[str, str] = {}
+    for candidate in LEGACY_ENCODINGS:
+        try:
+            texts[candidate] = data.decode(candidate)
+        except UnicodeDecodeError:
+            # Windows-1252 leaves five bytes undefined: such a file is not Windows-1252.
+            continue
+    likelier = max(texts, key=lambda name: _letters(texts[name]))
+    chosen = wanted if wanted in texts else likelier
+    readings: list[Reading] = []
+    if len(texts) > 1:
+        lines = {name: text.splitlines() for name, text in texts.items()}
+        for number, line in enumerate(lines[chosen], start=1):
+            others = [name for name in texts if name != chosen]
+            if any(_line(lines[o], number) != line for o in others):
+                readings = [Reading(chosen, number, line)] + [
+                    Reading(o, number, _line(lines[o], number)) for o in others
+                ]
+                break
+    return chosen, texts[chosen], readings
+
+
+def _line(lines: list[str], number: int) -> str:
+    return lines[number - 1] if number <= len(lines) else ""
+
+
+def _letters(text: str) -> int:
+    """How much `text` reads like names: its accented letters of Latin-1's range (à to ÿ, the
+    letters of western names), less those that are capitals after a small letter.
+
+    Windows-1252 read as Mac Roman turns "ë" into "Î" and "ü" into "¸"; Mac Roman read as
+    Windows-1252 turns "é" into "Ž", outside that range; "José" becomes "JosÈ"."""
+    score = 0
+    previous = ""
+    for char in text:
+        if ord(char) > 127 and char.isalpha() and 0xC0 <= ord(char) <= 0xFF:
+            score += -1 if char.isupper() and previous.islower() else 1
+        previous = char
+    return score
+
+
+def _sniff_separator(text: str) -> str:
+    # The first line that holds anything is the header (or the first recipient): whichever
+    # of comma, semicolon and tab (a paste from a spreadsheet) it has most of, outside quotes.
+    for line in text.splitlines():
+        if line.strip():
+            unquoted = re.sub(r'"[^"]*"', "", line)
+            counts = {d: unquoted.count(d) for d in (",", ";", "\t")}
+            best = max(counts, key=lambda d: counts[d])
+            return best if counts[best] else ""
+    return ""
+
+
+def _csv_rows(*, text: str, separator: str) -> Iterator[tuple[int, list[str]]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator or ",", strict=False)
+    row_number = 0
+    try:
+        # A spreadsheet shows one row per record (a quoted line break stays inside its cell)
+        # and counts blank lines too: so does this, header = row 1.
+        for row_number, record in enumerate(reader, start=1):
+            if any(cell.strip() for cell in record):
+                yield row_number, record
+    except csv.Error as error:
+        raise TableError(
+            f"The file could not be read as CSV near row {row_number + 1}: {error}."
+        ) from None
+
+
+# --- Excel workbooks -------------------------------------------------------------------------
+
+# Tags as expat names them with namespace_separator="}" (and ElementTree with "{" in front).
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_ROW, _CELL, _VALUE, _FORMULA, _INLINE = (f"{_MAIN}{tag}" for tag in ("row", "c", "v", "f", "is"))
+_SI, _TEXT, _PHONETIC = (f"{_MAIN}{tag}" for tag in ("si", "t", "rPh"))
+_CELL_REF = re.compile(r"^\$?([A-Za-z]{1,4})\$?(\d{1,8})$")
+NOT_A_WORKBOOK = (
+    "The file looks like an Excel workbook (.xlsx) but could not be read as one ({why}). "
+    "Open it in your spreadsheet, save it again as .xlsx or CSV, and upload that."
+)
+
+
+def _xlsx_table(*, data: bytes, sheet: str) -> Table:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise TableError(NOT_A_WORKBOOK.format(why=f"a damaged archive: {error}")) from None
+    _check_sizes(members)
+    for member in members:
+        if member.filename.endswith((".xml", ".rels")):
+            _refuse_dtd(archive, member)
+    book = _workbook(archive, data)
+    names = [name for name, _part in book.sheets]
+    if not names:
+        raise TableError(NOT_A_WORKBOOK.format(why="it has no sheet"))
+    if sheet and sheet not in names:
+        listed = ", ".join(f"“{name}”" for name in names)
+        raise TableError(f"This workbook has no sheet “{sheet}”; its sheets are {listed}.")
+    chosen = sheet or names[0]
+    part = dict(book.sheets)[chosen]
+    if not part:
+        raise TableError(f"The sheet “{chosen}” is a chart, not a table of rows.")
+    return Table(
+        rows=_sheet_rows(archive=archive, part=part, name=chosen, book=book),
+        kind="xlsx",
+        sheet=chosen,
+        sheets=names,
+    )
+
+
+@dataclass
+class _Book:
+    # (name, part) of each sheet in the workbook's order; a chart sheet's part is "".
+    sheets: list[tuple[str, str]]
+    shared_strings: list[str]
+    # Cell style numbers whose number format shows a date, or a duration.
+    date_styles: set[int]
+    duration_styles: set[int]
+    epoch: datetime
+
+
+def _workbook(archive: zipfile.ZipFile, data: bytes) -> _Book:
+    """What the cells need from the workbook: its sheets, shared strings and date styles.
+
+    openpyxl (read-only) reads the manifest, the workbook part and the stylesheet; the shared
+    strings and the sheet's cells are read here, by one expat pass each (openpyxl's own read,
+    through defusedxml's pure-Python ElementTree, took 10 s for 50,000 rows)."""
+    from openpyxl.reader.excel import ExcelReader
+    from openpyxl.styles.stylesheet import apply_stylesheet
+    from openpyxl.xml.constants import SHARED_STRINGS
+
+    try:
+        reader = ExcelReader(io.BytesIO(data), read_only=True, data_only=True)
+        reader.read_manifest()
+        reader.read_workbook()
+        apply_stylesheet(reader.archive, reader.wb)
+        sheets = []
+        for found, rel in reader.parser.find_sheets():
+            if rel.target not in reader.valid_files:
+                continue
+            sheets.append((found.name, "" if "chartsheet" in rel.Type else rel.target))
+        strings = reader.package.find(SHARED_STRINGS)  # type: ignore[no-untyped-call]
+        wb = reader.wb
+        book = _Book(
+            sheets=sheets,
+            shared_strings=[],
+            # Set by apply_stylesheet; openpyxl's own reader uses them so.
+            date_styles=set(getattr(wb, "_date_formats", ())),
+            duration_styles=set(getattr(wb, "_timedelta_formats", ())),
+            epoch=wb.epoch,
+        )
+    except TableError:
+        raise
+    except Exception as error:  # openpyxl raises a dozen kinds for a damaged workbook
+        raise TableError(NOT_A_WORKBOOK.format(why=_said(error))) from None
+    if strings is not None:
+        book.shared_strings = _shared_strings(archive, strings.PartName.lstrip("/"))
+    return book
+
+
+def _shared_strings(archive: zipfile.ZipFile, part: str) -> list[str]:
+    strings: list[str] = []
+    pieces: list[str] = []
+    depth = {"phonetic": 0, "t": 0}
+
+    def start(tag: str, _attrs: dict[str, str]) -> None:
+        if tag == _SI:
+            pieces.clear()
+        elif tag == _PHONETIC:
+            depth["phonetic"] += 1
+        elif tag == _TEXT:
+            depth["t"] += 1
+
+    def end(tag: str) -> None:
+        if tag == _SI:
+            strings.append("".join(pieces))
+        elif tag == _PHONETIC:
+            depth["phonetic"] -= 1
+        elif tag == _TEXT:
+            depth["t"] -= 1
+
+    def text(data: str) -> None:
+        # The text of a string is its <t>s, rich text runs included; the reading aids of
+        # East Asian names (<rPh>) are not what a cell shows.
+        if depth["t"] and not depth["phonetic"]:
+            pieces.append(data)
+
+    parser = _expat(part)
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    parser.buffer_text = True
+    for _ in _feed(parser, archive, part):
+        pass
+    return strings
+
+
+def _check_sizes(members: list[zipfile.ZipInfo]) -> None:
+    if len(members) > MAX_PARTS:
+        raise TableError(NOT_A_WORKBOOK.format(why=f"it has {len(members):,} parts"))
+    inflated = sum(member.file_size for member in members)
+    biggest = max((member.file_size for member in members), default=0)
+    if biggest > MAX_PART_BYTES or inflated > MAX_INFLATED_BYTES:
+        raise TableError(
+            f"This workbook inflates to {inflated / 1_000_000:,.0f} MB when opened, more than "
+            f"a list of recipients ever needs ({MAX_INFLATED_BYTES // 1_000_000} MB), so it "
+            "was not read. Copy the recipient rows into a new workbook, or save them as CSV."
+        )
+
+
+_CHUNK = 64 * 1024
+
+
+class _Done(Exception):
+    """Stops a parse once it has seen what it needed."""
+
+
+def _expat(name: str) -> XMLParserType:
+    """An expat parser that refuses a DTD: no spreadsheet program writes one, and it is where
+    every entity attack (the billion laughs, an external file) starts."""
+    from xml.parsers import expat
+
+    parser = expat.ParserCreate(namespace_separator="}")
+
+    def refuse(*_args: object) -> None:
+        raise TableError(
+            f"This workbook's part {name} declares a DTD (XML entities), which no spreadsheet "
+            "program writes and which can make a reader inflate it without end, so it was not "
+            "read."
+        )
+
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    return parser
+
+
+def _feed(parser: XMLParserType, archive: zipfile.ZipFile, name: str) -> Iterator[None]:
+    """Feed the part to `parser` a chunk at a time, yielding after each chunk (what its
+    callbacks found is then ready to take)."""
+    from xml.parsers import expat
+
+    try:
+        with archive.open(name) as source:
+            while chunk := source.read(_CHUNK):
+                parser.Parse(chunk, False)
+                yield
+            parser.Parse(b"", True)
+            yield
+    except _Done:
+        return
+    except expat.ExpatError as error:
+        raise TableError(NOT_A_WORKBOOK.format(why=f"{name}: {_said(error)}")) from None
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        OSError,
+        EOFError,
+        KeyError,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+    ) as error:
+        # A damaged part (its deflate stream, its CRC, its header's name, a part the directory
+        # names but lacks), or one zipfile cannot open (encrypted, an unknown compression).
+        raise TableError(NOT_A_WORKBOOK.format(why=_said(error))) from None
+
+
+def _refuse_dtd(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
+    # A DTD comes before the first element: the parse stops there.
+    parser = _expat(member.filename)
+
+    def first(*_args: object) -> None:
+        raise _Done
+
+    parser.StartElementHandler = first
+    for _ in _feed(parser, archive, member.filename):
+        pass
+
+
+def _sheet_rows(
+    *, archive: zipfile.ZipFile, part: str, name: str, book: _Book
+) -> Iterator[tuple[int, list[str]]]:
+    """The sheet's rows that hold anything, as the text a person sees, read in one pass in
+    constant memory (expat's callbacks, no tree). What no spreadsheet program writes (a row
+    past 1,048,576, a cell past 16,384 columns) is refused before it costs anything; the rows
+    between two rows are never made, whatever the file declares its dimension to be."""
+    done: list[tuple[int, list[str]]] = []
+    # The row being read: its number and its cells by column.
+    row: dict[int, str] = {}
+    at = {"row": 0, "cells": 0, "column": 0, "rows_seen": 0, "cells_seen": 0}
+    cell: dict[str, Any] = {"type": "", "style": 0, "value": [], "formula": False, "in": ""}
+    inline: list[str] = []
+    columns: dict[str, int] = {}
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        if tag == _CELL:
+            at["cells"] += 1
+            at["cells_seen"] += 1
+            if at["cells_seen"] > MAX_CELL_ELEMENTS:
+                raise TableError(
+                    f"The sheet “{name}” has more than {MAX_CELL_ELEMENTS:,} cells, counting "
+                    "empty ones that are only formatted, which is more than a list of "
+                    f"{MAX_ROWS_WORDS} needs. Copy the recipient and name columns into a new "
+                    "workbook, or save them as CSV, and upload that."
+                )
+            ref = attrs.get("r")
+            if ref:
+                letters = ref.rstrip("0123456789")
+                column = columns.get(letters) or columns.setdefault(letters, _column(ref, name))
+            else:
+                column = at["column"] + 1
+            at["column"] = column
+            if at["cells"] > SHEET_MAX_COLUMNS or column > SHEET_MAX_COLUMNS:
+                raise TableError(
+                    f"Row {at['row']:,} of the sheet “{name}” has more than the "
+                    f"{SHEET_MAX_COLUMNS:,} columns a spreadsheet can hold: it was not written "
+                    "by a spreadsheet program, and was not read."
+                )
+            cell["type"] = attrs.get("t", "n")
+            style = attrs.get("s", "0")
+            cell["style"] = int(style) if style.isascii() and style.isdigit() else 0
+            cell["value"] = []
+            cell["formula"] = False
+        elif tag == _ROW:
+            at["rows_seen"] += 1
+            if at["rows_seen"] > MAX_ROW_ELEMENTS:
+                raise TableError(
+                    f"The sheet “{name}” has more than {MAX_ROW_ELEMENTS:,} rows, counting "
+                    "empty ones that are only formatted (below the list, usually). Delete the "
+                    "empty rows under your list, or copy the list into a new workbook, and "
+                    "upload it again."
+                )
+            r = attrs.get("r")
+            number = _number(r, name) if r else at["row"] + 1
+            if number > SHEET_MAX_ROWS:
+                raise TableError(
+                    f"The sheet “{name}” has a row numbered {number:,}, past the "
+                    f"{SHEET_MAX_ROWS:,} rows a spreadsheet can hold: it was not written by a "
+                    "spreadsheet program, and was not read."
+                )
+            at["row"], at["cells"], at["column"] = number, 0, 0
+            row.clear()
+        elif tag == _VALUE:
+            cell["in"] = "v"
+        elif tag == _INLINE:
+            cell["in"] = "is"
+            inline.clear()
+        elif tag == _TEXT and cell["in"] == "is":
+            cell["in"] = "t"
+        elif tag == _PHONETIC:
+            cell["in"] = "rPh"
+        elif tag == _FORMULA:
+            cell["formula"] = True
+
+    def text(data: str) -> None:
+        if cell["in"] == "v":
+            cell["value"].append(data)
+        elif cell["in"] == "t":
+            inline.append(data)
+
+    def end(tag: str) -> None:
+        if tag == _CELL:
+            shown = _cell_shown(cell, inline, book)
+            if shown is not None:
+                column = at["column"]
+                if column > MAX_COLUMNS:
+                    raise TableError(
+                        f"The sheet “{name}” has values in column {column:,}; a list of "
+                        f"recipients can have at most {MAX_COLUMNS:,} columns. Delete the "
+                        "columns you do not need and upload it again."
+                    )
+                row[column] = shown
+        elif tag in (_VALUE, _INLINE):
+            cell["in"] = ""
+        elif tag in (_PHONETIC, _TEXT) and cell["in"] in ("rPh", "t"):
+            cell["in"] = "is"
+        elif tag == _ROW:
+            if any(value.strip() or isinstance(value, FlaggedCell) for value in row.values()):
+                width = max(row)
+                done.append((at["row"], [row.get(c, "") for c in range(1, width + 1)]))
+            row.clear()
+
+    parser = _expat(part)
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    parser.buffer_text = True
+    for _ in _feed(parser, archive, part):
+        yield from done
+        done.clear()
+
+
+def _cell_shown(cell: dict[str, Any], inline: list[str], book: _Book) -> str | None:
+    """A cell as the text a person sees in it; None when it is empty."""
+    kind = cell["type"]
+    if kind == "inlineStr":
+        return "".join(inline)
+    raw = "".join(cell["value"])
+    if not raw:
+        if cell["formula"]:
+            return FlaggedCell(
+                "",
+                problem="This cell is a formula saved without its value: open the file in "
+                "your spreadsheet, let it calculate, and save it again.",
+                recipient_only=False,
+            )
+        return None
+    if kind == "s":
+        try:
+            return book.shared_strings[int(raw)]
+        except (ValueError, IndexError):
+            raise TableError(
+                NOT_A_WORKBOOK.format(why=f"a cell refers to shared string “{raw[:20]}”")
+            ) from None
+    if kind in ("str", "e"):
+        return raw
+    if kind == "b":
+        return "TRUE" if raw.strip() in ("1", "true") else "FALSE"
+    if kind == "d":
+        return _date_cell(raw)
+    try:
+        number = float(raw)
+    except ValueError:
+        return raw
+    if cell["style"] in book.date_styles:
+        from openpyxl.utils.datetime import from_excel
+
+        try:
+            moment = from_excel(number, book.epoch, timedelta=cell["style"] in book.duration_styles)
+        except (ValueError, OverflowError):
+            return raw
+        return _date_cell(moment)
+    # A whole number is shown without ".0": an ID of 1234 is "1234".
+    if number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    return repr(number)
+
+
+def _date_cell(value: object) -> FlaggedCell:
+    if isinstance(value, datetime) and value.time() == time(0):
+        text = value.date().isoformat()
+    elif isinstance(value, (datetime, date, time)):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    return FlaggedCell(
+        text,
+        problem=f"This cell holds a date ({text}), not a recipient: check the column.",
+        recipient_only=True,
+    )
+
+
+def _number(text: str, name: str) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > 8:
+        raise TableError(NOT_A_WORKBOOK.format(why=f"the sheet “{name}” has a row “{text}”"))
+    return int(text)
+
+
+def _column(ref: str, name: str) -> int:
+    match = _CELL_REF.match(ref)
+    if not match:
+        raise TableError(NOT_A_WORKBOOK.format(why=f"the sheet “{name}” has a cell “{ref[:20]}”"))
+    column = 0
+    for letter in match.group(1).upper():
+        column = column * 26 + ord(letter) - 64
+    return column
+
+
+def _said(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def table_sample(
+    *, rows: Iterator[tuple[int, list[str]]], count: int
+) -> list[tuple[int, list[str]]]:
+    """The next `count` rows that hold anything (for the preview's column choice)."""
+    sample: list[tuple[int, list[str]]] = []
+    for row in rows:
+        if len(sample) >= count:
+            break
+        sample.append(row)
+    return sample
