@@ -37,7 +37,7 @@ import io
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
@@ -395,11 +395,7 @@ def _shared_strings(archive: zipfile.ZipFile, part: str) -> list[str]:
         if depth["t"] and not depth["phonetic"]:
             pieces.append(data)
 
-    parser = _expat(part)
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = text
-    parser.buffer_text = True
+    parser = _expat(part, start=start, end=end, text=text)
     for _ in _feed(parser, archive, part):
         pass
     return strings
@@ -425,9 +421,16 @@ class _Done(Exception):
     """Stops a parse once it has seen what it needed."""
 
 
-def _expat(name: str) -> XMLParserType:
-    """An expat parser that refuses a DTD: no spreadsheet program writes one, and it is where
-    every entity attack (the billion laughs, an external file) starts."""
+def _expat(
+    name: str,
+    *,
+    start: Callable[..., None],
+    end: Callable[[str], None] | None = None,
+    text: Callable[[str], None] | None = None,
+) -> XMLParserType:
+    """An expat parser of the part `name` calling `start`, `end` and `text` (buffered), that
+    refuses a DTD: no spreadsheet program writes one, and it is where every entity attack (the
+    billion laughs, an external file) starts."""
     from xml.parsers import expat
 
     parser = expat.ParserCreate(namespace_separator="}")
@@ -441,6 +444,12 @@ def _expat(name: str) -> XMLParserType:
 
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
+    parser.StartElementHandler = start
+    if end is not None:
+        parser.EndElementHandler = end
+    if text is not None:
+        parser.CharacterDataHandler = text
+        parser.buffer_text = True
     return parser
 
 
@@ -477,12 +486,10 @@ def _feed(parser: XMLParserType, archive: zipfile.ZipFile, name: str) -> Iterato
 
 def _refuse_dtd(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
     # A DTD comes before the first element: the parse stops there.
-    parser = _expat(member.filename)
-
     def first(*_args: object) -> None:
         raise _Done
 
-    parser.StartElementHandler = first
+    parser = _expat(member.filename, start=first)
     for _ in _feed(parser, archive, member.filename):
         pass
 
@@ -590,11 +597,7 @@ def _sheet_rows(
                 done.append((at["row"], [row.get(c, "") for c in range(1, width + 1)]))
             row.clear()
 
-    parser = _expat(part)
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = text
-    parser.buffer_text = True
+    parser = _expat(part, start=start, end=end, text=text)
     for _ in _feed(parser, archive, part):
         yield from done
         done.clear()

@@ -45,6 +45,7 @@ from tests.bench.bench_send import (  # noqa: E402  (the path above first)
     VENV_BIN,
     database_recreate,
     free_port,
+    gunicorn,
     start,
     stop,
     wait_http,
@@ -104,20 +105,7 @@ def main() -> None:
             check=True,
         )
         sandbox = start(
-            [
-                str(VENV_BIN / "gunicorn"),
-                "mokudash.wsgi",
-                "-b",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-                "--threads",
-                "2",
-                "--timeout",
-                "300",
-                "--log-level",
-                "warning",
-            ],
+            gunicorn(port, workers=1, threads=2, timeout=300),
             env=env,
             log=logs / "sandbox.log",
         )

@@ -81,6 +81,13 @@ def database_recreate(url: str, *, drop_only: bool = False) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def gunicorn(port: int, *, workers: int, threads: int, timeout: int | None = None) -> list[str]:
+    """The command that serves mokudash (its sandbox included) on 127.0.0.1:`port`."""
+    command = [str(VENV_BIN / "gunicorn"), "mokudash.wsgi", "-b", f"127.0.0.1:{port}"]
+    command += ["--workers", str(workers), "--threads", str(threads), "--log-level", "warning"]
+    return command + (["--timeout", str(timeout)] if timeout else [])
+
+
 def wait_http(url: str, timeout: float = 30) -> None:
     import requests
 
@@ -195,18 +202,7 @@ def main() -> None:
         redis.Redis.from_url(redis_url).flushdb()
         processes.append(
             start(
-                [
-                    str(VENV_BIN / "gunicorn"),
-                    "mokudash.wsgi",
-                    "-b",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    str(args.sandbox_workers),
-                    "--threads",
-                    str(args.sandbox_threads),
-                    "--log-level",
-                    "warning",
-                ],
+                gunicorn(port, workers=args.sandbox_workers, threads=args.sandbox_threads),
                 env=env,
                 log=logs / "sandbox.log",
             )
@@ -215,21 +211,8 @@ def main() -> None:
         # POST does not take a thread from the sandbox (Mokugift's stand-in).
         processes.append(
             start(
-                [
-                    str(VENV_BIN / "gunicorn"),
-                    "mokudash.wsgi",
-                    "-b",
-                    f"127.0.0.1:{dashboard_port}",
-                    "--workers",
-                    "1",
-                    "--threads",
-                    "2",
-                    # batch_create of 50,000 rows (the API's largest body) takes longer than 30 s.
-                    "--timeout",
-                    "300",
-                    "--log-level",
-                    "warning",
-                ],
+                # batch_create of 50,000 rows (the API's largest body) takes longer than 30 s.
+                gunicorn(dashboard_port, workers=1, threads=2, timeout=300),
                 env=env,
                 log=logs / "dashboard.log",
             )
