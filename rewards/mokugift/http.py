@@ -31,6 +31,13 @@ from rewards.mokugift.errors import DeadlineExceeded, MokugiftError, TransportEr
 from rewards.mokugift.parser import _Call
 
 STREAM_CHUNK_BYTES = 64 * 1024
+# A pooled connection idle longer than this is closed and a new one opened for the next call.
+# A server closes an idle keep-alive connection when it likes (gunicorn after 2 s, nginx 75 s);
+# a request sent at that moment meets a reset, and for a create call a reset after sending is
+# an outcome unknown: the rows wait for reconciliation. Below the shortest keep-alive we meet,
+# so a connection is reused only while a server surely still holds it open; a steady send
+# reuses its connections, a worker back from a pause pays one connect.
+REUSE_IDLE_SECONDS = 1.0
 
 
 # --- Deadlines ----------------------------------------------------------------------------
@@ -170,11 +177,30 @@ class _TLSConnection(_CuttableConnection, HTTPSConnection):
     pass
 
 
-class _Pool(HTTPConnectionPool):
+class _FreshPool(HTTPConnectionPool):
+    """Mixed into our pools: a connection handed back is stamped, and one idle longer than
+    REUSE_IDLE_SECONDS is closed when taken, so that the call connects anew (urllib3's own
+    check sees only a close that has already reached us, not one on its way)."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn: Any = super()._get_conn(timeout)
+        idle_since = getattr(conn, "_idle_since", None)
+        if idle_since is not None and time.monotonic() - idle_since > REUSE_IDLE_SECONDS:
+            conn.close()
+        conn._idle_since = None
+        return conn
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            conn._idle_since = time.monotonic()
+        super()._put_conn(conn)
+
+
+class _Pool(_FreshPool, HTTPConnectionPool):
     ConnectionCls = _Connection
 
 
-class _TLSPool(HTTPSConnectionPool):
+class _TLSPool(_FreshPool, HTTPSConnectionPool):
     ConnectionCls = _TLSConnection
 
 

@@ -306,10 +306,21 @@ def measure(*, args) -> list[tuple[str, float, str]]:
         Polled with a probe of the (batch, state) index that stops at the first open row, not
         a count of the sent rows: counting up to 50,000 rows 50 times a second cost the
         database more CPU than the send it watched (quadratic in the batch's size), on the
-        machine's two cores that ours shares and the floor does not."""
+        machine's two cores that ours shares and the floor does not. A row gone unknown stops
+        the bench: only a reconciliation, minutes away on beat's sweep, could move it."""
         open_rows = Send.objects.filter(batch=batch, state__in=OPEN_STATES)
+        unknown = Send.objects.filter(batch=batch, state=Send.State.UNKNOWN)
+        looked = time.monotonic()
         while open_rows.exists():
             time.sleep(poll)
+            if time.monotonic() - looked > 1:
+                looked = time.monotonic()
+                if unknown.exists():
+                    # Only a reconciliation (beat's sweep, minutes away) moves them: no figure.
+                    raise RuntimeError(
+                        f"{unknown.count()} rows of batch {batch.pk} went unknown (a call's"
+                        " outcome unknown); the worker's log says why (--keep-logs)"
+                    )
         sent = Send.objects.filter(batch=batch, state=Send.State.SENT).count()
         if sent < n:
             raise RuntimeError(f"{n - sent} rows of batch {batch.pk} did not end sent")

@@ -20,6 +20,8 @@ class Received:
     path: str
     headers: dict[str, str]
     form: dict[str, str]
+    # The client's port: two requests from one port came on one connection.
+    port: int = 0
 
 
 @dataclass
@@ -90,6 +92,22 @@ def reset(handler: BaseHTTPRequestHandler) -> None:
     handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     handler.connection.close()
     handler.close_connection = True
+
+
+def keepalive(seconds: float, then):
+    """A server's keep-alive of `seconds`, caught at its worst moment: a request on a
+    connection idle longer than that arrives just as the server closes it, and is reset
+    unanswered (as gunicorn's closing of an idle connection meets a request on its way)."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        answered = getattr(handler, "_answered_at", None)
+        if answered is not None and time.monotonic() - answered > seconds:
+            reset(handler)
+            return
+        then(handler)
+        handler._answered_at = time.monotonic()  # type: ignore[attr-defined]
+
+    return answer
 
 
 def chunks(parts: Iterable[bytes], *, cut: bool = False):
@@ -172,6 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
                 path=self.path,
                 headers=dict(self.headers.items()),
                 form={k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()},
+                port=self.client_address[1],
             )
         )
         routed = [b for prefix, b in local.routes if self.path.startswith(prefix)]
