@@ -16,15 +16,26 @@ PASSWORD = "correct horse battery staple"
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 
-def totp_code(secret: str = TOTP_SECRET) -> str:
-    """The code an authenticator app shows now for this secret. A code counts once: the
-    cache's record of codes used is forgotten here, so a test may sign in twice in 30 s."""
+# A code typed with less than this many seconds of its 30 left may reach the server in the
+# next period, where it no longer counts (allauth's MFA_TOTP_TOLERANCE is 0): a person would
+# wait for the next code, and so does totp_code. A browser login crossed it so in a CI run.
+TOTP_MARGIN_SECONDS = 5
+
+
+def totp_code(secret: str = TOTP_SECRET, *, clock=None, sleep=None) -> str:
+    """The code an authenticator app shows now for this secret, with at least
+    TOTP_MARGIN_SECONDS of its period left. A code counts once: the cache's record of codes
+    used is forgotten here, so a test may sign in twice in 30 s."""
     import time
 
     from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
     from django.core.cache import cache
 
-    code = format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+    clock, sleep = clock or time.time, sleep or time.sleep
+    left = 30 - clock() % 30
+    if left < TOTP_MARGIN_SECONDS:
+        sleep(left + 0.1)
+    code = format_hotp_value(hotp_value(secret, int(clock()) // 30))
     cache.delete_many(_used_code_keys(code))
     return code
 

@@ -291,3 +291,30 @@ def test_the_client_address_of_a_request(settings, rf, count, forwarded, expecte
     headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
     request = rf.get("/", REMOTE_ADDR=PROXY, headers=headers)
     assert client_ip(request) == expected
+
+
+def test_the_test_code_is_never_one_about_to_expire():
+    """totp_code waits for the next period when its code has under TOTP_MARGIN_SECONDS left,
+    as a person would: a browser login typed it 1 s before the period ended and the server,
+    in the next period, refused it."""
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    from tests.conftest import TOTP_MARGIN_SECONDS, TOTP_SECRET
+
+    now = [30 * 1_000_000 + 30 - TOTP_MARGIN_SECONDS + 1.0]  # 4 s left of period 1,000,000
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    code = totp_code(clock=lambda: now[0], sleep=sleep)
+    assert slept and now[0] // 30 == 1_000_001
+    assert code == format_hotp_value(hotp_value(TOTP_SECRET, 1_000_001))
+
+    now[0] = 30 * 1_000_002 + 1.0  # 29 s left: no wait
+    slept.clear()
+    assert totp_code(clock=lambda: now[0], sleep=sleep) == format_hotp_value(
+        hotp_value(TOTP_SECRET, 1_000_002)
+    )
+    assert not slept
