@@ -41,6 +41,7 @@ from rewards.selectors.backoff import backoff_seconds_left
 from rewards.services import ledger_postgresql
 from rewards.services.backoff import campaign_backoff_clear, campaign_backoff_record
 from rewards.services.enqueue import reconcile_enqueue
+from rewards.services.ledger_postgresql import ClaimedSend
 from rewards.services.sending import (
     PAUSED_FOR_COINS,
     PAUSED_FOR_KEYS,
@@ -55,8 +56,12 @@ from rewards.services.sending import (
 
 logger = logging.getLogger(__name__)
 
+# A claimed row: a model instance from the ORM's claim, a lighter ClaimedSend from
+# PostgreSQL's (with the same fields).
+Claimed = Send | ClaimedSend
 
-def sends_claim(*, batch_id: int, limit: int, mode: str | None = None) -> list[Send]:
+
+def sends_claim(*, batch_id: int, limit: int, mode: str | None = None) -> list[Claimed]:
     """Claim up to `limit` due waiting rows of a sending batch for one API call.
 
     One conditional UPDATE moves them to *sending* (`state = waiting` is re-checked by the
@@ -73,12 +78,14 @@ def sends_claim(*, batch_id: int, limit: int, mode: str | None = None) -> list[S
         return []
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            claimed = ledger_postgresql.sends_claim(batch_id=batch_id, limit=limit, now=now)
+            claimed: list[Claimed] = list(
+                ledger_postgresql.sends_claim(batch_id=batch_id, limit=limit, now=now)
+            )
         else:
-            claimed = _claim_orm(batch_id=batch_id, limit=limit, now=now)
+            claimed = list(_claim_orm(batch_id=batch_id, limit=limit, now=now))
         seen: set[str] = set()
-        ours: list[Send] = []
-        twice: list[Send] = []
+        ours: list[Claimed] = []
+        twice: list[Claimed] = []
         for send in claimed:
             key = recipient_key(by_id=mode == Mode.LINK_ID, recipient=send.recipient)
             (twice if key in seen else ours).append(send)
@@ -89,7 +96,7 @@ def sends_claim(*, batch_id: int, limit: int, mode: str | None = None) -> list[S
                 pk__in=[t.pk for t in twice], state=Send.State.SENDING, attempt_started_at=now
             ).update(state=Send.State.WAITING, attempts=F("attempts") - 1, updated_at=now)
             _events(
-                twice,
+                [t.pk for t in twice],
                 from_state=Send.State.SENDING,
                 to_state=Send.State.WAITING,
                 note="same recipient in this call already: next chunk",
@@ -132,7 +139,7 @@ def _claim_orm(*, batch_id: int, limit: int, now: datetime) -> list[Send]:
 class Outcome:
     """What the answer of one call means for one claimed row."""
 
-    send: Send
+    send: Claimed
     state: str
     note: str = ""
     remote_id: str = ""
@@ -144,7 +151,7 @@ class Outcome:
     attempts: int | None = None
 
 
-def _retry_or_fail(send: Send, *, code: int | None, words: str, now: datetime) -> Outcome:
+def _retry_or_fail(send: Claimed, *, code: int | None, words: str, now: datetime) -> Outcome:
     if send.attempts >= settings.MOKUGIFT_MAX_ATTEMPTS:
         return Outcome(
             send,
@@ -164,7 +171,9 @@ def _retry_or_fail(send: Send, *, code: int | None, words: str, now: datetime) -
     )
 
 
-def _outcomes_for_error(sends: list[Send], error: MokugiftError, *, now: datetime) -> list[Outcome]:
+def _outcomes_for_error(
+    sends: list[Claimed], error: MokugiftError, *, now: datetime
+) -> list[Outcome]:
     """One error for the whole call: every claimed row shares its fate."""
     code = error.code if isinstance(error, ApiError) else None
     if isinstance(error, ApiError) and code == NO_COINS:
@@ -217,7 +226,7 @@ def _outcomes_for_error(sends: list[Send], error: MokugiftError, *, now: datetim
 
 
 def _outcomes_for_multi(
-    sends: list[Send], result: MultiResult, *, mode: str, now: datetime
+    sends: list[Claimed], result: MultiResult, *, mode: str, now: datetime
 ) -> list[Outcome]:
     """A multi call's answer (Success or Part_Failed), matched to the rows by recipient."""
     by_key = {recipient_key(by_id=mode == Mode.LINK_ID, recipient=s.recipient): s for s in sends}
@@ -275,7 +284,7 @@ def _outcomes_for_multi(
     return [outcomes[s.pk] for s in sends]
 
 
-def _apply(o: Outcome, *, now: datetime) -> Send:
+def _apply(o: Outcome, *, now: datetime) -> Claimed:
     s = o.send
     s.state = o.state
     s.remote_id = o.remote_id
@@ -317,11 +326,14 @@ def _record(outcomes: list[Outcome], *, claimed_at: datetime, now: datetime) -> 
             .values_list("pk", flat=True)
         )
         Send.objects.filter(state=Send.State.SENDING, attempt_started_at=claimed_at).bulk_update(
-            [s for s in rows if s.pk in owned], ledger_postgresql.RECORD_FIELDS, batch_size=500
+            # The ORM's claim made model instances.
+            [s for s in rows if isinstance(s, Send) and s.pk in owned],
+            ledger_postgresql.RECORD_FIELDS,
+            batch_size=500,
         )
         written = [o for o in outcomes if o.send.pk in owned]
         _events(
-            [o.send for o in written],
+            [o.send.pk for o in written],
             from_state=Send.State.SENDING,
             to_state=[o.state for o in written],
             note=[(o.note or o.remote_id)[:1000] for o in written],
