@@ -1,15 +1,19 @@
 """Mirror benchmark: PostgreSQL, the sandbox on its own server (gunicorn), real HTTP.
 
-    .venv/bin/python tests/bench/bench_mirror.py [--sync-rows 200000] [--browse-rows 1000000]
+    .venv/bin/python tests/bench/bench_mirror.py [--sync-rows 1000000] [--sync-runs 3]
+        [--browse-rows 1000000] [--sync-only | --home-only | --export-only]
 
 It creates its own database (BENCH_DATABASE_URL, default mokudash_bench_mirror on the local
 PostgreSQL), migrates it, serves the sandbox with gunicorn on a free port, measures, prints a
 table, and drops the database. Measured:
 
-- `sync_rewards --all --wait` (its own process) of an all_rewards answer of N rewards into an
-  empty mirror, then again with nothing changed; beside the floor, COPY of the same rows from a
-  CSV file into a table shaped like the mirror (same indexes), and the bare client reading the
-  answer (HTTP + XML, no database);
+- `sync_rewards --all --wait` (its own process, tests/bench/manage_child.py, which reports its
+  own peak RSS) of an all_rewards answer of N rewards into an empty mirror, then again with
+  nothing changed, `--sync-runs` times; beside the floors of each run, COPY of the same rows
+  from a CSV file into a table shaped like the mirror (same columns and indexes) without
+  foreign keys (the old floor) and with the mirror's (the new one: target at most 3 times it),
+  and the bare client reading the answer (HTTP + XML, no database); each figure per run, then
+  its median [min-max] (`--sync-only` stops there);
 - the rewards page (Django's test client, in process: server time without the network), first
   page and page 1,000 (its cursor), median of 15, on a mirror of 10,000 and of 1,000,000;
 - the monthly report of a year over the 1,000,000, with a ledger of 10,000 sent rows;
@@ -56,7 +60,8 @@ PASSCODE = "bench-pass"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sync-rows", type=int, default=200_000)
+    parser.add_argument("--sync-rows", type=int, default=1_000_000)
+    parser.add_argument("--sync-runs", type=int, default=3, help="Runs of the sync's figures.")
     parser.add_argument("--browse-rows", type=int, default=1_000_000)
     parser.add_argument("--small-rows", type=int, default=10_000)
     parser.add_argument("--ledger-rows", type=int, default=10_000)
@@ -174,11 +179,8 @@ def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
     from campaigns import roles
     from campaigns.services import campaign_create
     from rewards.models import MirroredReward
-    from rewards.mokugift import MokugiftClient
     from rewards.selectors.mirror import cursor_encode
     from rewards.services.sync import mirror_sends_link, monthly_summaries_from_mirror
-    from sandbox.models import SandboxCampaign
-    from sandbox.services import sandbox_campaign_save
 
     results: list[tuple[str, str, str]] = []
 
@@ -195,105 +197,7 @@ def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
         return results
 
     # --- 1. Sync of an all_rewards answer ------------------------------------------------
-    n = args.sync_rows
-    sandbox_campaign_save(campaign_id="sync", passcode=PASSCODE, coins=10_000_000)
-    sync_campaign = campaign_create(
-        actor=None, name="sync", campaign_id="sync", environment="sandbox", passcode=PASSCODE
-    )
-    sandbox_pk = SandboxCampaign.objects.get(campaign_id="sync").pk
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO sandbox_sandboxreward (campaign_id, remote_id, transaction_id,
-                recipient_email, recipient_id, name, created, tree_count, emailed, url)
-            SELECT %s, md5(n::text), 't' || (n / 1000),
-                   CASE WHEN n %% 10 = 0 THEN '' ELSE 'person' || n || '@example.com' END,
-                   CASE WHEN n %% 10 = 0 THEN 'user' || n ELSE '' END, '',
-                   timestamptz '2025-01-01' + make_interval(secs => n * 150), 1 + n %% 3,
-                   false, 'http://x/' || n
-            FROM generate_series(1, %s) AS n
-            """,
-            [sandbox_pk, n],
-        )
-        cursor.execute("ANALYZE sandbox_sandboxreward")
-
-    client = MokugiftClient.for_campaign(sync_campaign)
-    started = time.perf_counter()
-    count = 0
-    with client.all_rewards() as stream:
-        for _ in stream:
-            count += 1
-    read_only = time.perf_counter() - started
-    assert count == n, count
-    note("sync: client reads the answer (HTTP + XML)", f"{read_only:.2f} s", f"{n:,} rewards")
-
-    command = ["sync_rewards", "--campaign", str(sync_campaign.pk), "--all", "--wait"]
-    first, first_rss, out = _child_rss(command, env)
-    assert f"created {n}" in out, out
-    note("sync: the run itself (SyncRun start to finish)", f"{_last_run_seconds():.2f} s")
-    note(
-        "sync: all_rewards into an empty mirror",
-        f"{first:.2f} s",
-        f"target <= 15 s; RSS {first_rss:.0f} MiB",
-    )
-    again, again_rss, out = _child_rss(command, env)
-    assert "created 0, changed 0" in out, out
-    note("sync again: the run itself", f"{_last_run_seconds():.2f} s")
-    note(
-        "sync: again, nothing changed", f"{again:.2f} s", f"target <= 8 s; RSS {again_rss:.0f} MiB"
-    )
-
-    # The floor: the same rows as a CSV file, COPYed into a table shaped like the mirror.
-    csv_path = logs / "floor.csv"
-    with (
-        connection.cursor() as cursor,
-        open(csv_path, "wb") as out_file,
-        cursor.copy(
-            f"""COPY (SELECT {sync_campaign.pk}, remote_id, created, recipient_email,
-                recipient_id, tree_count, now(), now() FROM sandbox_sandboxreward
-                WHERE campaign_id = {sandbox_pk} ORDER BY created, id) TO STDOUT WITH CSV"""  # noqa: S608
-        ) as copy,
-    ):
-        for data in copy:
-            out_file.write(data)
-
-    def copy_floor(*, foreign_keys: bool) -> float:
-        # LIKE copies columns, checks and indexes, never foreign keys: the mirror's are added
-        # on request (its campaign's is checked for every row, at commit).
-        with connection.cursor() as cursor:
-            cursor.execute("CREATE TABLE floor_mirror (LIKE rewards_mirroredreward INCLUDING ALL)")
-            if foreign_keys:
-                for column, target in (
-                    ("campaign_id", "campaigns_campaign"),
-                    ("send_id", "rewards_send"),
-                ):
-                    cursor.execute(
-                        f"ALTER TABLE floor_mirror ADD FOREIGN KEY ({column})"
-                        f" REFERENCES {target} (id) DEFERRABLE INITIALLY DEFERRED"
-                    )
-        started = time.perf_counter()
-        with (
-            connection.cursor() as cursor,
-            open(csv_path, "rb") as in_file,
-            cursor.copy(
-                "COPY floor_mirror (campaign_id, remote_id, date, recipient_email, recipient_id,"
-                " tree_count, first_seen_at, last_seen_at) FROM STDIN WITH CSV"
-            ) as copy,
-        ):
-            while data := in_file.read(1 << 20):
-                copy.write(data)
-        seconds = time.perf_counter() - started
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TABLE floor_mirror")
-        return seconds
-
-    floor = copy_floor(foreign_keys=False)
-    note("floor: COPY of the same rows from CSV", f"{floor:.2f} s",
-         f"sync/floor {first / floor:.1f}x, again/floor {again / floor:.1f}x")  # fmt: skip
-    with_keys = copy_floor(foreign_keys=True)
-    note("floor, with the mirror's foreign keys", f"{with_keys:.2f} s",
-         f"sync/this {first / with_keys:.1f}x, again/this {again / with_keys:.1f}x")  # fmt: skip
-
+    measure_sync(args=args, env=env, logs=logs, note=note)
     if args.sync_only:
         return results
 
@@ -403,6 +307,220 @@ def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
     # --- 4. CSV export of 1,000,000 ------------------------------------------------------
     measure_export(campaign_pk=big.pk, env=env, logs=logs, note=note)
     return results
+
+
+def measure_sync(*, args, env: dict, logs: Path, note) -> None:
+    """`sync_rewards --all --wait` of an all_rewards answer of `--sync-rows` rewards, each in a
+    process of its own (tests/bench/manage_child.py, which reports its own peak RSS), into an
+    empty mirror and again with nothing changed, `--sync-runs` times. In each run, right after
+    the syncs (the machine is shared): the floors, a bare COPY of the same rows from a CSV file
+    into a table shaped like the mirror (its columns, checks and indexes) without foreign keys
+    (the old floor) and with the mirror's (the new one), and the bare client reading the
+    answer (HTTP + XML, no database). Each run's figures as measured, in the words the script
+    used before, then the median [min-max] of each."""
+    from django.db import connection
+
+    from campaigns.services import campaign_create
+    from rewards.models import MirroredReward, MonthlySummary
+    from rewards.mokugift import MokugiftClient
+    from sandbox.models import SandboxCampaign
+    from sandbox.services import sandbox_campaign_save
+
+    n = args.sync_rows
+    sandbox_campaign_save(campaign_id="sync", passcode=PASSCODE, coins=10_000_000)
+    sync_campaign = campaign_create(
+        actor=None, name="sync", campaign_id="sync", environment="sandbox", passcode=PASSCODE
+    )
+    sandbox_pk = SandboxCampaign.objects.get(campaign_id="sync").pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO sandbox_sandboxreward (campaign_id, remote_id, transaction_id,
+                recipient_email, recipient_id, name, created, tree_count, emailed, url)
+            SELECT %s, md5(n::text), 't' || (n / 1000),
+                   CASE WHEN n %% 10 = 0 THEN '' ELSE 'person' || n || '@example.com' END,
+                   CASE WHEN n %% 10 = 0 THEN 'user' || n ELSE '' END, '',
+                   timestamptz '2025-01-01' + make_interval(secs => n * 150), 1 + n %% 3,
+                   false, 'http://x/' || n
+            FROM generate_series(1, %s) AS n
+            """,
+            [sandbox_pk, n],
+        )
+        cursor.execute("ANALYZE sandbox_sandboxreward")
+    # A campaign whose answer lists nothing: the same command's floor of the peak RSS.
+    sandbox_campaign_save(campaign_id="sync-none", passcode=PASSCODE, coins=1)
+    none_campaign = campaign_create(
+        actor=None, name="sync-none", campaign_id="sync-none", environment="sandbox",
+        passcode=PASSCODE,
+    )  # fmt: skip
+
+    # The floors' rows: the same rows as a CSV file, written once.
+    csv_path = logs / "floor.csv"
+    with (
+        connection.cursor() as cursor,
+        open(csv_path, "wb") as out_file,
+        cursor.copy(
+            f"""COPY (SELECT {sync_campaign.pk}, remote_id, created, recipient_email,
+                recipient_id, tree_count, now(), now() FROM sandbox_sandboxreward
+                WHERE campaign_id = {sandbox_pk} ORDER BY created, id) TO STDOUT WITH CSV"""  # noqa: S608
+        ) as copy,
+    ):
+        for data in copy:
+            out_file.write(data)
+
+    def copy_floor(*, foreign_keys: bool) -> float:
+        # LIKE copies columns, checks and indexes, never foreign keys: the mirror's are added
+        # on request, as Django makes them (deferred: each row's is checked at the commit,
+        # which the COPY's autocommit does inside the time taken).
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE floor_mirror (LIKE rewards_mirroredreward INCLUDING ALL)")
+            if foreign_keys:
+                for column, target in (
+                    ("campaign_id", "campaigns_campaign"),
+                    ("send_id", "rewards_send"),
+                ):
+                    cursor.execute(
+                        f"ALTER TABLE floor_mirror ADD FOREIGN KEY ({column})"
+                        f" REFERENCES {target} (id) DEFERRABLE INITIALLY DEFERRED"
+                    )
+        started = time.perf_counter()
+        with (
+            connection.cursor() as cursor,
+            open(csv_path, "rb") as in_file,
+            cursor.copy(
+                "COPY floor_mirror (campaign_id, remote_id, date, recipient_email, recipient_id,"
+                " tree_count, first_seen_at, last_seen_at) FROM STDIN WITH CSV"
+            ) as copy,
+        ):
+            while data := in_file.read(1 << 20):
+                copy.write(data)
+        seconds = time.perf_counter() - started
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE floor_mirror")
+        return seconds
+
+    def client_read() -> float:
+        client = MokugiftClient.for_campaign(sync_campaign)
+        started = time.perf_counter()
+        count = 0
+        with client.all_rewards() as stream:
+            for _ in stream:
+                count += 1
+        assert count == n, count
+        return time.perf_counter() - started
+
+    child = str(BASE_DIR / "tests" / "bench" / "manage_child.py")
+
+    def sync(campaign_pk: int, expect: str) -> dict[str, float]:
+        """The command in its own process: its seconds with the process's start and without
+        (Django started), the run's own (SyncRun), its peak RSS (VmHWM) and wait4's ru_maxrss
+        (the figure printed before, which is at least the bench's own: see
+        export_child.peak_rss_mib)."""
+        wall, maxrss, out = _child_rss(
+            [child, "sync_rewards", "--campaign", str(campaign_pk), "--all", "--wait"],
+            env,
+            python_script=True,
+        )
+        assert expect in out, out
+        seconds, rss = map(float, out.strip().splitlines()[-1].split())
+        return {"process": wall, "command": seconds, "run": _last_run_seconds(), "rss": rss,
+                "maxrss": maxrss}  # fmt: skip
+
+    empty = sync(none_campaign.pk, "created 0, changed 0")
+    note("sync floor: the command over an answer without rewards", f"{empty['rss']:.0f} MiB",
+         f"peak RSS (VmHWM); {empty['command']:.2f} s ({empty['process']:.2f} s with the "
+         "process's start)")  # fmt: skip
+
+    figures: dict[str, list[float]] = {}
+
+    def keep(name: str, value: float) -> float:
+        figures.setdefault(name, []).append(value)
+        return value
+
+    for run in range(1, args.sync_runs + 1):
+        tag = f"run {run}/{args.sync_runs}"
+        # Each run starts from an empty mirror, as the first finds it (no row refers to one).
+        with connection.cursor() as cursor:
+            cursor.execute(f"TRUNCATE {MirroredReward._meta.db_table}")  # noqa: S608
+        MonthlySummary.objects.filter(campaign=sync_campaign).delete()
+        load = os.getloadavg()[0]
+        first = sync(sync_campaign.pk, f"created {n}")
+        again = sync(sync_campaign.pk, "created 0, changed 0")
+        floor = keep("floor", copy_floor(foreign_keys=False))
+        with_keys = keep("floor FK", copy_floor(foreign_keys=True))
+        read_only = keep("read", client_read())
+        for name, one in (("sync", first), ("again", again)):
+            for measure in ("process", "command", "run", "rss", "maxrss"):
+                keep(f"{name} {measure}", one[measure])
+            keep(f"{name}/FK", one["command"] / with_keys)
+            keep(f"{name}/FK process", one["process"] / with_keys)
+            keep(f"{name}/floor", one["command"] / floor)
+        # The figures the script printed before, in its words, then the new ones.
+        note(f"{tag} sync: client reads the answer (HTTP + XML)", f"{read_only:.2f} s",
+             f"{n:,} rewards; load average before the run {load:.1f}")  # fmt: skip
+        note(f"{tag} sync: the run itself (SyncRun start to finish)", f"{first['run']:.2f} s")
+        note(f"{tag} sync: all_rewards into an empty mirror", f"{first['process']:.2f} s",
+             f"target <= 15 s; RSS {first['maxrss']:.0f} MiB (ru_maxrss: the old figure)"
+             )  # fmt: skip
+        note(f"{tag} sync again: the run itself", f"{again['run']:.2f} s")
+        note(f"{tag} sync: again, nothing changed", f"{again['process']:.2f} s",
+             f"target <= 8 s; RSS {again['maxrss']:.0f} MiB (ru_maxrss: the old figure)"
+             )  # fmt: skip
+        note(f"{tag} floor: COPY of the same rows from CSV", f"{floor:.2f} s",
+             f"sync/floor {first['process'] / floor:.1f}x, again/floor "
+             f"{again['process'] / floor:.1f}x")  # fmt: skip
+        note(f"{tag} floor, with the mirror's foreign keys", f"{with_keys:.2f} s",
+             f"sync/this {first['process'] / with_keys:.1f}x, again/this "
+             f"{again['process'] / with_keys:.1f}x")  # fmt: skip
+        for label, one in (("sync", first), ("re-sync", again)):
+            note(f"{tag} {label}: the command (Django started)", f"{one['command']:.2f} s",
+                 f"/ FK floor {one['command'] / with_keys:.2f}x (target <= 3), / no-FK floor "
+                 f"{one['command'] / floor:.2f}x; peak RSS (VmHWM) {one['rss']:.0f} MiB "
+                 "(target < 150 MiB)")  # fmt: skip
+
+    def spread(name: str, unit: str, digits: int = 2) -> tuple[str, str]:
+        values = figures[name]
+        low, high = min(values), max(values)
+        runs = ", ".join(f"{v:.{digits}f}" for v in values)
+        return (
+            f"{statistics.median(values):.{digits}f}{unit}",
+            f"[{low:.{digits}f}–{high:.{digits}f}] (runs {runs})",
+        )
+
+    def met(name: str, *, limit: float, strict: bool = False) -> str:
+        worst = max(figures[name])
+        if worst < limit or (worst == limit and not strict):
+            return "met by every run"
+        return f"NOT met (worst run {worst:.2f})"
+
+    runs = args.sync_runs
+    for name, key, unit, target in (
+        ("sync: into an empty mirror, the command", "sync command", " s", ""),
+        ("sync: the same, with the process's start", "sync process", " s", "target <= 15 s (old)"),
+        ("sync: the run itself (SyncRun)", "sync run", " s", ""),
+        ("re-sync: nothing changed, the command", "again command", " s", ""),
+        ("re-sync: the same, with the process's start", "again process", " s",
+         "target <= 8 s (old)"),
+        ("re-sync: the run itself (SyncRun)", "again run", " s", ""),
+        ("floor: COPY, no foreign keys (the old floor)", "floor", " s", ""),
+        ("floor: COPY, the mirror's foreign keys", "floor FK", " s", ""),
+        ("floor: the client reads the answer", "read", " s", "HTTP + XML, no database"),
+        ("ratio: sync / FK floor", "sync/FK", "x", f"target <= 3: {met('sync/FK', limit=3)}"),
+        ("ratio: re-sync / FK floor", "again/FK", "x", f"target <= 3: {met('again/FK', limit=3)}"),
+        ("ratio: sync / FK floor, with the process's start", "sync/FK process", "x", ""),
+        ("ratio: re-sync / FK floor, with the process's start", "again/FK process", "x", ""),
+        ("ratio: sync / no-FK floor (the old floor)", "sync/floor", "x", ""),
+        ("ratio: re-sync / no-FK floor (the old floor)", "again/floor", "x", ""),
+        ("peak RSS: sync (VmHWM)", "sync rss", " MiB",
+         f"target < 150 MiB: {met('sync rss', limit=150, strict=True)}"),
+        ("peak RSS: re-sync (VmHWM)", "again rss", " MiB",
+         f"target < 150 MiB: {met('again rss', limit=150, strict=True)}"),
+        ("peak RSS: sync, ru_maxrss (the old figure)", "sync maxrss", " MiB",
+         "at least the bench's own"),
+        ("peak RSS: re-sync, ru_maxrss (the old figure)", "again maxrss", " MiB", ""),
+    ):  # fmt: skip
+        figure, extra = spread(key, unit, digits=0 if unit == " MiB" else 2)
+        note(f"{name} (median of {runs})", figure, f"{extra}; {target}" if target else extra)
 
 
 def measure_export(*, campaign_pk: int, env: dict, logs: Path, note) -> None:
