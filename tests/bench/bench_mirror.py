@@ -1,7 +1,7 @@
 """Mirror benchmark: PostgreSQL, the sandbox on its own server (gunicorn), real HTTP.
 
     .venv/bin/python tests/bench/bench_mirror.py [--sync-rows 1000000] [--sync-runs 3]
-        [--browse-rows 1000000] [--sync-only | --home-only | --export-only]
+        [--browse-rows 1000000] [--export-runs 3] [--sync-only | --home-only | --export-only]
 
 It creates its own database (BENCH_DATABASE_URL, default mokudash_bench_mirror on the local
 PostgreSQL), migrates it, serves the sandbox with gunicorn on a free port, measures, prints a
@@ -9,11 +9,12 @@ table, and drops the database. Measured:
 
 - `sync_rewards --all --wait` (its own process, tests/bench/manage_child.py, which reports its
   own peak RSS) of an all_rewards answer of N rewards into an empty mirror, then again with
-  nothing changed, `--sync-runs` times; beside the floors of each run, COPY of the same rows
-  from a CSV file into a table shaped like the mirror (same columns and indexes) without
-  foreign keys (the old floor) and with the mirror's (the new one: target at most 3 times it),
-  and the bare client reading the answer (HTTP + XML, no database); each figure per run, then
-  its median [min-max] (`--sync-only` stops there);
+  nothing changed, and once more as the nightly sync finds it (every row's last_seen_at due for
+  renewal: MIRROR_LAST_SEEN_RESOLUTION=0), `--sync-runs` times; beside the floors of each
+  run, COPY of the same rows from a CSV file into a table shaped like the mirror (same columns
+  and indexes) without foreign keys (the old floor) and with the mirror's (the new one: target
+  at most 3 times it), and the bare client reading the answer (HTTP + XML, no database); each
+  figure per run, then its median [min-max] (`--sync-only` stops there);
 - the rewards page (Django's test client, in process: server time without the network), first
   page and page 1,000 (its cursor), median of 15, on a mirror of 10,000 and of 1,000,000;
 - the monthly report of a year over the 1,000,000, with a ledger of 10,000 sent rows;
@@ -24,7 +25,8 @@ table, and drops the database. Measured:
 - the CSV of the 1,000,000, by `export_rewards` and by the page's download (each in its own
   process, tests/bench/export_child.py), by the csv module (the figures before COPY) and by
   COPY (PostgreSQL's path now): rows per second and the process's peak RSS, beside the floor,
-  `COPY (the filter's bare SELECT) TO STDOUT` into a file; the four files must be identical
+  `COPY (the filter's bare SELECT) TO STDOUT` into a file just before each, `--export-runs`
+  times, each run's figures and then their median [min-max]; every file must be identical
   (`--export-only` measures this alone, on the mirror of `--home-only`).
 
 A script, not a test: it is not collected by pytest (the name does not start with test_).
@@ -62,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sync-rows", type=int, default=1_000_000)
     parser.add_argument("--sync-runs", type=int, default=3, help="Runs of the sync's figures.")
+    parser.add_argument("--export-runs", type=int, default=3, help="Runs of the export's figures.")
     parser.add_argument("--browse-rows", type=int, default=1_000_000)
     parser.add_argument("--small-rows", type=int, default=10_000)
     parser.add_argument("--ledger-rows", type=int, default=10_000)
@@ -193,7 +196,13 @@ def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
         measure_home(args=args, note=note)
         return results
     if args.export_only:
-        measure_export(campaign_pk=export_only_setup(args=args), env=env, logs=logs, note=note)
+        measure_export(
+            campaign_pk=export_only_setup(args=args),
+            env=env,
+            logs=logs,
+            note=note,
+            runs=args.export_runs,
+        )
         return results
 
     # --- 1. Sync of an all_rewards answer ------------------------------------------------
@@ -305,7 +314,7 @@ def measure(*, args, env: dict, logs: Path) -> list[tuple[str, str, str]]:
     measure_home(args=args, note=note)
 
     # --- 4. CSV export of 1,000,000 ------------------------------------------------------
-    measure_export(campaign_pk=big.pk, env=env, logs=logs, note=note)
+    measure_export(campaign_pk=big.pk, env=env, logs=logs, note=note, runs=args.export_runs)
     return results
 
 
@@ -411,14 +420,14 @@ def measure_sync(*, args, env: dict, logs: Path, note) -> None:
 
     child = str(BASE_DIR / "tests" / "bench" / "manage_child.py")
 
-    def sync(campaign_pk: int, expect: str) -> dict[str, float]:
-        """The command in its own process: its seconds with the process's start and without
-        (Django started), the run's own (SyncRun), its peak RSS (VmHWM) and wait4's ru_maxrss
-        (the figure printed before, which is at least the bench's own: see
-        export_child.peak_rss_mib)."""
+    def sync(campaign_pk: int, expect: str, **settings: str) -> dict[str, float]:
+        """The command in its own process (with these settings in its environment): its
+        seconds with the process's start and without (Django started), the run's own
+        (SyncRun), its peak RSS (VmHWM) and wait4's ru_maxrss (the figure printed before, which
+        is at least the bench's own: see export_child.peak_rss_mib)."""
         wall, maxrss, out = _child_rss(
             [child, "sync_rewards", "--campaign", str(campaign_pk), "--all", "--wait"],
-            env,
+            {**env, **settings},
             python_script=True,
         )
         assert expect in out, out
@@ -446,10 +455,13 @@ def measure_sync(*, args, env: dict, logs: Path, note) -> None:
         load = os.getloadavg()[0]
         first = sync(sync_campaign.pk, f"created {n}")
         again = sync(sync_campaign.pk, "created 0, changed 0")
+        # The nightly re-sync: more than MIRROR_LAST_SEEN_RESOLUTION after the last, so every
+        # row's last_seen_at is renewed (0 s here: as if the last sync were a day old).
+        later = sync(sync_campaign.pk, "created 0, changed 0", MIRROR_LAST_SEEN_RESOLUTION="0")
         floor = keep("floor", copy_floor(foreign_keys=False))
         with_keys = keep("floor FK", copy_floor(foreign_keys=True))
         read_only = keep("read", client_read())
-        for name, one in (("sync", first), ("again", again)):
+        for name, one in (("sync", first), ("again", again), ("later", later)):
             for measure in ("process", "command", "run", "rss", "maxrss"):
                 keep(f"{name} {measure}", one[measure])
             keep(f"{name}/FK", one["command"] / with_keys)
@@ -472,20 +484,11 @@ def measure_sync(*, args, env: dict, logs: Path, note) -> None:
         note(f"{tag} floor, with the mirror's foreign keys", f"{with_keys:.2f} s",
              f"sync/this {first['process'] / with_keys:.1f}x, again/this "
              f"{again['process'] / with_keys:.1f}x")  # fmt: skip
-        for label, one in (("sync", first), ("re-sync", again)):
+        for label, one in (("sync", first), ("re-sync", again), ("re-sync a day on", later)):
             note(f"{tag} {label}: the command (Django started)", f"{one['command']:.2f} s",
                  f"/ FK floor {one['command'] / with_keys:.2f}x (target <= 3), / no-FK floor "
                  f"{one['command'] / floor:.2f}x; peak RSS (VmHWM) {one['rss']:.0f} MiB "
                  "(target < 150 MiB)")  # fmt: skip
-
-    def spread(name: str, unit: str, digits: int = 2) -> tuple[str, str]:
-        values = figures[name]
-        low, high = min(values), max(values)
-        runs = ", ".join(f"{v:.{digits}f}" for v in values)
-        return (
-            f"{statistics.median(values):.{digits}f}{unit}",
-            f"[{low:.{digits}f}–{high:.{digits}f}] (runs {runs})",
-        )
 
     def met(name: str, *, limit: float, strict: bool = False) -> str:
         worst = max(figures[name])
@@ -502,11 +505,14 @@ def measure_sync(*, args, env: dict, logs: Path, note) -> None:
         ("re-sync: the same, with the process's start", "again process", " s",
          "target <= 8 s (old)"),
         ("re-sync: the run itself (SyncRun)", "again run", " s", ""),
+        ("re-sync a day on: every last_seen_at renewed, the command", "later command", " s", ""),
         ("floor: COPY, no foreign keys (the old floor)", "floor", " s", ""),
         ("floor: COPY, the mirror's foreign keys", "floor FK", " s", ""),
         ("floor: the client reads the answer", "read", " s", "HTTP + XML, no database"),
         ("ratio: sync / FK floor", "sync/FK", "x", f"target <= 3: {met('sync/FK', limit=3)}"),
         ("ratio: re-sync / FK floor", "again/FK", "x", f"target <= 3: {met('again/FK', limit=3)}"),
+        ("ratio: re-sync a day on / FK floor", "later/FK", "x",
+         f"target <= 3: {met('later/FK', limit=3)}"),
         ("ratio: sync / FK floor, with the process's start", "sync/FK process", "x", ""),
         ("ratio: re-sync / FK floor, with the process's start", "again/FK process", "x", ""),
         ("ratio: sync / no-FK floor (the old floor)", "sync/floor", "x", ""),
@@ -515,15 +521,27 @@ def measure_sync(*, args, env: dict, logs: Path, note) -> None:
          f"target < 150 MiB: {met('sync rss', limit=150, strict=True)}"),
         ("peak RSS: re-sync (VmHWM)", "again rss", " MiB",
          f"target < 150 MiB: {met('again rss', limit=150, strict=True)}"),
+        ("peak RSS: re-sync a day on (VmHWM)", "later rss", " MiB",
+         f"target < 150 MiB: {met('later rss', limit=150, strict=True)}"),
         ("peak RSS: sync, ru_maxrss (the old figure)", "sync maxrss", " MiB",
          "at least the bench's own"),
         ("peak RSS: re-sync, ru_maxrss (the old figure)", "again maxrss", " MiB", ""),
     ):  # fmt: skip
-        figure, extra = spread(key, unit, digits=0 if unit == " MiB" else 2)
+        figure, extra = _spread(figures[key], unit, digits=0 if unit == " MiB" else 2)
         note(f"{name} (median of {runs})", figure, f"{extra}; {target}" if target else extra)
 
 
-def measure_export(*, campaign_pk: int, env: dict, logs: Path, note) -> None:
+def _spread(values: list[float], unit: str, digits: int = 2) -> tuple[str, str]:
+    """The median of several runs, and their range and each run's figure."""
+    low, high = min(values), max(values)
+    runs = ", ".join(f"{v:,.{digits}f}" for v in values)
+    return (
+        f"{statistics.median(values):,.{digits}f}{unit}",
+        f"[{low:,.{digits}f}–{high:,.{digits}f}] (runs {runs})",
+    )
+
+
+def measure_export(*, campaign_pk: int, env: dict, logs: Path, note, runs: int) -> None:
     """The CSV of one campaign's rewards (the whole mirror), each by export_rewards and by the
     page's download, each by the csv module (before) and by COPY (now), each in a process of
     its own (tests/bench/export_child.py; its peak RSS); beside the floor, `COPY (the
@@ -587,37 +605,59 @@ def measure_export(*, campaign_pk: int, env: dict, logs: Path, note) -> None:
          f"{float(out.split()[-1]):.0f} MiB", "peak RSS (VmHWM)")  # fmt: skip
 
     digests = {}
-    for door, label in (("command", "export_rewards"), ("page", "the page's download")):
-        for via, path in (("python", "csv module, before"), ("copy", "COPY, now")):
-            # The floor again just before: on a shared machine the ratio is to its neighbour.
-            near_s, _ = copy_floor()
-            near_cpu = floor_cpu
-            out_path = logs / f"export-{door}-{via}.csv"
-            process_s, _, out = _child_rss(
-                [child, door, via, str(campaign_pk), str(out_path)], env, python_script=True
-            )
-            seconds, client_cpu, server_cpu, rss = map(float, out.strip().splitlines()[-1].split())
-            digest = hashlib.sha256()
-            rows = -1
-            with open(out_path, "rb") as written:
-                for line in written:
-                    digest.update(line)
-                    rows += 1
-            out_path.unlink()
-            assert rows == lines, (rows, lines)
-            digests[(door, via)] = digest.hexdigest()
-            rate = rows / seconds
-            target = "target < 100 MiB, >= 0.5x COPY" if via == "copy" else "target < 150 MiB"
-            note(f"export: CSV of 1M by {label} ({path})", f"{rate:,.0f} rows/s",
-                 f"{seconds:.2f} s ({process_s:.2f} s with the process's start), peak RSS (VmHWM) "
-                 f"{rss:.0f} MiB, {near_s / seconds:.2f}x COPY's rows/s (COPY just before: "
-                 f"{near_s:.2f} s), export/COPY {seconds / near_s:.1f}x; CPU: client "
-                 f"{client_cpu:.2f} s, PostgreSQL {server_cpu:.2f} s (COPY's {near_cpu[0]:.2f}"
-                 f" s, {near_cpu[1]:.2f} s), by the busier side "
-                 f"{max(near_cpu) / max(client_cpu, server_cpu):.2f}x COPY's rows/s; "
-                 f"{target}")  # fmt: skip
+    figures: dict[str, list[float]] = {}
+    doors = (("command", "export_rewards"), ("page", "the page's download"))
+    paths = (("python", "csv module, before"), ("copy", "COPY, now"))
+    for run in range(1, runs + 1):
+        for door, label in doors:
+            for via, path in paths:
+                # The floor again just before: on a shared machine the ratio is to its neighbour.
+                near_s, _ = copy_floor()
+                near_cpu = floor_cpu
+                out_path = logs / f"export-{door}-{via}.csv"
+                process_s, _, out = _child_rss(
+                    [child, door, via, str(campaign_pk), str(out_path)], env, python_script=True
+                )
+                seconds, client_cpu, server_cpu, rss = map(
+                    float, out.strip().splitlines()[-1].split()
+                )
+                digest = hashlib.sha256()
+                rows = -1
+                with open(out_path, "rb") as written:
+                    for line in written:
+                        digest.update(line)
+                        rows += 1
+                out_path.unlink()
+                assert rows == lines, (rows, lines)
+                digests[(run, door, via)] = digest.hexdigest()
+                rate = rows / seconds
+                for name, value in (("rate", rate), ("ratio", near_s / seconds), ("rss", rss),
+                                    ("floor", lines / near_s)):  # fmt: skip
+                    figures.setdefault(f"{door} {via} {name}", []).append(value)
+                target = "target < 100 MiB, >= 0.5x COPY" if via == "copy" else "target < 150 MiB"
+                note(f"run {run}/{runs} export: CSV of {lines:,} by {label} ({path})",
+                     f"{rate:,.0f} rows/s",
+                     f"{seconds:.2f} s ({process_s:.2f} s with the process's start), peak RSS "
+                     f"(VmHWM) {rss:.0f} MiB, {near_s / seconds:.2f}x COPY's rows/s (COPY just "
+                     f"before: {near_s:.2f} s), export/COPY {seconds / near_s:.1f}x; CPU: client "
+                     f"{client_cpu:.2f} s, PostgreSQL {server_cpu:.2f} s (COPY's "
+                     f"{near_cpu[0]:.2f} s, {near_cpu[1]:.2f} s), by the busier side "
+                     f"{max(near_cpu) / max(client_cpu, server_cpu):.2f}x COPY's rows/s; "
+                     f"{target}")  # fmt: skip
     assert len(set(digests.values())) == 1, digests
-    note("export: the four files", "identical", f"sha256 {digests['page', 'copy'][:16]}...")
+    note("export: every file of every run", "identical",
+         f"sha256 {digests[1, 'page', 'copy'][:16]}...")  # fmt: skip
+    for door, label in doors:
+        for via, path in paths:
+            key = f"{door} {via}"
+            for name, unit, digits, what in (
+                ("floor", " rows/s", 0, "COPY TO STDOUT just before"),
+                ("rate", " rows/s", 0, "rows per second"),
+                ("ratio", "x", 2, "of COPY's rows/s (target >= 0.5 by COPY)"),
+                ("rss", " MiB", 0, "peak RSS, VmHWM (target < 100 MiB by COPY)"),
+            ):
+                figure, extra = _spread(figures[f"{key} {name}"], unit, digits)
+                note(f"export by {label} ({path}): {what} (median of {runs})", figure, extra)
 
 
 def export_only_setup(*, args) -> int:
