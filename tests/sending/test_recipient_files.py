@@ -219,8 +219,35 @@ def test_numbers_read_as_a_person_sees_them():
     assert rows(parse(data, mode="link-id")) == [
         (2, "1234", "12.5"),
         (3, "5678", "TRUE"),
-        (4, "7e+20", ""),
+        # All its digits, as under General, "0" or "@" (openpyxl stores "7e+20").
+        (4, "700000000000000000000", ""),
     ]
+
+
+def test_numbers_read_as_their_number_format_shows_them():
+    # Made by LibreOffice (files/numbers.fods): its Member IDs are in a "00000" format.
+    table = table_read(data=(FILES / "numbers.xlsx").read_bytes())
+    assert list(table.rows) == [
+        (1, ["Member ID", "Name", "Card", "Format"]),
+        # Padded to the format's width, keeping the sign; a 21-digit whole number in full
+        # (stored "7E+020"), under General, "0" and "@" alike.
+        (2, ["00123", "Zoë Müller", "700000000000000000000", "General"]),
+        (3, ["-00045", "François Lefèvre", "700000000000000000000", "0"]),
+        # A fraction under a format of whole numbers is shown as stored: LibreOffice shows
+        # 00124, but an ID is never rounded into another one.
+        (4, ["123.5", "José Ñúñez", "700000000000000000000", "@"]),
+        # Wider than the format; 21 digits of which the file keeps 15 (as LibreOffice shows).
+        (5, ["1234567", "Ana Sørensen", "123456789012346000000", "0"]),
+    ]
+    result = parse((FILES / "numbers.xlsx").read_bytes(), mode="link-id")
+    # No recipient_id header: the column is chosen, and its IDs keep their zeros.
+    chosen = parse(
+        (FILES / "numbers.xlsx").read_bytes(),
+        mode="link-id",
+        columns=Columns(recipient=0, name=1, header=True, chosen=True),
+    )
+    assert result.needs_columns
+    assert rows(chosen)[:2] == [(2, "00123", "Zoë Müller"), (3, "-00045", "François Lefèvre")]
 
 
 def test_a_workbook_over_fifty_thousand_rows_is_refused_with_the_limit():
