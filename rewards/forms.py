@@ -16,7 +16,7 @@ from campaigns.selectors import campaigns_enabled
 from rewards.models.ledger import Mode
 from rewards.selectors import mirror as selectors
 from rewards.services import sync
-from rewards.services.csv_import import column_letter, name_problem, recipient_problem
+from rewards.services.csv_import import column_choices, name_problem, recipient_problem
 from rewards.services.recipient_files import MAX_FILE_BYTES
 
 # The limit lives with the reader (recipient_files), which the command applies too.
@@ -249,10 +249,9 @@ class ReadChoiceForm(forms.Form):
         cast(forms.ChoiceField, self.fields["encoding"]).choices = [
             (r.encoding, r.label) for r in result.readings
         ]
-        width = max((len(cells) for _n, cells in result.sample), default=0)
-        letters = [(i, f"Column {column_letter(i)}") for i in range(width)]
-        cast(forms.ChoiceField, self.fields["recipient"]).choices = letters
-        cast(forms.ChoiceField, self.fields["name"]).choices = [("", "No name column"), *letters]
+        columns = column_choices(sample=result.sample)
+        cast(forms.ChoiceField, self.fields["recipient"]).choices = columns
+        cast(forms.ChoiceField, self.fields["name"]).choices = [("", "No name column"), *columns]
 
 
 class ConfirmForm(forms.Form):

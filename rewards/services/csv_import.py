@@ -24,6 +24,7 @@ from rewards.models.ledger import OPEN_STATES, LeftOutRow, Mode
 from rewards.recipients import name_refusal, recipient_key, recipient_refusal
 from rewards.services import ledger_postgresql
 from rewards.services.recipient_files import (
+    MAX_COLUMNS,
     FlaggedCell,
     Reading,
     TableError,
@@ -42,9 +43,11 @@ MAX_NAME_LENGTH = column_width(Send, "name")
 MAX_RECIPIENT_LENGTH = column_width(Send, "recipient")
 # How many recipients go into one `IN (...)` when looking for recent rewards.
 _LOOKUP_CHUNK = 5_000
-# What the preview shows of a file whose columns it asks about.
+# What the preview shows of a file whose columns it asks about: its first rows, each as wide
+# as the file is (a file wider than MAX_COLUMNS is refused, or cut there for CSV).
 SAMPLE_ROWS = 6
-SAMPLE_COLUMNS = 26
+# How much of a header a column's choice shows beside its letter.
+CHOICE_HEADER_LENGTH = 30
 # Ledger rows that may still become rewards: they count as recent too.
 
 # Headers as people write them, reduced by `_header_key` (case, spaces, "-", "_" and a BOM
@@ -259,7 +262,7 @@ def _read_rows(
             # Ask which column is which, from the first rows.
             result.needs_columns = True
             sample = [(header_row, header)] + table_sample(rows=records, count=SAMPLE_ROWS - 1)
-            result.sample = [(n, [str(c) for c in cells[:SAMPLE_COLUMNS]]) for n, cells in sample]
+            result.sample = [(n, _sample_cells(cells)) for n, cells in sample]
             result.suggested = _suggest(sample=sample, mode=mode)
             return
         columns = found
@@ -279,12 +282,12 @@ def _read_rows(
         data_records = _chain_first((header_row, header), records)
     if columns.chosen:
         # The first rows stay in view with the columns a person chose, to choose again.
-        result.sample = [(header_row, [str(c) for c in header[:SAMPLE_COLUMNS]])]
+        result.sample = [(header_row, _sample_cells(header))]
 
     first_row_of: dict[str, int] = {}
     for row_number, record in data_records:
         if columns.chosen and len(result.sample) < SAMPLE_ROWS and row_number != header_row:
-            result.sample.append((row_number, [str(c) for c in record[:SAMPLE_COLUMNS]]))
+            result.sample.append((row_number, _sample_cells(record)))
         result.total_rows += 1
         if result.total_rows > max_rows:
             result.error = (
@@ -317,6 +320,27 @@ def column_letter(index: int) -> str:
     return letters
 
 
+def _sample_cells(cells: list[str]) -> list[str]:
+    return [str(c) for c in cells[:MAX_COLUMNS]]
+
+
+def column_choices(*, sample: list[tuple[int, list[str]]]) -> list[tuple[int, str]]:
+    """The columns a person may choose from in the preview, as (0-based index, label): every
+    column of the widest sample row, labelled with its letter and what its first row says,
+    "Column AD: Courriel" (the first row is the header, or the first recipient when there is
+    none; either tells the columns apart better than a letter)."""
+    width = min(max((len(cells) for _n, cells in sample), default=0), MAX_COLUMNS)
+    first = sample[0][1] if sample else []
+    choices = []
+    for index in range(width):
+        label = f"Column {column_letter(index)}"
+        header = _cell(first, index).lstrip("\ufeff").strip()
+        if header:
+            label += f": {_shorten(' '.join(header.split()), CHOICE_HEADER_LENGTH)}"
+        choices.append((index, label))
+    return choices
+
+
 def _column_label(header: list[str], index: int, default: str, columns: Columns) -> str:
     letter = f"column {column_letter(index)}"
     if columns.header and index < len(header):
@@ -330,7 +354,7 @@ def _suggest(*, sample: list[tuple[int, list[str]]], mode: str) -> Columns:
     width = max((len(cells) for _n, cells in sample), default=1)
     best, best_count = 0, 0
     if mode != Mode.LINK_ID:
-        for index in range(min(width, SAMPLE_COLUMNS)):
+        for index in range(width):
             count = sum(
                 1
                 for _n, cells in sample

@@ -19,12 +19,13 @@ A workbook is untrusted input. Before anything parses it, the archive's declared
 checked (zipfile never inflates a member past its declared size, so a lying size ends in a CRC
 error, not gigabytes), and every XML part is refused if it declares a DTD (no spreadsheet
 program writes one; it is where entity attacks start). openpyxl, in read-only mode, reads the
-workbook's structure: its sheets, their parts, the styles that make a number a date, the date
-system. The shared strings and the chosen sheet's cells are read here, by one expat pass each,
-in constant memory: openpyxl's own cell reading (through defusedxml's pure-Python ElementTree
-when defusedxml is installed) took 10 s for 50,000 rows, and it builds every cell of a row,
-and every empty row up to the dimension the file declares, before we could refuse any. The
-pass refuses what no spreadsheet program writes (a row past 1,048,576, a cell past 16,384
+workbook's structure: its sheets, their parts, the date system. The shared strings, the
+stylesheet (the number format of each cell style: a date, an ID shown 00123) and the chosen
+sheet's cells are read here, by one expat pass each, in constant memory: openpyxl's own
+reading (through defusedxml's pure-Python ElementTree when defusedxml is installed) took 10 s
+for 50,000 rows, it builds every cell of a row, and every empty row up to the dimension the
+file declares, before we could refuse any; a stylesheet of a million formats took 780 MB.
+Each pass refuses what no spreadsheet program writes (a row past 1,048,576, a cell past 16,384
 columns) and more elements than a list needs (formatted empty rows by the million) as soon as
 it meets them, and never makes the empty rows between two rows.
 """
@@ -40,6 +41,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -64,6 +66,11 @@ MAX_CELL_ELEMENTS = 1_000_000
 # not in any sheet a person saw.
 SHEET_MAX_COLUMNS = 16_384
 SHEET_MAX_ROWS = 1_048_576
+# A stylesheet's cell formats and number formats: Excel holds at most 64,000 of each. Its
+# elements (fonts, fills, borders, each format's alignment): a few per format. Past them it was
+# not written by a spreadsheet program, and reading on would only cost time.
+MAX_STYLES = 64_000
+MAX_STYLE_ELEMENTS = 1_000_000
 
 UTF8 = "utf-8"
 UTF8_BOM = "utf-8-sig"
@@ -282,6 +289,7 @@ def _csv_rows(*, text: str, separator: str) -> Iterator[tuple[int, list[str]]]:
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _ROW, _CELL, _VALUE, _FORMULA, _INLINE = (f"{_MAIN}{tag}" for tag in ("row", "c", "v", "f", "is"))
 _SI, _TEXT, _PHONETIC = (f"{_MAIN}{tag}" for tag in ("si", "t", "rPh"))
+_NUM_FMT, _CELL_XFS, _XF = (f"{_MAIN}{tag}" for tag in ("numFmt", "cellXfs", "xf"))
 _CELL_REF = re.compile(r"^\$?([A-Za-z]{1,4})\$?(\d{1,8})$")
 NOT_A_WORKBOOK = (
     "The file looks like an Excel workbook (.xlsx) but could not be read as one ({why}). "
@@ -323,49 +331,100 @@ class _Book:
     # (name, part) of each sheet in the workbook's order; a chart sheet's part is "".
     sheets: list[tuple[str, str]]
     shared_strings: list[str]
-    # Cell style numbers whose number format shows a date, or a duration.
-    date_styles: set[int]
-    duration_styles: set[int]
     epoch: datetime
+    # Cell style numbers whose number format shows a date, or a duration; and the width of
+    # those whose format is only zeros ("00000": 123 is shown 00123).
+    date_styles: set[int] = field(default_factory=set)
+    duration_styles: set[int] = field(default_factory=set)
+    padded_styles: dict[int, int] = field(default_factory=dict)
 
 
 def _workbook(archive: zipfile.ZipFile, data: bytes) -> _Book:
-    """What the cells need from the workbook: its sheets, shared strings and date styles.
+    """What the cells need from the workbook: its sheets, shared strings and number formats.
 
-    openpyxl (read-only) reads the manifest, the workbook part and the stylesheet; the shared
-    strings and the sheet's cells are read here, by one expat pass each (openpyxl's own read,
-    through defusedxml's pure-Python ElementTree, took 10 s for 50,000 rows)."""
+    openpyxl (read-only) reads the manifest and the workbook part; the shared strings, the
+    stylesheet and the sheet's cells are read here, by one expat pass each (openpyxl's own read,
+    through defusedxml's pure-Python ElementTree, took 10 s for 50,000 rows, and builds the
+    whole stylesheet as a tree)."""
     from openpyxl.reader.excel import ExcelReader
-    from openpyxl.styles.stylesheet import apply_stylesheet
-    from openpyxl.xml.constants import SHARED_STRINGS
+    from openpyxl.xml.constants import SHARED_STRINGS, STYLES_TYPE
 
     try:
         reader = ExcelReader(io.BytesIO(data), read_only=True, data_only=True)
         reader.read_manifest()
         reader.read_workbook()
-        apply_stylesheet(reader.archive, reader.wb)
         sheets = []
         for found, rel in reader.parser.find_sheets():
             if rel.target not in reader.valid_files:
                 continue
             sheets.append((found.name, "" if "chartsheet" in rel.Type else rel.target))
         strings = reader.package.find(SHARED_STRINGS)  # type: ignore[no-untyped-call]
-        wb = reader.wb
-        book = _Book(
-            sheets=sheets,
-            shared_strings=[],
-            # Set by apply_stylesheet; openpyxl's own reader uses them so.
-            date_styles=set(getattr(wb, "_date_formats", ())),
-            duration_styles=set(getattr(wb, "_timedelta_formats", ())),
-            epoch=wb.epoch,
-        )
+        styles = reader.package.find(STYLES_TYPE)  # type: ignore[no-untyped-call]
+        book = _Book(sheets=sheets, shared_strings=[], epoch=reader.wb.epoch)
     except TableError:
         raise
     except Exception as error:  # openpyxl raises a dozen kinds for a damaged workbook
         raise TableError(NOT_A_WORKBOOK.format(why=_said(error))) from None
     if strings is not None:
         book.shared_strings = _shared_strings(archive, strings.PartName.lstrip("/"))
+    if styles is not None:
+        _number_formats(archive, styles.PartName.lstrip("/"), book)
     return book
+
+
+def _number_formats(archive: zipfile.ZipFile, part: str, book: _Book) -> None:
+    """Which cell styles show a date, a duration, or a number padded with zeros, from the
+    number format of each cell style (the `xf`s of `cellXfs`, numbered from 0 in order): a
+    custom one from `numFmts` (numbered from 164) or one of Excel's built-in ones (0 General,
+    1 "0", 14 a date, 49 "@" Text...). openpyxl's rules say which formats are dates."""
+    from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format, is_timedelta_format
+
+    custom: dict[int, str] = {}
+    style_formats: list[int] = []
+    at = {"elements": 0, "cell_xfs": 0}
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        at["elements"] += 1
+        if tag == _CELL_XFS:
+            at["cell_xfs"] += 1
+        elif tag == _NUM_FMT:
+            number = _style_number(attrs.get("numFmtId", ""), default=-1)
+            if number >= 0:
+                custom[number] = attrs.get("formatCode", "")
+        elif tag == _XF and at["cell_xfs"]:
+            style_formats.append(_style_number(attrs.get("numFmtId", "0")))
+        if (
+            at["elements"] > MAX_STYLE_ELEMENTS
+            or len(custom) > MAX_STYLES
+            or len(style_formats) > MAX_STYLES
+        ):
+            raise TableError(
+                f"This workbook's styles ({part}) hold more formats than a spreadsheet "
+                f"program writes (at most {MAX_STYLES:,} cell formats): it was not written by "
+                "a spreadsheet program, and was not read."
+            )
+
+    def end(tag: str) -> None:
+        if tag == _CELL_XFS:
+            at["cell_xfs"] -= 1
+
+    parser = _expat(part, start=start, end=end)
+    for _ in _feed(parser, archive, part):
+        pass
+    for style, number in enumerate(style_formats):
+        code = custom[number] if number in custom else BUILTIN_FORMATS.get(number, "General")
+        if is_date_format(code):
+            book.date_styles.add(style)
+        if is_timedelta_format(code):
+            book.duration_styles.add(style)
+        if _ZEROS.fullmatch(code):
+            book.padded_styles[style] = len(code)
+
+
+def _style_number(text: str, *, default: int = 0) -> int:
+    # A style's or a format's number, as spreadsheet programs write it; anything else is the
+    # default (style 0, format 0: General).
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else default
 
 
 def _shared_strings(archive: zipfile.ZipFile, part: str) -> list[str]:
@@ -534,8 +593,7 @@ def _sheet_rows(
                     "by a spreadsheet program, and was not read."
                 )
             cell["type"] = attrs.get("t", "n")
-            style = attrs.get("s", "0")
-            cell["style"] = int(style) if style.isascii() and style.isdigit() else 0
+            cell["style"] = _style_number(attrs.get("s", "0"))
             cell["value"] = []
             cell["formula"] = False
         elif tag == _ROW:
@@ -631,22 +689,40 @@ def _cell_shown(cell: dict[str, Any], inline: list[str], book: _Book) -> str | N
         return "TRUE" if raw.strip() in ("1", "true") else "FALSE"
     if kind == "d":
         return _date_cell(raw)
-    try:
-        number = float(raw)
-    except ValueError:
-        return raw
-    if cell["style"] in book.date_styles:
+    style = cell["style"]
+    if style in book.date_styles:
         from openpyxl.utils.datetime import from_excel
 
         try:
-            moment = from_excel(number, book.epoch, timedelta=cell["style"] in book.duration_styles)
+            moment = from_excel(float(raw), book.epoch, timedelta=style in book.duration_styles)
         except (ValueError, OverflowError):
             return raw
         return _date_cell(moment)
-    # A whole number is shown without ".0": an ID of 1234 is "1234".
-    if number.is_integer() and abs(number) < 1e15:
-        return str(int(number))
-    return repr(number)
+    return _number_shown(raw, width=book.padded_styles.get(style, 0))
+
+
+# A number format of zeros only ("00000"): a whole number shown with at least that many digits.
+_ZEROS = re.compile(r"0+")
+
+
+def _number_shown(raw: str, *, width: int) -> str:
+    """A number cell's stored text as a person sees it under General, "0", "@" or a format
+    of zeros `width` wide: a whole number in all its digits, never in exponent form (the
+    stored "7E+020" is 700000000000000000000), padded with zeros to the width keeping its sign
+    (-45 under "00000" is -00045); a fraction as stored, in plain digits, even under a format
+    that would round it (an ID is never rounded). Decimal, not float: a float has 17 digits
+    and would make a long ID up."""
+    try:
+        number = Decimal(raw)
+    except InvalidOperation:
+        return raw
+    # Past a double's range no spreadsheet wrote it; its digits (maybe millions) are not made.
+    if not number.is_finite() or not -400 < number.adjusted() < 400:
+        return raw
+    if number != number.to_integral_value():
+        return format(number, "f")
+    whole = int(number)
+    return ("-" if whole < 0 else "") + str(abs(whole)).rjust(width, "0")
 
 
 def _date_cell(value: object) -> FlaggedCell:

@@ -17,7 +17,13 @@ from rewards.forms import MODE_HELP, BulkUploadForm, ConfirmForm, ReadChoiceForm
 from rewards.models import Batch
 from rewards.models.ledger import Mode
 from rewards.services.controls import budget_state
-from rewards.services.csv_import import Columns, column_letter, csv_template, template_rows
+from rewards.services.csv_import import (
+    Columns,
+    column_choices,
+    column_letter,
+    csv_template,
+    template_rows,
+)
 from rewards.services.export import Column, csv_pieces, xlsx_write
 from rewards.services.sending import RecipientRow, batch_create
 from rewards.services.uploads import (
@@ -186,6 +192,7 @@ def send_preview(request, token: str):
         return _confirm(request, token, campaign, meta, result, form.cleaned_data)
     recent = {r.row_number for r in result.recently_rewarded}
     columns = result.columns if result.columns and result.columns.chosen else result.suggested
+    choices = column_choices(sample=result.sample)
     return render(
         request,
         "rewards/send_preview.html",
@@ -205,15 +212,12 @@ def send_preview(request, token: str):
             "left_out_count": len(result.left_out_rows),
             "budget": budget_state(campaign=campaign, person=request.user),
             "choice": ReadChoiceForm(result=result),
-            "sample_letters": [column_letter(i) for i in range(_sample_width(result))],
+            "sample_letters": [column_letter(i) for i, _label in choices],
+            "column_choices": choices,
             "columns": columns,
             "recipient_letter": column_letter(result.columns.recipient) if result.columns else "",
         },
     )
-
-
-def _sample_width(result) -> int:
-    return max((len(cells) for _n, cells in result.sample), default=0)
 
 
 @require_POST

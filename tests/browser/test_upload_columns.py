@@ -55,7 +55,8 @@ def test_a_marketer_maps_the_columns_of_an_xlsx_in_the_preview_and_sends(
     # Its guess: the addresses are in column A, under a header row.
     expect(page.locator("#id_recipient")).to_have_value("0")
     expect(page.locator("#id_header")).to_be_checked()
-    page.select_option("#id_name", label="Column B")
+    expect(page.locator("#id_recipient option:checked")).to_have_text("Column A: Courriel")
+    page.select_option("#id_name", label="Column B: Prénom et nom")
     with page.expect_navigation():
         page.get_by_role("button", name="Read these columns").click()
 

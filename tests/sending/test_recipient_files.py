@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewards.services.csv_import import Columns, Kind, recipients_parse_csv
+from rewards.services.csv_import import Columns, Kind, column_choices, recipients_parse_csv
 from rewards.services.recipient_files import (
     MAC_ROMAN,
     WINDOWS_1252,
@@ -219,8 +219,35 @@ def test_numbers_read_as_a_person_sees_them():
     assert rows(parse(data, mode="link-id")) == [
         (2, "1234", "12.5"),
         (3, "5678", "TRUE"),
-        (4, "7e+20", ""),
+        # All its digits, as under General, "0" or "@" (openpyxl stores "7e+20").
+        (4, "700000000000000000000", ""),
     ]
+
+
+def test_numbers_read_as_their_number_format_shows_them():
+    # Made by LibreOffice (files/numbers.fods): its Member IDs are in a "00000" format.
+    table = table_read(data=(FILES / "numbers.xlsx").read_bytes())
+    assert list(table.rows) == [
+        (1, ["Member ID", "Name", "Card", "Format"]),
+        # Padded to the format's width, keeping the sign; a 21-digit whole number in full
+        # (stored "7E+020"), under General, "0" and "@" alike.
+        (2, ["00123", "Zoë Müller", "700000000000000000000", "General"]),
+        (3, ["-00045", "François Lefèvre", "700000000000000000000", "0"]),
+        # A fraction under a format of whole numbers is shown as stored: LibreOffice shows
+        # 00124, but an ID is never rounded into another one.
+        (4, ["123.5", "José Ñúñez", "700000000000000000000", "@"]),
+        # Wider than the format; 21 digits of which the file keeps 15 (as LibreOffice shows).
+        (5, ["1234567", "Ana Sørensen", "123456789012346000000", "0"]),
+    ]
+    result = parse((FILES / "numbers.xlsx").read_bytes(), mode="link-id")
+    # No recipient_id header: the column is chosen, and its IDs keep their zeros.
+    chosen = parse(
+        (FILES / "numbers.xlsx").read_bytes(),
+        mode="link-id",
+        columns=Columns(recipient=0, name=1, header=True, chosen=True),
+    )
+    assert result.needs_columns
+    assert rows(chosen)[:2] == [(2, "00123", "Zoë Müller"), (3, "-00045", "François Lefèvre")]
 
 
 def test_a_workbook_over_fifty_thousand_rows_is_refused_with_the_limit():
@@ -394,6 +421,62 @@ def test_a_column_choice_without_a_recipient_column_changes_nothing(as_marketer,
     page = response.content.decode()
     assert response.status_code == 200
     assert "No email column found" in page and 'id="choose-columns"' in page
+
+
+def _wide_workbook() -> bytes:
+    # 40 columns, the addresses in AD (the 30th) under a header no list of ours names.
+    header = [f"Champ {n}" for n in range(1, 41)]
+    header[29], header[30] = "Courriel", "Prénom et nom"
+    first = [f"a{n}" for n in range(1, 41)]
+    first[29], first[30] = "zoe@example.com", "Zoë Müller"
+    second = [f"b{n}" for n in range(1, 41)]
+    second[29], second[30] = "francois@example.com", "François Lefèvre"
+    return _workbook(header, first, second)
+
+
+def test_a_sheet_wider_than_26_columns_offers_every_column_with_its_letter_and_header():
+    result = parse(_wide_workbook())
+    assert result.needs_columns
+    choices = column_choices(sample=result.sample)
+    assert len(choices) == 40
+    assert choices[0] == (0, "Column A: Champ 1")
+    assert choices[25] == (25, "Column Z: Champ 26")
+    assert choices[29] == (29, "Column AD: Courriel")
+    assert choices[39] == (39, "Column AN: Champ 40")
+    # The guess looks past Z too.
+    assert result.suggested == Columns(recipient=29, name=None, header=True, chosen=True)
+
+
+def test_the_widest_of_the_first_rows_gives_the_columns_and_a_long_header_is_kept_short():
+    sample = [
+        (1, ["Adresse électronique du destinataire principal", "", "\ufeffNom"]),
+        (2, ["zoe@example.com", "Zoë", "x", "a note past the headers"]),
+    ]
+    assert column_choices(sample=sample) == [
+        (0, "Column A: Adresse électronique du desti…"),
+        (1, "Column B"),
+        (2, "Column C: Nom"),
+        (3, "Column D"),
+    ]
+
+
+def test_a_person_maps_a_column_past_z_in_the_preview_and_the_rows_validate(
+    as_marketer, campaign, uploads
+):
+    location = _upload(as_marketer, campaign, _wide_workbook(), "wide.xlsx")
+    page = as_marketer.get(location).content.decode()
+    assert '<option value="29" selected>Column AD: Courriel</option>' in page
+    assert '<option value="30">Column AE: Prénom et nom</option>' in page
+    response = as_marketer.post(
+        location + "read/",
+        {"what": "columns", "recipient": "29", "name": "30", "header": "on"},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "That choice is not one this file offers." not in page
+    assert "the recipients from column AD" in page
+    assert 'Send to the <span id="send-count">2</span>' in page
+    assert "<td>François Lefèvre</td>" in page
 
 
 _WORKBOOK = (FILES / "workbook.xlsx").read_bytes()

@@ -71,22 +71,27 @@ def _cell(ref: str, text: str) -> bytes:
     return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'.encode()
 
 
-def workbook_with_sheet(path: Path, pieces, *, declared_size: int | None = None) -> Path:
-    """The LibreOffice workbook (files/workbook.xlsx) with its first sheet's XML replaced by
-    `pieces` (bytes, or an iterable of chunks written as they come)."""
+SHEET = "xl/worksheets/sheet1.xml"
+
+
+def workbook_with_sheet(
+    path: Path, pieces, *, declared_size: int | None = None, part: str = SHEET
+) -> Path:
+    """The LibreOffice workbook (files/workbook.xlsx) with its first sheet's XML (or `part`)
+    replaced by `pieces` (bytes, or an iterable of chunks written as they come)."""
     base = (FILES / "workbook.xlsx").read_bytes()
     with zipfile.ZipFile(io.BytesIO(base)) as source, zipfile.ZipFile(path, "w") as target:
         for member in source.infolist():
             info = zipfile.ZipInfo(member.filename, date_time=member.date_time)
             info.compress_type = zipfile.ZIP_DEFLATED
-            if member.filename != "xl/worksheets/sheet1.xml":
+            if member.filename != part:
                 target.writestr(info, source.read(member))
                 continue
             with target.open(info, "w", force_zip64=True) as out:
                 for chunk in [pieces] if isinstance(pieces, bytes) else pieces:
                     out.write(chunk)
     if declared_size is not None:
-        _lie_about_size(path, "xl/worksheets/sheet1.xml", declared_size)
+        _lie_about_size(path, part, declared_size)
     return path
 
 
@@ -269,3 +274,29 @@ def test_a_value_in_the_last_row_of_a_sheet_reads_in_bounded_time(tmp_path, data
     )
     outcome = read_in_a_process(path)
     assert outcome["count"] == 3, outcome
+
+
+STYLES_HEAD = (
+    b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    b'<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+)
+
+
+@pytest.mark.parametrize(
+    ("element", "count"),
+    # Cell formats past Excel's 64,000; elements by the million that are not formats at all.
+    [(b'<xf numFmtId="0"/>', 1_000_000), (b"<font/>", 3_000_000)],
+    ids=["cell-formats", "elements"],
+)
+def test_a_stylesheet_of_millions_of_formats_is_refused_in_bounded_time(tmp_path, element, count):
+    opening, closing = (
+        (b"<cellXfs>", b"</cellXfs>") if b"xf" in element else (b"<fonts>", b"</fonts>")
+    )
+    path = workbook_with_sheet(
+        tmp_path / "styles.xlsx",
+        [STYLES_HEAD, opening, *(element * 10_000 for _ in range(count // 10_000)), closing]
+        + [b"</styleSheet>"],
+        part="xl/styles.xml",
+    )
+    outcome = read_in_a_process(path)
+    assert "styles (xl/styles.xml) hold more formats" in outcome["error"], outcome

@@ -20,6 +20,9 @@ printf '\357\273\277' | cat - "$out/people.csv" > people-utf-8-bom.csv
 # A workbook: two sheets, numeric IDs, a date in the email column, formulas with their values.
 lo xlsx workbook.fods
 mv "$out/workbook.xlsx" workbook.xlsx
+# Number formats: IDs under "00000" (shown 00123), 21-digit numbers under General, "0", "@".
+lo xlsx numbers.fods
+mv "$out/numbers.xlsx" numbers.xlsx
 # Headers that name no column we know, for the column choice.
 lo xlsx unknown-headers.csv
 mv "$out/unknown-headers.xlsx" unknown-headers.xlsx
