@@ -1,18 +1,19 @@
 """The worker's side of a send: claim a chunk of a batch's rows, make one call, record it.
 
-`batch_send_chunk` is what the `batch_send_chunk` task runs (rewards/tasks/sending.py): it
-claims up to MOKUGIFT_CHUNK_SIZE due waiting rows with one conditional UPDATE, makes one API
-call for them outside any transaction, writes every row's outcome (only to rows still
-*sending* under this claim), and keeps its chain going: `batch_send_chain` makes chunk after
-chunk in one task for about a second, then queues a successor. Safe to run twice or
-concurrently. The
-batch's life cycle around it (creation, cancel, resume, retry, the end) is in sending.py.
+A chunk claims up to MOKUGIFT_CHUNK_SIZE due waiting rows with one conditional UPDATE, makes
+one API call for them outside any transaction, and writes every row's outcome (only to rows
+still *sending* under this claim). `batch_send_chain`, what the `batch_send_chunk` task runs
+(rewards/tasks/sending.py), makes chunk after chunk in one task for about a second, writing a
+plain answer while the next chunk's call is out, then queues a successor; `batch_send_chunk`
+makes one. Safe to run twice or concurrently. The batch's life cycle around it (creation,
+cancel, resume, retry, the end) is in sending.py.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,7 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from campaigns.crypto import DecryptionError
-from rewards.models import Batch, Send
+from rewards.models import Batch, CampaignBackoff, Send
 from rewards.models.ledger import Mode
 from rewards.mokugift import (
     INTERNAL_ERROR,
@@ -354,20 +355,85 @@ def batch_send_chain(*, batch_id: int, seconds: float | None = None) -> None:
     exactly as `batch_send_chunk` makes it, for up to about `seconds` (CHAIN_SECONDS), then a
     successor task for the rest. The chain ends as a single chunk would end it (nothing left
     to claim, the batch paused, cancelled or backed off): each chunk re-reads the batch and
-    its campaign. Safe to run twice or concurrently, as each chunk is."""
+    its campaign. Safe to run twice or concurrently, as each chunk is.
+
+    An answer that asks nothing of the chain (every row sent or refused, no error, the
+    campaign not backed off: `_answer_is_plain`) is written while the next chunk's call is out:
+    the next rows are claimed first (a claim is made before its call, always), their call goes
+    out from a thread of this task, and the answer is written meanwhile, in this thread (the
+    call touches no database). Any other answer is written before anything else is claimed,
+    as it may pause, back off or end the chain; and the last is written before the chain
+    ends or hands over."""
     until = time.monotonic() + (CHAIN_SECONDS if seconds is None else seconds)
-    while batch_send_chunk(batch_id=batch_id, successor=False):
-        if time.monotonic() >= until:
-            _batch_idle(batch_id=batch_id, successor=True)
-            return
+    unwritten: tuple[_Chunk, _Answer] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mokugift-call") as caller:
+        while True:
+            chunk = _chunk_claim(batch_id=batch_id)
+            if chunk is None or not chunk.sends:
+                if unwritten is not None:
+                    _chunk_record(*unwritten)
+                if chunk is not None:
+                    _batch_idle(batch_id=batch_id)
+                return
+            answering = caller.submit(_chunk_call, chunk)
+            if unwritten is not None:
+                _chunk_record(*unwritten)
+                unwritten = None
+            answer = answering.result()
+            if _answer_is_plain(chunk, answer):
+                unwritten = (chunk, answer)
+            elif not _chunk_record(chunk, answer):
+                return
+            if time.monotonic() >= until:
+                if unwritten is not None:
+                    _chunk_record(*unwritten)
+                _batch_idle(batch_id=batch_id, successor=True)
+                return
 
 
 def batch_send_chunk(*, batch_id: int, successor: bool = True) -> bool:
     """Claim one chunk of the batch, make one API call for it, record the answer, and keep
     the chain going: with a successor task (`successor`), or by returning True, for the
-    caller to make the next chunk itself (batch_send_chain). False: this chain ends here (the
-    next step, if any, is already arranged). Safe to run twice or concurrently.
+    caller to make the next chunk itself. False: this chain ends here (the next step, if any,
+    is already arranged). Safe to run twice or concurrently.
     """
+    chunk = _chunk_claim(batch_id=batch_id)
+    if chunk is None:
+        return False
+    if not chunk.sends:
+        _batch_idle(batch_id=batch_id)
+        return False
+    if not _chunk_record(chunk, _chunk_call(chunk)):
+        return False
+    if successor:
+        _batch_idle(batch_id=batch_id, successor=True)
+    return True
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """Rows claimed for one call, with what the call and its answer need."""
+
+    batch: Batch
+    backoff: CampaignBackoff | None
+    client: MokugiftClient
+    sends: list[Claimed]
+    started: float
+
+
+@dataclass(slots=True)
+class _Answer:
+    outcomes: list[Outcome]
+    failure: MokugiftError | None
+    call_seconds: float
+    # When it came: the rows' sent_at and their history's, however soon it is written.
+    at: datetime
+
+
+def _chunk_claim(*, batch_id: int) -> _Chunk | None:
+    """The batch re-read, and its next rows claimed. None: the chain ends here (the batch is
+    not sending, its campaign is backed off or its passcode unreadable). No rows: nothing due
+    to claim (the caller ends the chain with `_batch_idle`, once its rows are written)."""
     started = time.perf_counter()
     batch = (
         Batch.objects.filter(pk=batch_id)
@@ -376,19 +442,19 @@ def batch_send_chunk(*, batch_id: int, successor: bool = True) -> bool:
         .first()
     )
     if batch is None or batch.state != Batch.State.SENDING:
-        return False
+        return None
     backoff = getattr(batch.campaign, "backoff", None)
     if backoff is not None and backoff.failures:
         if backoff_seconds_left(backoff=backoff):
             # Backed off: this chain ends; the end of the wait brings one back for the batch.
-            return False
+            return None
         in_flight = Send.objects.filter(
             batch__campaign_id=batch.campaign_id, state=Send.State.SENDING
         )
         if in_flight.exists():
             # The wait is over, and another call of the campaign is finding out whether
             # Mokugift answers again: one call at a time until it does.
-            return False
+            return None
     # The passcode is decrypted here, at the moment of the call, and lives only in the client.
     # Before the claim: a passcode no key can read pauses the batch with its rows still
     # waiting, instead of leaving them claimed for the sweep to call "outcome unknown".
@@ -396,20 +462,22 @@ def batch_send_chunk(*, batch_id: int, successor: bool = True) -> bool:
         client = MokugiftClient.for_campaign(batch.campaign)
     except DecryptionError:
         batch_pause(batch_id=batch_id, reason=PAUSED_FOR_KEYS)
-        return False
+        return None
     sends = sends_claim(batch_id=batch_id, limit=settings.MOKUGIFT_CHUNK_SIZE, mode=batch.mode)
-    if not sends:
-        _batch_idle(batch_id=batch_id)
-        return False
-    claimed_at = sends[0].attempt_started_at
-    assert claimed_at is not None  # the claim set it
+    return _Chunk(batch=batch, backoff=backoff, client=client, sends=sends, started=started)
+
+
+def _chunk_call(chunk: _Chunk) -> _Answer:
+    """The API call for the claimed rows, and what its answer means for each. No database:
+    batch_send_chain runs it in a thread of its own."""
+    sends, mode = chunk.sends, chunk.batch.mode
     failure = None
     call_started = time.perf_counter()
     try:
         if len(sends) == 1:
             # The single call, so that the link modes get their URL for a one-off reward.
             s = sends[0]
-            created = client.create_reward(mode=batch.mode, recipient=s.recipient, name=s.name)
+            created = chunk.client.create_reward(mode=mode, recipient=s.recipient, name=s.name)
             outcomes = [
                 Outcome(
                     s,
@@ -420,26 +488,45 @@ def batch_send_chunk(*, batch_id: int, successor: bool = True) -> bool:
                 )
             ]
         else:
-            result = client.create_rewards(
-                mode=batch.mode,
+            result = chunk.client.create_rewards(
+                mode=mode,
                 recipients=[Recipient(address=s.recipient, name=s.name) for s in sends],
             )
-            outcomes = _outcomes_for_multi(sends, result, mode=batch.mode, now=timezone.now())
+            outcomes = _outcomes_for_multi(sends, result, mode=mode, now=timezone.now())
     except MokugiftError as error:
         outcomes = _outcomes_for_error(sends, error, now=timezone.now())
         failure = error
-    call_seconds = time.perf_counter() - call_started
-    now = timezone.now()
-    written = _record(outcomes, claimed_at=claimed_at, now=now)
+    return _Answer(outcomes, failure, time.perf_counter() - call_started, timezone.now())
+
+
+def _answer_is_plain(chunk: _Chunk, answer: _Answer) -> bool:
+    """An answer that, once written, asks nothing of the chain: no error for the call, each row
+    sent or refused for good, and the campaign was not backed off (its clearing is news)."""
+    return (
+        answer.failure is None
+        and (chunk.backoff is None or not chunk.backoff.failures)
+        and all(o.state in (Send.State.SENT, Send.State.FAILED) for o in answer.outcomes)
+    )
+
+
+def _chunk_record(chunk: _Chunk, answer: _Answer) -> bool:
+    """Write the answer, and do what it asks: back the campaign off, pause the batch for its
+    coins, reconcile rows of unknown outcome, wake the chains a backoff had stopped. True: the
+    chain may go on."""
+    batch_id, batch, backoff = chunk.batch.pk, chunk.batch, chunk.backoff
+    claimed_at = chunk.sends[0].attempt_started_at
+    assert claimed_at is not None  # the claim set it
+    failure = answer.failure
+    written = _record(answer.outcomes, claimed_at=claimed_at, now=answer.at)
     states: dict[str, int] = {}
     for o in written:
         states[o.state] = states.get(o.state, 0) + 1
     logger.info(
         "batch %s: chunk of %d rows in %.3f s, the call %.3f s: %s",
         batch_id,
-        len(sends),
-        time.perf_counter() - started,
-        call_seconds,
+        len(chunk.sends),
+        time.perf_counter() - chunk.started,
+        answer.call_seconds,
         states,
     )
 
@@ -476,8 +563,6 @@ def batch_send_chunk(*, batch_id: int, successor: bool = True) -> bool:
         ).values_list("pk", flat=True):
             batch_wake(batch_id=other)
         return False
-    if successor:
-        _batch_idle(batch_id=batch_id, successor=True)
     return True
 
 

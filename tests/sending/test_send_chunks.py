@@ -383,30 +383,98 @@ def test_a_chain_hands_over_to_a_successor_task_when_its_time_is_up(
 
 
 def test_a_chain_in_one_task_stops_at_a_cancel_between_its_chunks(
-    sandbox, fast, isolated_broker, published
+    sandbox, fast, isolated_broker, published, monkeypatch
 ):
     from rewards.services import chunk
 
     campaign = sandbox.campaign(campaign_id="chain-3", passcode=PASSCODE)
     batch = batch_create(campaign=campaign, mode="email", rows=recipients(10), source="csv")
-    one_chunk = chunk.batch_send_chunk
-    calls = []
+    one_claim = chunk._chunk_claim
+    claims = []
 
-    def then_cancel(**kwargs):
-        # The real chunk, then the marketer's cancel before the chain's next one.
-        going_on = one_chunk(**kwargs)
-        calls.append(going_on)
-        if len(calls) == 1:
+    def cancel_before_the_second(**kwargs):
+        # The first chunk's answer is in; the marketer cancels before the chain's next claim.
+        claims.append(kwargs)
+        if len(claims) == 2:
             batch_cancel(batch=Batch.objects.get(pk=batch.pk))
-        return going_on
+        return one_claim(**kwargs)
 
     published.clear()
-    import unittest.mock
-
-    with unittest.mock.patch.object(chunk, "batch_send_chunk", then_cancel):
-        chunk.batch_send_chain(batch_id=batch.pk)
-    assert calls == [True, False]
+    monkeypatch.setattr(chunk, "_chunk_claim", cancel_before_the_second)
+    chunk.batch_send_chain(batch_id=batch.pk)
+    assert len(claims) == 2
     assert batch_counts(batch=batch)["sent"] == 4
     assert batch_counts(batch=batch)["cancelled"] == 6
     assert len(rewards_per_recipient("chain-3")) == 4
     assert ("rewards.batch_send_chunk", [batch.pk]) not in published
+
+
+def test_a_chain_writes_a_plain_answer_while_the_next_call_is_out(
+    sandbox, fast, isolated_broker, published, monkeypatch
+):
+    import threading
+
+    from rewards.services import chunk
+
+    monkeypatch.setattr(chunk, "CHAIN_SECONDS", 60.0)
+    campaign = sandbox.campaign(campaign_id="chain-4", passcode=PASSCODE)
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(10), source="csv")
+    real_call, real_record = chunk._chunk_call, chunk._chunk_record
+    calls: list[int] = []
+    second_call_out = threading.Event()
+    overlapped: list[bool] = []
+
+    def call(one):
+        calls.append(len(one.sends))
+        if len(calls) == 2:
+            second_call_out.set()
+        return real_call(one)
+
+    def record(one, answer):
+        if not overlapped:
+            # The first answer is written while the second call is out: a chain that made
+            # the second call only after this write would keep it waiting here in vain.
+            overlapped.append(second_call_out.wait(timeout=5))
+        return real_record(one, answer)
+
+    monkeypatch.setattr(chunk, "_chunk_call", call)
+    monkeypatch.setattr(chunk, "_chunk_record", record)
+    published.clear()
+    chunk.batch_send_chain(batch_id=batch.pk)
+    assert overlapped == [True]
+    assert calls == [4, 4, 2]
+    # Every answer written, the last before the chain ended: the batch is done.
+    assert batch_counts(batch=batch)["sent"] == 10
+    assert not Send.objects.filter(batch=batch, state="sending").exists()
+    assert rewards_per_recipient("chain-4") == {f"p{i}@example.com": 1 for i in range(10)}
+    batch.refresh_from_db()
+    assert batch.state == Batch.State.DONE
+    events = SendEvent.objects.filter(send__batch=batch)
+    assert events.filter(from_state="sending", to_state="sent").count() == 10
+
+
+def test_a_chain_claims_nothing_more_before_it_writes_an_answer_that_pauses(
+    sandbox, fast, isolated_broker, monkeypatch
+):
+    from rewards.services import chunk
+
+    monkeypatch.setattr(chunk, "CHAIN_SECONDS", 60.0)
+    # Coins for six: the first call is plain, the second makes two and is refused two (105).
+    campaign = sandbox.campaign(campaign_id="chain-5", passcode=PASSCODE, coins=6)
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(14), source="csv")
+    real_call = chunk._chunk_call
+    calls: list[int] = []
+
+    def call(one):
+        calls.append(len(one.sends))
+        return real_call(one)
+
+    monkeypatch.setattr(chunk, "_chunk_call", call)
+    chunk.batch_send_chain(batch_id=batch.pk)
+    # The second answer pauses the batch: it was written before any third claim.
+    assert calls == [4, 4]
+    batch.refresh_from_db()
+    assert batch.state == Batch.State.PAUSED and batch.paused_reason == PAUSED_FOR_COINS
+    counts = batch_counts(batch=batch)
+    assert counts["sent"] == 6 and counts["waiting"] == 8
+    assert not Send.objects.filter(batch=batch, state="sending").exists()
