@@ -18,6 +18,7 @@ from rewards.selectors import mirror as selectors
 from rewards.services import sync
 from rewards.services.csv_import import column_choices, name_problem, recipient_problem
 from rewards.services.recipient_files import MAX_FILE_BYTES
+from rewards.services.sending import TOO_FAR_AHEAD, send_at_too_far
 
 # The limit lives with the reader (recipient_files), which the command applies too.
 MAX_UPLOAD_BYTES = MAX_FILE_BYTES
@@ -63,10 +64,6 @@ def _mode_field() -> forms.ChoiceField:
     )
 
 
-# How far ahead a send may be scheduled.
-SCHEDULE_DAYS_AHEAD = 366
-
-
 class SendAtField(forms.DateTimeField):
     """ "Send at": a date and time in the person's time zone (the one active for the request,
     accounts.middleware), empty for at once. Never in the past, at most a year ahead."""
@@ -86,8 +83,8 @@ class SendAtField(forms.DateTimeField):
         now = timezone.now()
         if moment < now - dt.timedelta(minutes=1):
             raise forms.ValidationError("That time is past: choose a later one, or leave it empty.")
-        if moment > now + dt.timedelta(days=SCHEDULE_DAYS_AHEAD):
-            raise forms.ValidationError("At most a year ahead.")
+        if send_at_too_far(send_at=moment, now=now):
+            raise forms.ValidationError(TOO_FAR_AHEAD)
         return moment
 
 

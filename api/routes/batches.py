@@ -4,8 +4,6 @@ role and campaigns, approvals, budgets and schedules."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 from ninja import Query, Router, Status
@@ -18,14 +16,13 @@ from api.routes.lookups import batch_find, campaign_find
 from api.routes.openapi import CSV, ERRORS, POST_ERRORS, idempotency_header
 from api.schemas import BatchIn, BatchOut, DeclineIn, RowOut, RowPage
 from campaigns.selectors import APPROVE_PERMISSION
-from rewards.forms import SCHEDULE_DAYS_AHEAD
 from rewards.models import Batch, Send
 from rewards.recipients import recipient_key
 from rewards.selectors.sending import batch_counts, batch_failure_reasons
 from rewards.services import controls, sending
 from rewards.services.csv_import import name_problem, recipient_problem
 from rewards.services.export import LINK_NOT_RECOVERED, batch_results_csv, export_record
-from rewards.services.sending import RecipientRow
+from rewards.services.sending import TOO_FAR_AHEAD, RecipientRow, send_at_too_far
 
 router = Router(tags=["batches"])
 
@@ -110,10 +107,8 @@ def batch_create(request: HttpRequest, payload: BatchIn):
     if payload.send_at is not None and payload.send_at.utcoffset() is None:
         raise invalid([("send_at", "Give a time zone offset, e.g. 2026-12-24T09:00:00+01:00.")])
     # The schedule page's rule; and a time in the year 9999 no longer fits a datetime in UTC.
-    if payload.send_at is not None and payload.send_at > timezone.now() + dt.timedelta(
-        days=SCHEDULE_DAYS_AHEAD
-    ):
-        raise invalid([("send_at", "At most a year ahead.")])
+    if payload.send_at is not None and send_at_too_far(send_at=payload.send_at, now=timezone.now()):
+        raise invalid([("send_at", TOO_FAR_AHEAD)])
 
     def run():
         campaign = campaign_find(request, payload.campaign)

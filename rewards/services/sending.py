@@ -22,7 +22,7 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -79,6 +79,17 @@ PAUSED_FOR_COINS = (
 
 
 NOT_YOUR_CAMPAIGN = "You may not send on this campaign: it is not one of yours."
+# How far ahead a send may be scheduled, by any door (the form, the API, the command line).
+SCHEDULE_DAYS_AHEAD = 366
+TOO_FAR_AHEAD = "At most a year ahead."
+
+
+def send_at_too_far(*, send_at: datetime, now: datetime) -> bool:
+    """A send scheduled further ahead than SCHEDULE_DAYS_AHEAD: refused, as a mistyped year
+    would otherwise reserve a budget and hold a batch for decades."""
+    return send_at > now + timedelta(days=SCHEDULE_DAYS_AHEAD)
+
+
 ONLY_ITS_CREATOR = (
     "Only the person who made this batch, or an admin, may cancel, resume or retry it. "
     "Ask them, or an admin."
@@ -180,6 +191,8 @@ def batch_create(
     if not campaign.enabled:
         raise ValidationError(f"The campaign {campaign.name} is disabled.")
     now = timezone.now()
+    if send_at is not None and send_at_too_far(send_at=send_at, now=now):
+        raise ValidationError(TOO_FAR_AHEAD)
     if send_at is not None and send_at <= now:
         send_at = None  # a time already past: at once
     needs_approval = campaign.needs_approval(rows=len(rows))

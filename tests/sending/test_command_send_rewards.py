@@ -132,6 +132,17 @@ def test_it_exits_1_saying_so_when_the_batch_pauses_for_moku_coins(
 # --- The spending controls: --at, approval, budgets -------------------------------------------
 
 
+def next_year_of(month: int, day: int) -> int:
+    """The year of the next `month`/`day` after today: within the year a send may be
+    scheduled ahead (rewards.services.sending.SCHEDULE_DAYS_AHEAD)."""
+    today = timezone.now().date()
+    return today.year if (month, day) > (today.month, today.day) else today.year + 1
+
+
+XMAS = next_year_of(12, 24)  # Berlin in CET, UTC+1
+JULY = next_year_of(7, 1)  # New York in EDT, UTC-4
+
+
 def recipients_csv(tmp_path, n: int, prefix: str = "r"):
     path = tmp_path / f"{prefix}.csv"
     path.write_text("email\n" + "".join(f"{prefix}{i}@example.com\n" for i in range(n)))
@@ -144,20 +155,20 @@ def test_at_schedules_the_batch_in_the_zone_given(campaign, django_capture_on_co
             "--campaign=cmd-1",
             "--mode=email",
             "--to=a@example.com",
-            "--at=2030-12-24 09:00",
+            f"--at={XMAS}-12-24 09:00",
             "--tz=Europe/Berlin",
         )
     batch = Batch.objects.get()
     assert batch.state == Batch.State.SCHEDULED
-    assert batch.send_at == datetime(2030, 12, 24, 8, 0, tzinfo=UTC)
-    assert "starts at 2030-12-24 09:00 CET (Europe/Berlin)" in out
+    assert batch.send_at == datetime(XMAS, 12, 24, 8, 0, tzinfo=UTC)
+    assert f"starts at {XMAS}-12-24 09:00 CET (Europe/Berlin)" in out
 
 
 def test_at_is_read_in_time_zone_by_default(campaign, settings, django_capture_on_commit_callbacks):
     settings.TIME_ZONE = "America/New_York"
     with django_capture_on_commit_callbacks(execute=False):
-        run("--campaign=cmd-1", "--mode=email", "--to=a@example.com", "--at=2030-07-01 09:00")
-    assert Batch.objects.get().send_at == datetime(2030, 7, 1, 13, 0, tzinfo=UTC)
+        run("--campaign=cmd-1", "--mode=email", "--to=a@example.com", f"--at={JULY}-07-01 09:00")
+    assert Batch.objects.get().send_at == datetime(JULY, 7, 1, 13, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -165,6 +176,7 @@ def test_at_is_read_in_time_zone_by_default(campaign, settings, django_capture_o
     [
         (["--at=2020-01-01 09:00"], r"--at: 2020-01-01 09:00 UTC \(UTC\) is in the past"),
         (["--at=2030-01-01 09:00", "--tz=Mars/Olympus"], r"--tz: unknown time zone 'Mars/Olympus'"),
+        (["--at=3026-12-24 09:00"], r"^At most a year ahead\.$"),
         (["--at=Christmas"], r"--at: 'Christmas' is not a date and time"),
         (["--tz=Europe/Berlin"], r"--tz is the time zone of --at: give --at too"),
     ],
@@ -247,14 +259,14 @@ def test_wait_says_when_an_approved_batch_starts_and_waits_for_its_time(
             "--campaign=cmd-1",
             "--mode=email",
             "--to=a@example.com",
-            "--at=2030-12-24 09:00",
+            f"--at={XMAS}-12-24 09:00",
             "--tz=Europe/Berlin",
             "--wait",
             "--timeout=0.5",
             stdout=(out := io.StringIO()),
             stderr=io.StringIO(),
         )
-    assert "approved by mona-manager: it starts at 2030-12-24 09:00 CET" in out.getvalue()
+    assert f"approved by mona-manager: it starts at {XMAS}-12-24 09:00 CET" in out.getvalue()
     assert Batch.objects.get().state == Batch.State.SCHEDULED
 
 
@@ -270,7 +282,7 @@ def test_wait_ends_when_the_batch_is_withdrawn_before_it_starts(
             "--campaign=cmd-1",
             "--mode=email",
             "--to=a@example.com",
-            "--at=2030-01-01 00:00",
+            f"--at={XMAS}-12-24 09:00",
             "--wait",
         )
 
