@@ -1,5 +1,5 @@
-"""Hostile workbooks: each is refused with a clear message (or read right), in bounded time and
-memory, and nothing is half-read.
+"""Hostile workbooks and CSV files: each is refused with a clear message (or read right), in
+bounded time and memory, and nothing is half-read.
 
 Each file is read in a fresh Python process, which reports its peak RSS (ru_maxrss) and the
 time the read took: a process that starts at about 60 MB and reads a real 50,000-row workbook
@@ -300,3 +300,34 @@ def test_a_stylesheet_of_millions_of_formats_is_refused_in_bounded_time(tmp_path
     )
     outcome = read_in_a_process(path)
     assert "styles (xl/styles.xml) hold more formats" in outcome["error"], outcome
+
+
+# --- CSV text: the same column limit, before the csv module splits a line ------------------
+
+
+def test_a_csv_line_of_twenty_million_cells_is_refused_before_it_is_split(tmp_path):
+    # Under the 20 MB limit, one line of separators: the csv module would make a list of
+    # twenty million cells (160 MB of pointers) before anything could refuse it.
+    path = tmp_path / "wide.csv"
+    path.write_bytes(b"email;name\nzoe@example.com" + b";" * (20 * 1024 * 1024 - 40) + b"\n")
+    outcome = read_in_a_process(path)
+    assert outcome.get("error", "").startswith(
+        "Line 2 of the file has more than 1,000 cells; a list of recipients can have at most "
+        "1,000 columns."
+    ), outcome
+
+
+def test_a_csv_row_just_past_the_column_limit_is_refused_and_one_at_it_is_read(tmp_path):
+    at_limit = tmp_path / "at.csv"
+    at_limit.write_bytes(b"email," + b"x," * 998 + b"x\nzoe@example.com\n")
+    assert read_in_a_process(at_limit)["count"] == 2
+    past = tmp_path / "past.csv"
+    past.write_bytes(b"email\nzoe@example.com\n" + b"x," * 1000 + b"x\n")
+    assert read_in_a_process(past)["error"].startswith("Line 3 of the file has more than 1,000")
+
+
+def test_separators_inside_quotes_do_not_count_as_columns(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_bytes(b'email,notes\nzoe@example.com,"' + b"," * 5_000 + b'"\n')
+    outcome = read_in_a_process(path)
+    assert outcome["count"] == 2 and outcome["rows"][1][1][1] == "," * 5_000, outcome
