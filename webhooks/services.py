@@ -24,6 +24,7 @@ from standardwebhooks.webhooks import Webhook
 
 from audit.models import Kind
 from audit.services import audit_record
+from campaigns.crypto import DecryptionError
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from webhooks.sender import webhook_post
 
@@ -308,7 +309,13 @@ def delivery_attempt(*, delivery_pk: int, now: datetime | None = None) -> str | 
     )
     if not claimed:
         return None
-    delivery = Delivery.objects.select_related("endpoint").get(pk=delivery_pk)
+    # The secrets are read (decrypted) when signing, where an unreadable one is an attempt's
+    # error; read with the row, it would leave the delivery claimed until the sweep.
+    delivery = (
+        Delivery.objects.select_related("endpoint")
+        .defer("endpoint__secret", "endpoint__previous_secret")
+        .get(pk=delivery_pk)
+    )
     endpoint = delivery.endpoint
     first = delivery.first_attempt_at or now
     body = json.dumps(delivery.payload, separators=(",", ":")).encode()
@@ -318,17 +325,22 @@ def delivery_attempt(*, delivery_pk: int, now: datetime | None = None) -> str | 
     try:
         # Checked again at each delivery: the name may point elsewhere since the save.
         address = webhook_url_check(url=endpoint.url)
+        signature = _signatures(
+            endpoint=endpoint, message_id=delivery.message_id, at=now, body=body
+        )
     except WebhookAddressRefused as refused:
         error = " ".join(refused.messages)
+    except DecryptionError as unreadable:
+        # The secret was written under a key no longer configured: nothing goes out unsigned;
+        # the attempt is logged and retried, for an operator to put the key back.
+        error = f"The endpoint's secret could not be read: {unreadable}"
     else:
         headers = {
             "content-type": "application/json",
             "user-agent": "mokudash-webhooks",
             "webhook-id": delivery.message_id,
             "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": _signatures(
-                endpoint=endpoint, message_id=delivery.message_id, at=now, body=body
-            ),
+            "webhook-signature": signature,
         }
         result = webhook_post(
             url=endpoint.url,

@@ -240,3 +240,29 @@ def test_the_sweep_queues_due_deliveries_and_frees_one_whose_worker_died(receive
 
 def test_the_beat_schedule_runs_the_sweep(settings):
     assert settings.CELERY_BEAT_SCHEDULE["webhooks-sweep"]["task"] == "webhooks.sweep"
+
+
+def test_a_secret_no_key_can_read_is_an_attempt_logged_and_retried_never_a_stuck_delivery(
+    receiver, settings
+):
+    from cryptography.fernet import Fernet
+
+    endpoint_for(receiver)
+    delivery = emit_one()
+    kept_keys = settings.FIELD_ENCRYPTION_KEYS
+    # The key the secret was stored under was dropped from the settings.
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+
+    assert delivery_attempt(delivery_pk=delivery.pk) == Delivery.State.PENDING
+    assert receiver.received == []  # nothing goes out unsigned
+    (attempt,) = DeliveryAttempt.objects.filter(delivery=delivery)
+    assert attempt.status_code is None
+    assert attempt.error.startswith("The endpoint's secret could not be read: A stored secret")
+    delivery.refresh_from_db()
+    assert delivery.state == Delivery.State.PENDING and delivery.next_attempt_at is not None
+
+    # The key is put back: the next attempt goes out, signed.
+    settings.FIELD_ENCRYPTION_KEYS = kept_keys
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    assert delivery_attempt(delivery_pk=delivery.pk) == Delivery.State.DELIVERED
+    assert len(receiver.received) == 1
