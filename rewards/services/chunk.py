@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -367,28 +367,60 @@ def batch_send_chain(*, batch_id: int, seconds: float | None = None) -> None:
     until = time.monotonic() + (CHAIN_SECONDS if seconds is None else seconds)
     unwritten: tuple[_Chunk, _Answer] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mokugift-call") as caller:
-        while True:
-            chunk = _chunk_claim(batch_id=batch_id)
-            if chunk is None or not chunk.sends:
-                if unwritten is not None:
-                    _chunk_record(*unwritten)
-                if chunk is not None:
+        try:
+            while True:
+                chunk = _chunk_claim(batch_id=batch_id)
+                if chunk is None and unwritten is not None:
+                    # Our own rows, still *sending*, may be what stopped this claim (a call of
+                    # the campaign in flight as its backoff ends): written, the claim is
+                    # made again, and this chain may be the one that finds out.
+                    held, unwritten = unwritten, None
+                    _chunk_record(*held)
+                    continue
+                if chunk is None:
+                    return
+                if not chunk.sends:
+                    if unwritten is not None:
+                        held, unwritten = unwritten, None
+                        _chunk_record(*held)
                     _batch_idle(batch_id=batch_id)
-                return
-            answering = caller.submit(_chunk_call, chunk)
-            if unwritten is not None:
-                _chunk_record(*unwritten)
-                unwritten = None
-            answer = answering.result()
-            if _answer_is_plain(chunk, answer):
-                unwritten = (chunk, answer)
-            elif not _chunk_record(chunk, answer):
-                return
-            if time.monotonic() >= until:
+                    return
+                answering = caller.submit(_chunk_call, chunk)
                 if unwritten is not None:
-                    _chunk_record(*unwritten)
-                _batch_idle(batch_id=batch_id, successor=True)
-                return
+                    held, unwritten = unwritten, None
+                    try:
+                        _chunk_record(*held)
+                    except BaseException:
+                        _chunk_record_when_answered(chunk, answering)
+                        raise
+                answer = answering.result()
+                if _answer_is_plain(chunk, answer):
+                    unwritten = (chunk, answer)
+                elif not _chunk_record(chunk, answer):
+                    return
+                if time.monotonic() >= until:
+                    if unwritten is not None:
+                        held, unwritten = unwritten, None
+                        _chunk_record(*held)
+                    _batch_idle(batch_id=batch_id, successor=True)
+                    return
+        finally:
+            if unwritten is not None:
+                # An error between an answer and its write (the next claim failed): the
+                # answer is known, so it is written, not left for the sweep to call unknown.
+                _chunk_record(*unwritten)
+
+
+def _chunk_record_when_answered(chunk: _Chunk, answering: Future[_Answer]) -> None:
+    """The answer of a call that was out when writing another failed, written if it can be;
+    else its rows are the sweep's, as a worker's crash would leave them."""
+    try:
+        _chunk_record(chunk, answering.result())
+    except Exception:
+        logger.exception(
+            "batch %s: a call's answer could not be written; its rows wait for the sweep",
+            chunk.batch.pk,
+        )
 
 
 def batch_send_chunk(*, batch_id: int, successor: bool = True) -> bool:

@@ -402,7 +402,8 @@ def test_a_chain_in_one_task_stops_at_a_cancel_between_its_chunks(
     published.clear()
     monkeypatch.setattr(chunk, "_chunk_claim", cancel_before_the_second)
     chunk.batch_send_chain(batch_id=batch.pk)
-    assert len(claims) == 2
+    # The second claim finds the batch cancelled; the first answer written, a third too.
+    assert len(claims) == 3
     assert batch_counts(batch=batch)["sent"] == 4
     assert batch_counts(batch=batch)["cancelled"] == 6
     assert len(rewards_per_recipient("chain-3")) == 4
@@ -477,4 +478,58 @@ def test_a_chain_claims_nothing_more_before_it_writes_an_answer_that_pauses(
     assert batch.state == Batch.State.PAUSED and batch.paused_reason == PAUSED_FOR_COINS
     counts = batch_counts(batch=batch)
     assert counts["sent"] == 6 and counts["waiting"] == 8
+    assert not Send.objects.filter(batch=batch, state="sending").exists()
+
+
+def test_a_chain_whose_claim_stops_while_its_own_answer_is_unwritten_writes_it_and_claims_again(
+    sandbox, fast, isolated_broker, monkeypatch
+):
+    from rewards.services import chunk
+
+    monkeypatch.setattr(chunk, "CHAIN_SECONDS", 60.0)
+    campaign = sandbox.campaign(campaign_id="chain-6", passcode=PASSCODE)
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(10), source="csv")
+    real_claim = chunk._chunk_claim
+    claims: list[int] = []
+
+    def claim(**kwargs):
+        claims.append(Send.objects.filter(batch=batch, state="sending").count())
+        if len(claims) == 2:
+            # As a claim stops for a call of the campaign in flight when its backoff ends:
+            # here the call in flight is this chain's own, answered and not yet written.
+            return None
+        return real_claim(**kwargs)
+
+    monkeypatch.setattr(chunk, "_chunk_claim", claim)
+    chunk.batch_send_chain(batch_id=batch.pk)
+    # The first answer was written, then the claim made again: the chain went on to the end.
+    assert claims[:3] == [0, 4, 0]
+    assert batch_counts(batch=batch)["sent"] == 10
+    batch.refresh_from_db()
+    assert batch.state == Batch.State.DONE
+
+
+def test_an_answer_held_by_a_chain_is_written_when_the_next_claim_fails(
+    sandbox, fast, isolated_broker, monkeypatch
+):
+    from rewards.services import chunk
+
+    monkeypatch.setattr(chunk, "CHAIN_SECONDS", 60.0)
+    campaign = sandbox.campaign(campaign_id="chain-7", passcode=PASSCODE)
+    batch = batch_create(campaign=campaign, mode="email", rows=recipients(10), source="csv")
+    real_claim = chunk._chunk_claim
+    claims: list[int] = []
+
+    def claim(**kwargs):
+        claims.append(1)
+        if len(claims) == 2:
+            raise RuntimeError("the database went away for a moment")
+        return real_claim(**kwargs)
+
+    monkeypatch.setattr(chunk, "_chunk_claim", claim)
+    with pytest.raises(RuntimeError):
+        chunk.batch_send_chain(batch_id=batch.pk)
+    # The first call's answer is known: written, not left sending for the sweep.
+    counts = batch_counts(batch=batch)
+    assert counts["sent"] == 4 and counts["waiting"] == 6
     assert not Send.objects.filter(batch=batch, state="sending").exists()
