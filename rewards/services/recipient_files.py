@@ -275,32 +275,36 @@ def _too_wide(*, columns: str) -> TableError:
     )
 
 
-def _wide_line(*, text: str, separator: str) -> int | None:
-    """The number of the first line with more than MAX_COLUMNS cells, before the csv module
-    makes one: it builds a whole record as a list, and a 20 MB line of commas is 20 million
-    cells (300 MB). A line is found by its separators (one pass, anchored at each line's start,
-    no backtracking to speak of); separators inside quotes do not count."""
-    sep = re.escape(separator)
-    for found in re.finditer(rf"(?m)^(?:[^\n{sep}]*{sep}){{{MAX_COLUMNS}}}", text):
-        end = text.find("\n", found.start())
-        line = text[found.start() : end if end >= 0 else len(text)]
-        if re.sub(r'"[^"]*"', "", line).count(separator) >= MAX_COLUMNS:
-            return text.count("\n", 0, found.start()) + 1
-    return None
+# Separators one record may hold, in quotes or not, before the csv module is stopped: a cell
+# list the size of a few MB. A record over MAX_COLUMNS cells is refused with its own count.
+MAX_RECORD_SEPARATORS = 100 * MAX_COLUMNS
 
 
 def _csv_rows(*, text: str, separator: str) -> Iterator[tuple[int, list[str]]]:
-    wide = _wide_line(text=text, separator=separator or ",")
-    if wide is not None:
-        raise _too_wide(columns=f"Line {wide:,} of the file has more than {MAX_COLUMNS:,} cells")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator or ",", strict=False)
+    """The records of CSV text, each a list of cells, with their row numbers. The csv module
+    builds a whole record before anything can refuse it, and a 20 MB line of separators is
+    20 million cells (300 MB): the lines it reads (split as it splits them, on CR, LF or CRLF)
+    are counted on their way to it, and a record past MAX_RECORD_SEPARATORS is refused."""
+    sep = separator or ","
+    counted = {"separators": 0}
+
+    def lines() -> Iterator[str]:
+        for number, line in enumerate(io.StringIO(text, newline=""), start=1):
+            counted["separators"] += line.count(sep)
+            if counted["separators"] > MAX_RECORD_SEPARATORS:
+                raise _too_wide(
+                    columns=f"Line {number:,} of the file has more than {MAX_COLUMNS:,} cells"
+                )
+            yield line
+
+    reader = csv.reader(lines(), delimiter=sep, strict=False)
     row_number = 0
     try:
         # A spreadsheet shows one row per record (a quoted line break stays inside its cell)
         # and counts blank lines too: so does this, header = row 1.
         for row_number, record in enumerate(reader, start=1):
+            counted["separators"] = 0
             if len(record) > MAX_COLUMNS:
-                # Cells past the limit, their separators in quotes across lines.
                 raise _too_wide(columns=f"Row {row_number:,} has {len(record):,} columns")
             if any(cell.strip() for cell in record):
                 yield row_number, record

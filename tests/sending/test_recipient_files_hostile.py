@@ -323,7 +323,7 @@ def test_a_csv_row_just_past_the_column_limit_is_refused_and_one_at_it_is_read(t
     assert read_in_a_process(at_limit)["count"] == 2
     past = tmp_path / "past.csv"
     past.write_bytes(b"email\nzoe@example.com\n" + b"x," * 1000 + b"x\n")
-    assert read_in_a_process(past)["error"].startswith("Line 3 of the file has more than 1,000")
+    assert read_in_a_process(past)["error"].startswith("Row 3 has 1,001 columns; a list of")
 
 
 def test_separators_inside_quotes_do_not_count_as_columns(tmp_path):
@@ -331,3 +331,32 @@ def test_separators_inside_quotes_do_not_count_as_columns(tmp_path):
     path.write_bytes(b'email,notes\nzoe@example.com,"' + b"," * 5_000 + b'"\n')
     outcome = read_in_a_process(path)
     assert outcome["count"] == 2 and outcome["rows"][1][1][1] == "," * 5_000, outcome
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        # A quote inside a cell is a character to the csv module, not the start of a quote.
+        pytest.param(b'a"' + b";" * (20 * 1024 * 1024 - 40) + b'"', id="stray-quotes"),
+        # One record of many lines, each under the limit, joined by quoted line breaks.
+        pytest.param((b";" * 900 + b';"\n"') * 20_000, id="quoted-line-breaks"),
+    ],
+)
+def test_a_csv_record_that_hides_its_width_is_refused_in_bounded_memory(tmp_path, record):
+    path = tmp_path / "hidden.csv"
+    path.write_bytes(b"email;name\nzoe@example.com;" + record + b"\n")
+    outcome = read_in_a_process(path)
+    assert "more than 1,000 cells" in outcome.get("error", ""), outcome
+
+
+def test_a_csv_file_with_mac_line_endings_and_long_quoted_cells_is_read(tmp_path):
+    # Excel for Mac's "CSV (Macintosh)" ends its lines with CR alone; a cell in quotes may hold
+    # line breaks and thousands of commas.
+    path = tmp_path / "mac.csv"
+    cell = b'"first line\r' + b"," * 5_000 + b'\rlast line"'
+    rows = b"".join(b"p%d@example.com,%s\r" % (n, cell) for n in range(2_000))
+    path.write_bytes(b"email,notes\r" + rows)
+    outcome = read_in_a_process(path)
+    assert outcome["count"] == 2_001, outcome
+    assert outcome["rows"][1][1][0] == "p0@example.com"
+    assert outcome["rows"][1][1][1].count(",") == 5_000
