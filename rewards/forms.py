@@ -16,9 +16,9 @@ from campaigns.selectors import campaigns_enabled
 from rewards.models.ledger import Mode
 from rewards.selectors import mirror as selectors
 from rewards.services import sync
+from rewards.services.controls import TOO_FAR_AHEAD, send_at_too_far
 from rewards.services.csv_import import column_choices, name_problem, recipient_problem
 from rewards.services.recipient_files import MAX_FILE_BYTES
-from rewards.services.sending import TOO_FAR_AHEAD, send_at_too_far
 
 # The limit lives with the reader (recipient_files), which the command applies too.
 MAX_UPLOAD_BYTES = MAX_FILE_BYTES

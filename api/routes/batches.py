@@ -20,9 +20,10 @@ from rewards.models import Batch, Send
 from rewards.recipients import recipient_key
 from rewards.selectors.sending import batch_counts, batch_failure_reasons
 from rewards.services import controls, sending
+from rewards.services.controls import TOO_FAR_AHEAD, send_at_too_far
 from rewards.services.csv_import import name_problem, recipient_problem
 from rewards.services.export import LINK_NOT_RECOVERED, batch_results_csv, export_record
-from rewards.services.sending import TOO_FAR_AHEAD, RecipientRow, send_at_too_far
+from rewards.services.sending import RecipientRow
 
 router = Router(tags=["batches"])
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -323,6 +323,18 @@ def batch_decline(*, batch: Batch, actor: User | None, reason: str) -> Batch:
 # --- Schedules ------------------------------------------------------------------------------
 
 
+# How far ahead a send may be scheduled, by any door (the forms, the API, the command line,
+# a reschedule): batch_create and batch_reschedule refuse it..
+SCHEDULE_DAYS_AHEAD = 366
+TOO_FAR_AHEAD = "At most a year ahead."
+
+
+def send_at_too_far(*, send_at: datetime, now: datetime) -> bool:
+    """A send scheduled further ahead than SCHEDULE_DAYS_AHEAD: refused, as a mistyped year
+    would otherwise reserve a budget and hold a batch for decades."""
+    return send_at > now + timedelta(days=SCHEDULE_DAYS_AHEAD)
+
+
 def batch_reschedule(*, batch: Batch, actor: User | None, send_at: datetime | None) -> Batch:
     """Move a batch that has not started to another time (None: now). A scheduled batch
     moved to another month takes its budget there, if it fits."""
@@ -330,6 +342,8 @@ def batch_reschedule(*, batch: Batch, actor: User | None, send_at: datetime | No
 
     _steer_check(batch=batch, actor=actor)
     now = timezone.now()
+    if send_at is not None and send_at_too_far(send_at=send_at, now=now):
+        raise ValidationError(TOO_FAR_AHEAD)
     if send_at is not None and send_at <= now:
         send_at = None
     with transaction.atomic():

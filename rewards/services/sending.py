@@ -22,7 +22,7 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -39,7 +39,12 @@ from notices.services import notice_enqueue
 from rewards.models import Batch, Send, SendEvent
 from rewards.models.ledger import OPEN_STATES, LeftOutRow, Mode
 from rewards.services import ledger_postgresql
-from rewards.services.controls import budget_month_of, budget_reserve
+from rewards.services.controls import (
+    TOO_FAR_AHEAD,
+    budget_month_of,
+    budget_reserve,
+    send_at_too_far,
+)
 from rewards.services.enqueue import batch_enqueue, batch_start_enqueue
 from rewards.services.ledger_months import ledger_months_refresh_after
 from webhooks.models import Event
@@ -79,15 +84,6 @@ PAUSED_FOR_COINS = (
 
 
 NOT_YOUR_CAMPAIGN = "You may not send on this campaign: it is not one of yours."
-# How far ahead a send may be scheduled, by any door (the form, the API, the command line).
-SCHEDULE_DAYS_AHEAD = 366
-TOO_FAR_AHEAD = "At most a year ahead."
-
-
-def send_at_too_far(*, send_at: datetime, now: datetime) -> bool:
-    """A send scheduled further ahead than SCHEDULE_DAYS_AHEAD: refused, as a mistyped year
-    would otherwise reserve a budget and hold a batch for decades."""
-    return send_at > now + timedelta(days=SCHEDULE_DAYS_AHEAD)
 
 
 ONLY_ITS_CREATOR = (

@@ -6,6 +6,7 @@ import io
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -132,15 +133,17 @@ def test_it_exits_1_saying_so_when_the_batch_pauses_for_moku_coins(
 # --- The spending controls: --at, approval, budgets -------------------------------------------
 
 
-def next_year_of(month: int, day: int) -> int:
-    """The year of the next `month`/`day` after today: within the year a send may be
-    scheduled ahead (rewards.services.sending.SCHEDULE_DAYS_AHEAD)."""
-    today = timezone.now().date()
-    return today.year if (month, day) > (today.month, today.day) else today.year + 1
+def next_year_at(month: int, day: int, hour: int, zone: str) -> int:
+    """The year of the next `month`/`day` at `hour` in `zone` still ahead (by a minute, the
+    test's own time): within the year a send may be scheduled ahead
+    (rewards.services.controls.SCHEDULE_DAYS_AHEAD), whatever the day the tests run."""
+    now = timezone.now()
+    this_year = datetime(now.year, month, day, hour, tzinfo=ZoneInfo(zone))
+    return now.year if this_year > now + timedelta(minutes=1) else now.year + 1
 
 
-XMAS = next_year_of(12, 24)  # Berlin in CET, UTC+1
-JULY = next_year_of(7, 1)  # New York in EDT, UTC-4
+XMAS = next_year_at(12, 24, 9, "Europe/Berlin")  # CET, UTC+1
+JULY = next_year_at(7, 1, 9, "America/New_York")  # EDT, UTC-4
 
 
 def recipients_csv(tmp_path, n: int, prefix: str = "r"):
@@ -283,6 +286,7 @@ def test_wait_ends_when_the_batch_is_withdrawn_before_it_starts(
             "--mode=email",
             "--to=a@example.com",
             f"--at={XMAS}-12-24 09:00",
+            "--tz=Europe/Berlin",
             "--wait",
         )
 

@@ -278,6 +278,21 @@ def test_rescheduling_into_another_month_checks_that_months_budget(campaign, mar
     assert budget_used(campaign_pk=campaign.pk, month=budget_month_of(next_month)) == 13
 
 
+def test_no_door_schedules_a_send_more_than_a_year_ahead(campaign, marketer):
+    soon = timezone.now() + timedelta(hours=1)
+    far = timezone.now() + timedelta(days=367)
+    with pytest.raises(ValidationError) as refused:
+        make(campaign, 2, by=marketer, send_at=far)
+    assert refused.value.messages == ["At most a year ahead."]
+    assert not Batch.objects.exists()
+    scheduled = make(campaign, 2, by=marketer, send_at=soon)
+    with pytest.raises(ValidationError) as refused:
+        batch_reschedule(batch=scheduled, actor=marketer, send_at=far)
+    assert refused.value.messages == ["At most a year ahead."]
+    scheduled.refresh_from_db()
+    assert scheduled.send_at == soon
+
+
 def test_only_its_maker_or_an_admin_reschedules_or_cancels_a_scheduled_batch(
     campaign, marketer, manager
 ):
