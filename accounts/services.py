@@ -410,3 +410,28 @@ def profile_update(*, user: User, time_zone: str, notices_off: Iterable[str]) ->
     # Every session of theirs reads the new zone at its next request.
     transaction.on_commit(lambda: cache.delete(person_zone_key(user.pk)))
     return profile
+
+
+# The parts of an allauth Authenticator's data that MFAAdapter encrypts: a TOTP secret, the
+# recovery codes' seed.
+_ENCRYPTED_MFA_DATA = ("secret", "seed")
+
+
+def authenticators_rotate_encryption_keys() -> int:
+    """Re-encrypt every two-factor secret (TOTP secrets, recovery codes' seeds) under the
+    newest key of FIELD_ENCRYPTION_KEYS: a key removed after the rotation would otherwise
+    lock everyone with two-factor sign-in out. Part of `rotate_encryption_keys`."""
+    from allauth.mfa.models import Authenticator
+
+    from campaigns import crypto
+
+    with transaction.atomic():
+        authenticators = list(Authenticator.objects.select_for_update().order_by("pk"))
+        for authenticator in authenticators:
+            data = dict(authenticator.data)
+            for name in _ENCRYPTED_MFA_DATA:
+                if data.get(name):
+                    data[name] = crypto.rotate(data[name])
+            authenticator.data = data
+        Authenticator.objects.bulk_update(authenticators, ["data"])
+    return len(authenticators)

@@ -37,14 +37,25 @@ def encrypt(plaintext: str) -> str:
     return multifernet().encrypt(plaintext.encode()).decode("ascii")
 
 
+NO_KEY_FITS = (
+    "A stored secret could not be decrypted with any key in FIELD_ENCRYPTION_KEYS. The key it "
+    "was written with is missing: add it back (after the newest key), then run "
+    "`python manage.py rotate_encryption_keys`."
+)
+
+
 def decrypt(token: str) -> str:
     try:
         return multifernet().decrypt(token.encode("ascii")).decode()
     except (InvalidToken, UnicodeError):
         # "from None": the chained exception would carry nothing secret, but a clean
         # message is what an operator needs to act on.
-        raise DecryptionError(
-            "A stored secret could not be decrypted with any key in FIELD_ENCRYPTION_KEYS. "
-            "The key it was written with is missing: add it back (after the newest key), "
-            "then run `python manage.py rotate_encryption_keys`."
-        ) from None
+        raise DecryptionError(NO_KEY_FITS) from None
+
+
+def rotate(token: str) -> str:
+    """A stored value encrypted again under the newest key (DecryptionError if no key fits)."""
+    try:
+        return multifernet().rotate(token.encode("ascii")).decode("ascii")
+    except (InvalidToken, UnicodeError):
+        raise DecryptionError(NO_KEY_FITS) from None

@@ -177,3 +177,52 @@ def test_loaddata_refuses_a_passcode_no_key_fits_instead_of_storing_its_cipherte
     with pytest.raises(DeserializationError, match="FIELD_ENCRYPTION_KEYS"):
         call_command("loaddata", str(path), verbosity=0)
     assert Campaign.objects.get(pk=campaign.pk).passcode == ""
+
+
+@pytest.mark.django_db
+def test_rotation_re_encrypts_webhook_secrets_and_two_factor_secrets_too(
+    settings, admin_user, client
+):
+    """The README's rotation (the new key first, the command, then the old key removed) left
+    the webhook secrets and the admins' two-factor secrets under the removed key: every
+    delivery failed, and no admin could sign in."""
+    from io import StringIO
+
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from django.core.management import call_command
+    from django.urls import reverse
+
+    from tests.conftest import PASSWORD, totp_code
+    from webhooks.models import Endpoint
+
+    _campaign("a")
+    secrets = (
+        "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY",
+        "whsec_" + "WllYV1ZVVFNSUVBPTk1MS0pJSEdGRURD",
+    )
+    # During a rotation's overlap: the secret and the previous one.
+    Endpoint.objects.create(
+        url="https://crm.example.com/hooks", events=["batch.finished"], secret=secrets[0],
+        previous_secret=secrets[1],
+    )  # fmt: skip
+    codes = RecoveryCodes.activate(admin_user).get_unused_codes()
+    old_key = settings.FIELD_ENCRYPTION_KEYS[0]
+    new_key = Fernet.generate_key().decode()
+
+    settings.FIELD_ENCRYPTION_KEYS = [new_key, old_key]
+    out = StringIO()
+    call_command("rotate_encryption_keys", stdout=out)
+    assert "Re-encrypted 1 passcode(s), 1 webhook secret(s) and 2 two-factor secret(s)" in (
+        out.getvalue()
+    )
+
+    settings.FIELD_ENCRYPTION_KEYS = [new_key]
+    endpoint = Endpoint.objects.get()
+    assert (endpoint.secret, endpoint.previous_secret) == secrets
+    recovery = Authenticator.objects.get(user=admin_user, type="recovery_codes")
+    assert recovery.wrap().get_unused_codes() == codes
+    # And the admin signs in with the authenticator app's code.
+    client.post(reverse("account_login"), {"login": admin_user.username, "password": PASSWORD})
+    signed_in = client.post(reverse("mfa_authenticate"), {"code": totp_code()})
+    assert signed_in.status_code == 302 and "_auth_user_id" in client.session

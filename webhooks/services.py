@@ -275,10 +275,11 @@ def webhook_emit(*, event: Event | str, data: dict[str, Any]) -> list[int]:
 
 def _signatures(*, endpoint: Endpoint, message_id: str, at: datetime, body: bytes) -> str:
     signatures = [Webhook(endpoint.secret).sign(message_id, at, body)]
+    # The overlap first: a previous secret past it is not read (nor decrypted) at all.
     if (
-        endpoint.previous_secret
-        and endpoint.previous_secret_until
+        endpoint.previous_secret_until
         and at < endpoint.previous_secret_until
+        and endpoint.previous_secret
     ):
         signatures.append(Webhook(endpoint.previous_secret).sign(message_id, at, body))
     # The specification allows several signatures, space-separated: during a rotation's
@@ -436,3 +437,15 @@ def deliveries_sweep(*, now: datetime | None = None) -> int:
     for pk in due:
         task_publish(webhook_deliver, args=[pk])
     return len(due)
+
+
+def endpoints_rotate_encryption_keys() -> int:
+    """Re-encrypt every endpoint's secret (and the previous one, during its overlap) under the
+    newest key of FIELD_ENCRYPTION_KEYS: reading decrypts with whichever key fits, saving
+    encrypts with the newest. Part of `rotate_encryption_keys`. Returns how many were done."""
+    done = 0
+    with transaction.atomic():
+        endpoints = list(Endpoint.objects.select_for_update().order_by("pk"))
+        Endpoint.objects.bulk_update(endpoints, ["secret", "previous_secret"])
+        done = len(endpoints)
+    return done
