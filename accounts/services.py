@@ -413,8 +413,9 @@ def profile_update(*, user: User, time_zone: str, notices_off: Iterable[str]) ->
 
 
 # The parts of an allauth Authenticator's data that MFAAdapter encrypts: a TOTP secret, the
-# recovery codes' seed.
+# recovery codes' seed, and recovery codes imported from elsewhere (each on its own).
 _ENCRYPTED_MFA_DATA = ("secret", "seed")
+_ENCRYPTED_MFA_LISTS = ("migrated_codes",)
 
 
 def authenticators_rotate_encryption_keys() -> int:
@@ -432,6 +433,9 @@ def authenticators_rotate_encryption_keys() -> int:
             for name in _ENCRYPTED_MFA_DATA:
                 if data.get(name):
                     data[name] = crypto.rotate(data[name])
+            for name in _ENCRYPTED_MFA_LISTS:
+                if isinstance(data.get(name), list):
+                    data[name] = [crypto.rotate(token) for token in data[name]]
             authenticator.data = data
         Authenticator.objects.bulk_update(authenticators, ["data"])
     return len(authenticators)

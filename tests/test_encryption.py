@@ -181,7 +181,7 @@ def test_loaddata_refuses_a_passcode_no_key_fits_instead_of_storing_its_cipherte
 
 @pytest.mark.django_db
 def test_rotation_re_encrypts_webhook_secrets_and_two_factor_secrets_too(
-    settings, admin_user, client
+    settings, admin_user, marketer, client
 ):
     """The README's rotation (the new key first, the command, then the old key removed) left
     the webhook secrets and the admins' two-factor secrets under the removed key: every
@@ -207,13 +207,21 @@ def test_rotation_re_encrypts_webhook_secrets_and_two_factor_secrets_too(
         previous_secret=secrets[1],
     )  # fmt: skip
     codes = RecoveryCodes.activate(admin_user).get_unused_codes()
+    # Recovery codes brought from another system: allauth keeps each encrypted on its own.
+    from campaigns import crypto
+
+    Authenticator.objects.create(
+        user=marketer,
+        type="recovery_codes",
+        data={"migrated_codes": [crypto.encrypt("1234-5678"), crypto.encrypt("8765-4321")]},
+    )
     old_key = settings.FIELD_ENCRYPTION_KEYS[0]
     new_key = Fernet.generate_key().decode()
 
     settings.FIELD_ENCRYPTION_KEYS = [new_key, old_key]
     out = StringIO()
     call_command("rotate_encryption_keys", stdout=out)
-    assert "Re-encrypted 1 passcode(s), 1 webhook secret(s) and 2 two-factor secret(s)" in (
+    assert "Re-encrypted 1 passcode(s), 1 webhook secret(s) and 3 two-factor secret(s)" in (
         out.getvalue()
     )
 
@@ -222,6 +230,8 @@ def test_rotation_re_encrypts_webhook_secrets_and_two_factor_secrets_too(
     assert (endpoint.secret, endpoint.previous_secret) == secrets
     recovery = Authenticator.objects.get(user=admin_user, type="recovery_codes")
     assert recovery.wrap().get_unused_codes() == codes
+    migrated = Authenticator.objects.get(user=marketer, type="recovery_codes")
+    assert migrated.wrap().get_unused_codes() == ["1234-5678", "8765-4321"]
     # And the admin signs in with the authenticator app's code.
     client.post(reverse("account_login"), {"login": admin_user.username, "password": PASSWORD})
     signed_in = client.post(reverse("mfa_authenticate"), {"code": totp_code()})
