@@ -382,6 +382,24 @@ def test_a_chain_hands_over_to_a_successor_task_when_its_time_is_up(
     assert published == [("rewards.batch_send_chunk", [batch.pk])]
 
 
+def second_claim_does(monkeypatch, batch: Batch, instead) -> list[int]:
+    """The chain's claims patched: each notes how many rows of the batch are *sending* (in the
+    list returned), and the second is `instead(claim, batch_id=...)`, given the real claim."""
+    from rewards.services import chunk
+
+    real_claim = chunk._chunk_claim
+    claims: list[int] = []
+
+    def claim(**kwargs):
+        claims.append(Send.objects.filter(batch=batch, state="sending").count())
+        if len(claims) == 2:
+            return instead(real_claim, **kwargs)
+        return real_claim(**kwargs)
+
+    monkeypatch.setattr(chunk, "_chunk_claim", claim)
+    return claims
+
+
 def test_a_chain_in_one_task_stops_at_a_cancel_between_its_chunks(
     sandbox, fast, isolated_broker, published, monkeypatch
 ):
@@ -389,18 +407,14 @@ def test_a_chain_in_one_task_stops_at_a_cancel_between_its_chunks(
 
     campaign = sandbox.campaign(campaign_id="chain-3", passcode=PASSCODE)
     batch = batch_create(campaign=campaign, mode="email", rows=recipients(10), source="csv")
-    one_claim = chunk._chunk_claim
-    claims = []
 
-    def cancel_before_the_second(**kwargs):
+    def cancel_then_claim(claim, **kwargs):
         # The first chunk's answer is in; the marketer cancels before the chain's next claim.
-        claims.append(kwargs)
-        if len(claims) == 2:
-            batch_cancel(batch=Batch.objects.get(pk=batch.pk))
-        return one_claim(**kwargs)
+        batch_cancel(batch=Batch.objects.get(pk=batch.pk))
+        return claim(**kwargs)
 
     published.clear()
-    monkeypatch.setattr(chunk, "_chunk_claim", cancel_before_the_second)
+    claims = second_claim_does(monkeypatch, batch, cancel_then_claim)
     chunk.batch_send_chain(batch_id=batch.pk)
     # The second claim finds the batch cancelled; the first answer written, a third too.
     assert len(claims) == 3
@@ -489,18 +503,13 @@ def test_a_chain_whose_claim_stops_while_its_own_answer_is_unwritten_writes_it_a
     monkeypatch.setattr(chunk, "CHAIN_SECONDS", 60.0)
     campaign = sandbox.campaign(campaign_id="chain-6", passcode=PASSCODE)
     batch = batch_create(campaign=campaign, mode="email", rows=recipients(10), source="csv")
-    real_claim = chunk._chunk_claim
-    claims: list[int] = []
 
-    def claim(**kwargs):
-        claims.append(Send.objects.filter(batch=batch, state="sending").count())
-        if len(claims) == 2:
-            # As a claim stops for a call of the campaign in flight when its backoff ends:
-            # here the call in flight is this chain's own, answered and not yet written.
-            return None
-        return real_claim(**kwargs)
+    def stop(claim, **kwargs):
+        # As a claim stops for a call of the campaign in flight when its backoff ends: here
+        # the call in flight is this chain's own, answered and not yet written.
+        return None
 
-    monkeypatch.setattr(chunk, "_chunk_claim", claim)
+    claims = second_claim_does(monkeypatch, batch, stop)
     chunk.batch_send_chain(batch_id=batch.pk)
     # The first answer was written, then the claim made again: the chain went on to the end.
     assert claims[:3] == [0, 4, 0]
@@ -517,16 +526,11 @@ def test_an_answer_held_by_a_chain_is_written_when_the_next_claim_fails(
     monkeypatch.setattr(chunk, "CHAIN_SECONDS", 60.0)
     campaign = sandbox.campaign(campaign_id="chain-7", passcode=PASSCODE)
     batch = batch_create(campaign=campaign, mode="email", rows=recipients(10), source="csv")
-    real_claim = chunk._chunk_claim
-    claims: list[int] = []
 
-    def claim(**kwargs):
-        claims.append(1)
-        if len(claims) == 2:
-            raise RuntimeError("the database went away for a moment")
-        return real_claim(**kwargs)
+    def fail(claim, **kwargs):
+        raise RuntimeError("the database went away for a moment")
 
-    monkeypatch.setattr(chunk, "_chunk_claim", claim)
+    second_claim_does(monkeypatch, batch, fail)
     with pytest.raises(RuntimeError):
         chunk.batch_send_chain(batch_id=batch.pk)
     # The first call's answer is known: written, not left sending for the sweep.
