@@ -311,12 +311,12 @@ def _record(outcomes: list[Outcome], *, claimed_at: datetime, now: datetime) -> 
         return []
     rows = [_apply(o, now=now) for o in outcomes]
     notes = [(o.note or o.remote_id)[:1000] for o in outcomes]
+    if connection.vendor == "postgresql":
+        # One statement, the rows and their history: atomic without a transaction of ours
+        # (BEGIN and COMMIT would be two more round trips a chunk).
+        owned = ledger_postgresql.sends_record(rows, notes=notes, claimed_at=claimed_at, now=now)
+        return [o for o in outcomes if o.send.pk in owned]
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            owned = ledger_postgresql.sends_record(
-                rows, notes=notes, claimed_at=claimed_at, now=now
-            )
-            return [o for o in outcomes if o.send.pk in owned]
         owned = set(
             Send.objects.select_for_update()
             .filter(
@@ -467,12 +467,18 @@ def _chunk_claim(*, batch_id: int) -> _Chunk | None:
     not sending, its campaign is backed off or its passcode unreadable). No rows: nothing due
     to claim (the caller ends the chain with `_batch_idle`, once its rows are written)."""
     started = time.perf_counter()
-    batch = (
-        Batch.objects.filter(pk=batch_id)
-        .select_related("campaign", "campaign__backoff")
-        .defer("campaign__passcode")
-        .first()
-    )
+    # The passcode is decrypted here, with the batch (one query), and lives only in the client.
+    # Before the claim: a passcode no key can read pauses the batch with its rows still
+    # waiting, instead of leaving them claimed for the sweep to call "outcome unknown".
+    try:
+        batch = (
+            Batch.objects.filter(pk=batch_id)
+            .select_related("campaign", "campaign__backoff")
+            .first()
+        )
+    except DecryptionError:
+        batch_pause(batch_id=batch_id, reason=PAUSED_FOR_KEYS)
+        return None
     if batch is None or batch.state != Batch.State.SENDING:
         return None
     backoff = getattr(batch.campaign, "backoff", None)
@@ -487,14 +493,7 @@ def _chunk_claim(*, batch_id: int) -> _Chunk | None:
             # The wait is over, and another call of the campaign is finding out whether
             # Mokugift answers again: one call at a time until it does.
             return None
-    # The passcode is decrypted here, at the moment of the call, and lives only in the client.
-    # Before the claim: a passcode no key can read pauses the batch with its rows still
-    # waiting, instead of leaving them claimed for the sweep to call "outcome unknown".
-    try:
-        client = MokugiftClient.for_campaign(batch.campaign)
-    except DecryptionError:
-        batch_pause(batch_id=batch_id, reason=PAUSED_FOR_KEYS)
-        return None
+    client = MokugiftClient.for_campaign(batch.campaign)
     sends = sends_claim(batch_id=batch_id, limit=settings.MOKUGIFT_CHUNK_SIZE, mode=batch.mode)
     return _Chunk(batch=batch, backoff=backoff, client=client, sends=sends, started=started)
 

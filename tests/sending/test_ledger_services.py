@@ -394,3 +394,69 @@ def test_tasks_for_rows_that_are_gone_return_quietly(db):
     assert batch_send_chunk(987654) is None
     assert campaign_reconcile(987654) is None
     assert sends_sweep() is None
+
+
+def test_an_answer_is_written_exactly_whatever_its_values_hold(campaign):
+    """Every value of an answer reaches its row and its history as it was: quotes,
+    backslashes, line breaks, tabs, non-ASCII, what looks like JSON or SQL, an empty string,
+    a missing error code and one, a retry time to the microsecond."""
+    from rewards.services.chunk import Outcome, _record
+
+    batch = make(campaign, 3)
+    sent, refused, again = sends_claim(batch_id=batch.pk, limit=3)
+    claimed_at = sent.attempt_started_at
+    now = timezone.now()
+    later = datetime(2027, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    hostile = 'a "quote", a \\ backslash, a\nline, a\ttab, é, 木, 🌳, "}], ]; DROP TABLE x; --'
+    written = _record(
+        [
+            Outcome(
+                sent,
+                Send.State.SENT,
+                remote_id='R-"1"\\',
+                url="https://mokugift.example/r/1?a=é&b=\"'",
+                transaction_id="tx 木",
+            ),
+            Outcome(
+                refused,
+                Send.State.FAILED,
+                note=hostile,
+                error_code=102,
+                error_message=hostile,
+            ),
+            Outcome(again, Send.State.WAITING, next_attempt_at=later, attempts=0),
+        ],
+        claimed_at=claimed_at,
+        now=now,
+    )
+    assert len(written) == 3
+    first, second, third = (Send.objects.get(pk=s.pk) for s in (sent, refused, again))
+    assert (first.state, first.remote_id, first.url, first.transaction_id) == (
+        "sent",
+        'R-"1"\\',
+        "https://mokugift.example/r/1?a=é&b=\"'",
+        "tx 木",
+    )
+    assert first.sent_at == now and first.error_code is None and first.error_message == ""
+    assert (second.state, second.error_code, second.error_message, second.sent_at) == (
+        "failed",
+        102,
+        hostile,
+        None,
+    )
+    assert (third.state, third.next_attempt_at, third.attempts) == ("waiting", later, 0)
+    notes = dict(SendEvent.objects.filter(from_state="sending").values_list("send_id", "note"))
+    assert notes == {sent.pk: 'R-"1"\\', refused.pk: hostile, again.pk: ""}
+
+
+def test_a_deleted_batch_takes_its_rows_and_their_history(campaign):
+    """SendEvent has no foreign key in the database (its writes are checked by construction):
+    the ORM still deletes a row's history with it."""
+    batch = make(campaign, 2)
+    other = make(campaign, 1)
+    sends_claim(batch_id=batch.pk, limit=2)
+    sends_claim(batch_id=other.pk, limit=1)
+    assert SendEvent.objects.count() == 3
+    batch.delete()
+    assert not Send.objects.filter(batch_id=batch.pk).exists()
+    assert list(SendEvent.objects.values_list("send__batch_id", flat=True)) == [other.pk]
