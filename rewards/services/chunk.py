@@ -77,49 +77,32 @@ def sends_claim(*, batch_id: int, limit: int, mode: str | None = None) -> list[C
         mode = Batch.objects.filter(pk=batch_id).values_list("mode", flat=True).first()
     if mode is None:
         return []
-    by_id = mode == Mode.LINK_ID
-    if connection.vendor == "postgresql":
-        # One statement, atomic by itself (no BEGIN and COMMIT: two round trips a chunk),
-        # which already leaves a repeated recipient waiting; the rule below stays the judge.
-        claimed: list[Claimed] = list(
-            ledger_postgresql.sends_claim(batch_id=batch_id, limit=limit, now=now, by_id=by_id)
-        )
-        ours, twice = _repeats_apart(claimed, by_id=by_id)
-        if twice:
-            with transaction.atomic():
-                _repeats_put_back(twice, now=now)
-        return ours
     with transaction.atomic():
-        claimed = list(_claim_orm(batch_id=batch_id, limit=limit, now=now))
-        ours, twice = _repeats_apart(claimed, by_id=by_id)
+        if connection.vendor == "postgresql":
+            claimed: list[Claimed] = list(
+                ledger_postgresql.sends_claim(batch_id=batch_id, limit=limit, now=now)
+            )
+        else:
+            claimed = list(_claim_orm(batch_id=batch_id, limit=limit, now=now))
+        seen: set[str] = set()
+        ours: list[Claimed] = []
+        twice: list[Claimed] = []
+        for send in claimed:
+            key = recipient_key(by_id=mode == Mode.LINK_ID, recipient=send.recipient)
+            (twice if key in seen else ours).append(send)
+            seen.add(key)
         if twice:
-            _repeats_put_back(twice, now=now)
+            # The same recipient twice in one call: the later row waits for another chunk.
+            Send.objects.filter(
+                pk__in=[t.pk for t in twice], state=Send.State.SENDING, attempt_started_at=now
+            ).update(state=Send.State.WAITING, attempts=F("attempts") - 1, updated_at=now)
+            _events(
+                [t.pk for t in twice],
+                from_state=Send.State.SENDING,
+                to_state=Send.State.WAITING,
+                note="same recipient in this call already: next chunk",
+            )
     return ours
-
-
-def _repeats_apart(claimed: list[Claimed], *, by_id: bool) -> tuple[list[Claimed], list[Claimed]]:
-    """The claimed rows, and those whose recipient (recipient_key) an earlier one has."""
-    seen: set[str] = set()
-    ours: list[Claimed] = []
-    twice: list[Claimed] = []
-    for send in claimed:
-        key = recipient_key(by_id=by_id, recipient=send.recipient)
-        (twice if key in seen else ours).append(send)
-        seen.add(key)
-    return ours, twice
-
-
-def _repeats_put_back(twice: list[Claimed], *, now: datetime) -> None:
-    """The same recipient twice in one call: the later row waits for another chunk."""
-    Send.objects.filter(
-        pk__in=[t.pk for t in twice], state=Send.State.SENDING, attempt_started_at=now
-    ).update(state=Send.State.WAITING, attempts=F("attempts") - 1, updated_at=now)
-    _events(
-        [t.pk for t in twice],
-        from_state=Send.State.SENDING,
-        to_state=Send.State.WAITING,
-        note="same recipient in this call already: next chunk",
-    )
 
 
 def _claim_orm(*, batch_id: int, limit: int, now: datetime) -> list[Send]:

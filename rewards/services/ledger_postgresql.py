@@ -128,29 +128,19 @@ def _copy_text(value: str) -> str:
     return value
 
 
-def sends_claim(*, batch_id: int, limit: int, now: datetime, by_id: bool) -> list[ClaimedSend]:
-    """The claim and its history in one statement (one round trip per chunk).
-
-    A recipient is claimed once per call: of the candidates with one recipient (compared as
-    rewards.recipients.recipient_key compares them: exactly for IDs, without blanks and case
-    for addresses), the first in the file; the others stay waiting, for the next chunk. The
-    caller checks again by recipient_key itself (PostgreSQL's lower() follows the
-    database's collation, Python's str.lower() the Unicode tables: they can differ beyond
-    ASCII)."""
+def sends_claim(*, batch_id: int, limit: int, now: datetime) -> list[ClaimedSend]:
+    """The claim and its history in one statement (one round trip per chunk)."""
     send_table, event_table = Send._meta.db_table, SendEvent._meta.db_table
     batch_table = Batch._meta.db_table
-    key = "c.recipient" if by_id else "lower(btrim(c.recipient))"
     sql = f"""
         WITH candidates AS (
-            SELECT s.id, s.row_number, s.recipient FROM {send_table} s
+            SELECT s.id FROM {send_table} s
             WHERE s.batch_id = %(batch)s AND s.state = %(waiting)s
               AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= %(now)s)
               AND (SELECT b.state FROM {batch_table} b WHERE b.id = %(batch)s) = %(open)s
             ORDER BY s.row_number
             LIMIT %(limit)s
             FOR UPDATE OF s SKIP LOCKED
-        ), firsts AS (
-            SELECT DISTINCT ON ({key}) c.id FROM candidates c ORDER BY {key}, c.row_number
         ), claimed AS (
             UPDATE {send_table} s
             SET state = %(sending)s, attempts = s.attempts + 1, attempt_started_at = %(now)s,
@@ -158,7 +148,7 @@ def sends_claim(*, batch_id: int, limit: int, now: datetime, by_id: bool) -> lis
                 next_attempt_at = NULL, updated_at = %(now)s
             -- By primary key: a join on `state` could be planned from stale statistics
             -- (a new batch makes "waiting" common all at once).
-            WHERE s.id = ANY(ARRAY(SELECT id FROM firsts)) AND s.state = %(waiting)s
+            WHERE s.id = ANY(ARRAY(SELECT id FROM candidates)) AND s.state = %(waiting)s
             RETURNING s.id, s.row_number, s.recipient, s.name, s.attempts
         ), events AS (
             INSERT INTO {event_table} (send_id, at, from_state, to_state, note)

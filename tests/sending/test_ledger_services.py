@@ -27,7 +27,6 @@ from rewards.services.sending import (
     retry_delay,
 )
 from rewards.services.sweep import sends_stuck_to_unknown
-from tests.conftest import need_service
 
 
 @pytest.fixture
@@ -164,39 +163,7 @@ def test_a_claim_takes_a_recipient_once_per_call(campaign):
         ],
     )
     assert [s.row_number for s in sends_claim(batch_id=batch.pk, limit=10)] == [2, 4]
-    later = Send.objects.get(batch=batch, row_number=3)
-    assert (later.state, later.attempts) == ("waiting", 0)
     assert [s.row_number for s in sends_claim(batch_id=batch.pk, limit=10)] == [3]
-
-
-def test_a_repeat_the_claim_statement_lets_through_is_put_back(campaign, monkeypatch):
-    """PostgreSQL's lower() may fold a character otherwise than Python's: recipient_key is the
-    judge. Here the statement is made to compare exactly (as for IDs), so "SALLY@" passes it;
-    the rule puts that row back, waiting, with its attempt undone and said."""
-    from rewards.services import ledger_postgresql
-
-    if connection.vendor != "postgresql":
-        need_service("PostgreSQL (its claim statement)")
-    claim = ledger_postgresql.sends_claim
-    monkeypatch.setattr(
-        ledger_postgresql, "sends_claim", lambda **kw: claim(**{**kw, "by_id": True})
-    )
-    batch = batch_create(
-        campaign=campaign,
-        mode="email",
-        source="csv",
-        rows=[
-            RecipientRow(row_number=2, recipient="sally@example.com"),
-            RecipientRow(row_number=3, recipient="SALLY@example.com"),
-        ],
-    )
-    assert [s.row_number for s in sends_claim(batch_id=batch.pk, limit=10)] == [2]
-    later = Send.objects.get(batch=batch, row_number=3)
-    assert (later.state, later.attempts) == ("waiting", 0)
-    assert list(later.events.values_list("to_state", "note")) == [
-        ("sending", ""),
-        ("waiting", "same recipient in this call already: next chunk"),
-    ]
 
 
 def test_a_paused_or_cancelled_batch_is_not_claimed(campaign):
