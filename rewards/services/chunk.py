@@ -301,7 +301,8 @@ def _apply(o: Outcome, *, now: datetime) -> Claimed:
 
 
 def _record(outcomes: list[Outcome], *, claimed_at: datetime, now: datetime) -> list[Outcome]:
-    """Write every row's outcome in one short transaction; return the ones written.
+    """Write every row's outcome at once (one statement on PostgreSQL, one short transaction
+    elsewhere); return the ones written.
 
     Only rows still *sending* under this claim are written: if the sweep gave up on this call
     (it took longer than the timeouts allow) the row is the sweep's now, and reconciliation

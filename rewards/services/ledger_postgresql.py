@@ -1,4 +1,4 @@
-"""The ledger's hot statements on PostgreSQL: each one round trip, with arrays for the rows.
+"""The ledger's hot statements on PostgreSQL: each one round trip, the rows as arrays or JSON.
 
 rewards/services/sending.py and chunk.py decide what is written and call these on PostgreSQL;
 elsewhere (SQLite, in `make run`) they write the same through the ORM. Only rows still in the
@@ -66,10 +66,14 @@ class ClaimedSend:
 
 @contextmanager
 def _server_bound_cursor() -> Iterator[CursorWrapper]:
-    """Django's cursor (its errors, its query log), binding the values on the server: a
-    client-bound cursor quotes every value into the statement's text in Python first."""
+    """Django's cursor (its checks, its errors; the query log shows $1... without values),
+    binding the values on the server: a client-bound cursor quotes every value into the
+    statement's text in Python first."""
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        raw = psycopg.Cursor(connection.connection)
     make = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
     # The stubs name the database's own cursor CursorWrapper, what make_cursor returns.
     with make(raw) as cursor:  # type: ignore[arg-type]

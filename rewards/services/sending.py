@@ -507,8 +507,8 @@ def batch_pause(*, batch_id: int, reason: str) -> None:
     paused = Batch.objects.filter(pk=batch_id, state=Batch.State.SENDING).update(
         state=Batch.State.PAUSED, paused_reason=reason
     )
-    logger.warning("batch %s paused: %s", batch_id, reason)
     if paused:
+        logger.warning("batch %s paused: %s", batch_id, reason)
         notice_enqueue("batch_paused", batch_pk=batch_id)
         webhook_emit_batch(event=Event.BATCH_PAUSED, batch_id=batch_id)
 

@@ -396,6 +396,8 @@ def test_tasks_for_rows_that_are_gone_return_quietly(db):
     assert sends_sweep() is None
 
 
+# Outside a test's transaction, as a worker writes it: on PostgreSQL with none of its own.
+@pytest.mark.django_db(transaction=True)
 def test_an_answer_is_written_exactly_whatever_its_values_hold(campaign):
     """Every value of an answer reaches its row and its history as it was: quotes,
     backslashes, line breaks, tabs, non-ASCII, what looks like JSON or SQL, an empty string,
@@ -460,3 +462,25 @@ def test_a_deleted_batch_takes_its_rows_and_their_history(campaign):
     batch.delete()
     assert not Send.objects.filter(batch_id=batch.pk).exists()
     assert list(SendEvent.objects.values_list("send__batch_id", flat=True)) == [other.pk]
+
+
+def test_a_stale_task_of_a_finished_batch_whose_passcode_is_unreadable_says_nothing(
+    campaign, settings, caplog
+):
+    """The passcode is read with the batch, before its state: a task of a cancelled batch
+    whose passcode no key reads ends quietly, without saying it paused anything (found in
+    review)."""
+    import logging
+
+    from cryptography.fernet import Fernet
+
+    from rewards.services.chunk import batch_send_chunk
+
+    batch = make(campaign, 2)
+    Batch.objects.filter(pk=batch.pk).update(state=Batch.State.CANCELLED)
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with caplog.at_level(logging.WARNING, logger="rewards.services.sending"):
+        assert batch_send_chunk(batch_id=batch.pk) is False
+    batch.refresh_from_db()
+    assert batch.state == Batch.State.CANCELLED
+    assert [r.getMessage() for r in caplog.records if "paused" in r.getMessage()] == []
